@@ -1,0 +1,139 @@
+"""Child processes, each in its own process group, so a stop can kill everything they spawned."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TaskStopped
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+    killed: bool = False  # ended by a stop or cancel
+    seconds: float = 0.0
+
+
+class ProcessGroups:
+    """The live process groups of one task. `kill_all` is what a stop or cancel calls."""
+
+    def __init__(self) -> None:
+        self._live: dict[int, asyncio.subprocess.Process] = {}
+        self._closed = False
+
+    @property
+    def pgids(self) -> list[int]:
+        return list(self._live)
+
+    async def run(
+        self,
+        argv: list[str],
+        cwd: Path,
+        timeout_s: float,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> Completed:
+        if self._closed:
+            raise TaskStopped("cancelled", "stopped: no new processes may start")
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # own process group: killpg reaches its children too
+        )
+        self._live[proc.pid] = proc
+        timed_out = False
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
+        except TimeoutError:
+            timed_out = True
+            _killpg(proc.pid)
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:
+            _killpg(proc.pid)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 2)
+            raise
+        finally:
+            self._live.pop(proc.pid, None)
+            # Background children of a finished command are killed too: nothing outlives a step.
+            _killpg(proc.pid)
+        killed = self._closed or (proc.returncode is not None and proc.returncode < 0 and not timed_out)
+        return Completed(
+            returncode=proc.returncode if proc.returncode is not None else -9,
+            stdout=out or b"",
+            stderr=err or b"",
+            timed_out=timed_out,
+            killed=killed,
+            seconds=time.monotonic() - started,
+        )
+
+    async def kill_all(self, close: bool = True) -> None:
+        """SIGKILL every group and wait until each leader is reaped and the group is empty."""
+        self._closed = self._closed or close
+        procs = list(self._live.items())
+        for pgid, _ in procs:
+            _killpg(pgid)
+        for pgid, proc in procs:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 2)
+            await wait_group_gone(pgid)
+
+    def reopen(self) -> None:
+        self._closed = False
+
+
+def _killpg(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any non-zombie process is in the group (zombies hold no resources and
+    may wait on a parent that never reaps them, e.g. a container's PID 1)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return any(state != "Z" for state in _group_states(pgid))
+
+
+def _group_states(pgid: int) -> list[str]:
+    states = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid):
+            states.append(fields[0])
+    return states
+
+
+async def wait_group_gone(pgid: int, timeout_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        _killpg(pgid)
+        await asyncio.sleep(0.005)
+    return True

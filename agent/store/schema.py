@@ -1,0 +1,117 @@
+"""Versioned migrations. Append a new entry to MIGRATIONS; never edit a shipped one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        state TEXT NOT NULL,
+        approve_mode TEXT NOT NULL DEFAULT 'ask',
+        model TEXT NOT NULL DEFAULT '',
+        engine_id TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        updated_at REAL NOT NULL,
+        steps INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        branch TEXT,
+        worktree TEXT,
+        base_commit TEXT,
+        summary TEXT,
+        error TEXT,
+        changes TEXT NOT NULL DEFAULT '[]',
+        options TEXT NOT NULL DEFAULT '{}',
+        kind TEXT NOT NULL DEFAULT 'task'
+    );
+    CREATE INDEX tasks_state_created ON tasks(state, created_at DESC);
+    CREATE INDEX tasks_created ON tasks(created_at DESC);
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_task_seq ON events(task_id, seq);
+
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        risk TEXT NOT NULL DEFAULT 'medium',
+        state TEXT NOT NULL DEFAULT 'pending',
+        decided_by TEXT,
+        reason TEXT,
+        created_at REAL NOT NULL,
+        decided_at REAL,
+        timeout_at REAL
+    );
+    CREATE INDEX approvals_state ON approvals(state, created_at);
+
+    CREATE TABLE learnings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT,
+        category TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        uses INTEGER NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        task_id TEXT,
+        payload TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        taken_by TEXT,
+        taken_at REAL
+    );
+
+    CREATE TABLE engines (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        role TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat REAL NOT NULL
+    );
+
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT,
+        ts REAL NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_creation_input_tokens INTEGER NOT NULL,
+        cache_read_input_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL
+    );
+    CREATE INDEX usage_ts ON usage(ts);
+
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        task_id TEXT,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
