@@ -46,12 +46,14 @@ END_STATES = (SUCCEEDED, FAILED, CANCELLED, ROLLED_BACK, INTERRUPTED)
 ALL_STATES = LIVE_STATES + END_STATES
 
 # Forward path; any live state may also go to failed/cancelled/interrupted.
+# A task pauses in awaiting_approval mid-run too (a risky command) and then resumes;
+# a task run without applying goes straight from its last working state to succeeded.
 _FORWARD = {
     QUEUED: {PLANNING},
-    PLANNING: {RUNNING},
-    RUNNING: {VERIFYING, AWAITING_APPROVAL},
-    VERIFYING: {RUNNING, AWAITING_APPROVAL},
-    AWAITING_APPROVAL: {APPLYING, RUNNING},
+    PLANNING: {RUNNING, AWAITING_APPROVAL},
+    RUNNING: {VERIFYING, AWAITING_APPROVAL, SUCCEEDED},
+    VERIFYING: {RUNNING, AWAITING_APPROVAL, SUCCEEDED},
+    AWAITING_APPROVAL: {APPLYING, PLANNING, RUNNING, VERIFYING},
     APPLYING: {SUCCEEDED},
 }
 

@@ -1,0 +1,34 @@
+"""Keeping the conversation inside the model's window without breaking the cached prefix.
+
+The system prompt and tool list never change, so their cache entry survives. When the
+conversation nears the window, the outputs of older tool results are replaced by a short
+note in one go (not a little each turn, which would miss the cache every call).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+KEEP_RECENT = 6  # messages at the end that are never condensed
+ELIDED = "[output elided to keep the conversation within the context window]"
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    # ~4 characters per token is close enough to decide when to condense.
+    return len(json.dumps(messages, default=str)) // 4
+
+
+def condense(messages: list[dict[str, Any]], window: int, threshold: float = 0.7) -> bool:
+    """Elide old tool outputs in place when over `threshold` of `window`. True if it did."""
+    if estimate_tokens(messages) < window * threshold:
+        return False
+    changed = False
+    for message in messages[1:-KEEP_RECENT]:  # the task prompt (first) stays whole
+        if message["role"] != "user" or isinstance(message["content"], str):
+            continue
+        for block in message["content"]:
+            if block.get("type") == "tool_result" and block.get("content") != ELIDED:
+                block["content"] = ELIDED
+                changed = True
+    return changed

@@ -1,0 +1,467 @@
+"""The engine: one per process (cockpit or daemon), many tasks at once, the store as truth.
+
+Tasks queue, run up to `max_concurrent` at a time, each in its own worktree, and every
+state change is an event. Control that may come from another process (cancel, stop,
+re-arm, approval decisions) arrives through store rows picked up by `_control_loop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from . import events as ev
+from . import insights, workspace
+from .approvals import ApprovalDesk
+from .bus import EventBus
+from .config import Config
+from .errors import CockpitError, StopActive, TaskStopped, UsageError
+from .models.base import Model
+from .run import Limits, TaskRun
+from .safety import Safety
+from .store import Store
+from .tools import load_tools
+
+log = logging.getLogger(__name__)
+CONTROL_INTERVAL_S = 0.1  # cross-process stop must be noticed within 300 ms
+APPROVE_MODES = ("ask", "auto", "deny")
+
+
+class Engine:
+    def __init__(self, config: Config, store: Store, *, role: str = "tui",
+                 model_factory: Callable[[str], Model] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.role = role
+        self.engine_id = f"{role}-{uuid.uuid4().hex[:8]}"
+        self.safety = Safety(config, store)
+        self.bus = EventBus(store, self.safety.redact)
+        self.desk = ApprovalDesk(store)
+        self.tools = load_tools()
+        self.stopped = False
+        self._model_factory = model_factory or _default_model_factory(config)
+        self._runs: dict[str, TaskRun] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._states: dict[str, str] = {}
+        self._queue: list[str] = []
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.engine.max_concurrent)
+        self._plain_locks: dict[str, asyncio.Lock] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._command_cursor = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, config: Config, role: str = "tui",
+                   model_factory: Callable[[str], Model] | None = None) -> Engine:
+        store = await Store.open(config.store_path)
+        engine = cls(config, store, role=role, model_factory=model_factory)
+        try:
+            await engine.start()
+        except BaseException:
+            await store.close()
+            raise
+        return engine
+
+    async def start(self) -> None:
+        await self.safety.load()
+        await self.store.register_engine(self.engine_id, os.getpid(), socket.gethostname(), self.role)
+        self._command_cursor = await self.store.last_command_id()
+        self.stopped = bool((await self.store.get_setting("emergency_stop", {})).get("engaged"))
+        await self.bus.start()
+        await self._recover()
+        self._loops = [asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+                       asyncio.create_task(self._control_loop(), name="control")]
+
+    async def close(self, reason: str = "engine shut down") -> None:
+        for task in self._loops:
+            task.cancel()
+        for task_id, run in list(self._runs.items()):
+            run.stop_reason = (ev.INTERRUPTED, reason)
+            await run.procs.kill_all()
+            self._workers[task_id].cancel()
+        for worker in list(self._workers.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker
+        for task_id in self._queue:
+            await self.transition(task_id, ev.INTERRUPTED, reason)
+        await self.bus.close()
+        await self.store.remove_engine(self.engine_id)
+        await self.store.close()
+
+    async def _recover(self) -> None:
+        """Tasks left live by an engine that is gone become `interrupted`."""
+        alive = {e["id"] for e in await self.store.engines() if _engine_alive(e, self.config)}
+        for task in await self.store.list_tasks(states=ev.LIVE_STATES, limit=10_000):
+            if task["engine_id"] not in alive:
+                await self.bus.adopt(task["id"])
+                self._states[task["id"]] = task["state"]
+                await self.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
+                await self._complete(task["id"], False, "interrupted: the process running it stopped")
+
+    # -- public API ------------------------------------------------------------------------
+    async def submit(self, title: str, workspace_dir: Path | str, *, approve: str = "ask",
+                     model: str | None = None, max_steps: int | None = None,
+                     max_cost: float | None = None, apply: bool = True) -> str:
+        title = " ".join(str(title).split())
+        if not title:
+            raise UsageError("the task is empty: describe what the agent should do")
+        if len(title) > 10_000:
+            raise UsageError("the task is longer than 10,000 characters")
+        if approve not in APPROVE_MODES:
+            raise UsageError(f"approve mode must be one of {', '.join(APPROVE_MODES)}")
+        if self.stopped:
+            raise StopActive("emergency stop is engaged: re-arm before starting new work")
+        ws = await workspace.check_workspace(Path(workspace_dir))
+        task_id = uuid.uuid4().hex[:12]
+        options = {"max_steps": max_steps, "max_cost": max_cost, "apply": apply}
+        await self.store.create_task({"id": task_id, "title": title, "workspace": str(ws),
+                                      "state": ev.QUEUED, "approve_mode": approve,
+                                      "model": model or self.config.engine.model,
+                                      "engine_id": self.engine_id, "options": options})
+        await self.bus.adopt(task_id)
+        self._states[task_id] = ev.QUEUED
+        self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
+        await self.safety.audit("operator", "submit", task_id, {"title": title, "workspace": str(ws)})
+        self._queue.append(task_id)
+        self._wake.set()
+        return task_id
+
+    async def get(self, task_id: str) -> dict[str, Any] | None:
+        return await self.store.get_task(task_id)
+
+    async def list(self, **filters: Any) -> list[dict[str, Any]]:
+        return await self.store.list_tasks(**filters)
+
+    async def events(self, task_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
+        await self.bus.flush()
+        return await self.store.task_events(task_id, after_seq)
+
+    def subscribe(self, task_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        return self.bus.subscribe(task_id)
+
+    async def wait(self, task_id: str) -> dict[str, Any]:
+        """Until the task reaches an end state (whoever runs it)."""
+        while True:
+            worker = self._workers.get(task_id)
+            if worker:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(worker)
+            task = await self.store.get_task(task_id)
+            if task is None:
+                raise UsageError(f"no task {task_id}")
+            if task["state"] in ev.END_STATES:
+                await self.bus.flush()
+                return task
+            await asyncio.sleep(0.1)
+
+    async def cancel(self, task_id: str, by: str = "operator") -> None:
+        task = await self._require(task_id)
+        task_id = task["id"]
+        if task["state"] in ev.END_STATES:
+            raise UsageError(f"task {task_id} already ended ({task['state']})")
+        await self.safety.audit(by, "cancel", task_id, {})
+        if task_id in self._states:
+            await self._halt_task(task_id, (ev.CANCELLED, f"cancelled by {by}"))
+        else:
+            await self.store.add_command("cancel", task_id, {"by": by})
+
+    async def pending_approvals(self) -> list[dict[str, Any]]:
+        return await self.store.approvals("pending")
+
+    async def decide(self, approval_id: int, approved: bool, by: str = "operator",
+                     reason: str = "") -> None:
+        row = await self.store.get_approval(approval_id)
+        if row is None:
+            raise UsageError(f"no approval request {approval_id}")
+        if row["state"] != "pending":
+            raise UsageError(f"approval {approval_id} was already {row['state']} by {row['decided_by']}")
+        if await self.desk.decide(approval_id, approved, by, reason):
+            await self.safety.audit(by, "approve" if approved else "deny", row["task_id"],
+                                    {"approval_id": approval_id, "kind": row["kind"]})
+
+    async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
+        """Decide every pending request of a task (the CLI's approve/deny TASK_ID)."""
+        task = await self._require(task_id)
+        pending = await self.store.approvals("pending", task_id=task["id"])
+        if not pending:
+            raise UsageError(f"task {task['id']} has no pending approval")
+        for row in pending:
+            await self.decide(row["id"], approved, by)
+        return len(pending)
+
+    async def rollback(self, task_id: str, to_step: int | None = None,
+                       by: str = "operator") -> dict[str, Any]:
+        from .rollback import rollback_task
+
+        task = await self._require(task_id)
+        return await rollback_task(self, task, to_step, by)
+
+    async def emergency_stop(self, by: str = "operator") -> None:
+        await self.store.set_setting("emergency_stop", {"engaged": True, "by": by, "ts": time.time()})
+        await self.store.add_command("stop", None, {"by": by})
+        await self.safety.audit(by, "emergency_stop", None, {"engine": self.engine_id})
+        await self._halt_all(by)
+
+    async def rearm(self, by: str = "operator") -> None:
+        await self.store.set_setting("emergency_stop", {"engaged": False, "by": by, "ts": time.time()})
+        await self.store.add_command("rearm", None, {"by": by})
+        await self.safety.audit(by, "rearm", None, {})
+        self.stopped = False
+        self._wake.set()
+
+    async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
+        return await self.store.learnings(query)
+
+    # -- views for panels and the API (agent/insights.py) ----------------------------------
+    def capabilities(self) -> list[dict[str, Any]]:
+        return insights.capabilities(self)
+
+    async def recent_tool_use(self) -> dict[str, dict[str, Any]]:
+        return await insights.recent_tool_use(self)
+
+    async def metrics(self, days: int = 14) -> dict[str, Any]:
+        return await insights.metrics(self, days)
+
+    async def health(self, ping: bool = False) -> dict[str, Any]:
+        return await insights.health(self, ping)
+
+    async def budget(self) -> dict[str, Any]:
+        return await insights.budget(self)
+
+    async def audit_verify(self) -> tuple[bool, str]:
+        from .audit import verify
+
+        return await verify(self.store)
+
+    @property
+    def policy_mode(self) -> str:
+        return self.safety.policy.mode
+
+    async def set_policy(self, tool: str, decision: str, by: str = "operator") -> None:
+        self.safety.set_policy(tool, decision)
+        await self.safety.audit(by, "policy", None, {"tool": tool, "decision": decision})
+
+    async def set_policy_mode(self, mode: str, by: str = "operator") -> None:
+        self.safety.set_mode(mode)
+        await self.safety.audit(by, "policy_mode", None, {"mode": mode})
+
+    # -- what TaskRun calls ----------------------------------------------------------------
+    async def emit(self, task_id: str, type_: str, **payload: Any) -> None:
+        self.bus.emit(task_id, type_, **payload)
+
+    def state_of(self, task_id: str) -> str:
+        return self._states.get(task_id, "")
+
+    async def transition(self, task_id: str, state: str, reason: str = "") -> None:
+        old = self._states.get(task_id, "")
+        if old == state:
+            return
+        if old and not ev.can_transition(old, state):
+            log.warning("odd transition %s -> %s for %s", old, state, task_id)
+        self._states[task_id] = state
+        fields: dict[str, Any] = {"state": state}
+        if state in ev.END_STATES:
+            fields["finished_at"] = time.time()
+            if reason and state != ev.SUCCEEDED:
+                fields["error"] = reason
+        await self.store.update_task(task_id, **fields)
+        payload = {"state": state, "previous": old}
+        if reason:
+            payload["reason"] = reason
+        self.bus.emit(task_id, ev.STATUS, **payload)
+
+    async def request_approval(self, run: TaskRun, kind: str, summary: str,
+                               detail: dict[str, Any]) -> bool:
+        timeout = self.config.engine.approval_timeout_s
+        approval_id = await self.desk.request(run.task_id, kind, summary, detail, timeout)
+        run.pending_approvals.append(approval_id)
+        risk = (await self.store.get_approval(approval_id) or {}).get("risk", "medium")
+        self.bus.emit(run.task_id, ev.APPROVAL_REQUESTED, approval_id=approval_id, kind=kind,
+                      summary=summary, detail=detail, risk=risk)
+        if run.approve_mode in ("auto", "deny"):
+            await self.desk.decide(approval_id, run.approve_mode == "auto",
+                                   f"rule:approve={run.approve_mode}")
+        previous = self._states.get(run.task_id, ev.RUNNING)
+        if previous != ev.AWAITING_APPROVAL:
+            await self.transition(run.task_id, ev.AWAITING_APPROVAL, summary)
+        try:
+            row = await self.desk.wait(approval_id, timeout)
+        finally:
+            run.pending_approvals.remove(approval_id)
+        approved = row["state"] == "approved"
+        self.bus.emit(run.task_id, ev.APPROVAL_DECIDED, approval_id=approval_id, kind=kind,
+                      approved=approved, by=row["decided_by"], reason=row.get("reason") or "")
+        if kind != "apply" and previous != ev.AWAITING_APPROVAL:
+            await self.transition(run.task_id, previous)
+        return approved
+
+    async def analyse(self, root: Path) -> dict[str, Any]:
+        from .run import workspace_summary
+
+        return await asyncio.to_thread(workspace_summary, root)
+
+    async def relevant_learnings(self, title: str, limit: int = 8) -> list[str]:
+        rows = [r for r in await self.store.learnings(limit=200) if r["category"] != "nextStep"]
+        words = {w for w in title.lower().split() if len(w) > 3}
+        rows.sort(key=lambda r: -len(words & set(r["text"].lower().split())))
+        chosen = rows[:limit]
+        await self.store.mark_learnings_used([r["id"] for r in chosen])
+        return [r["text"] for r in chosen]
+
+    async def record_usage(self, run: TaskRun, model: str, usage: dict[str, Any]) -> None:
+        await self.store.add_usage(run.task_id, model, usage)
+        await self.store.update_task(run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6))
+        self.bus.emit(run.task_id, ev.USAGE, model=model, total_cost_usd=round(run.cost, 6),
+                      total_tokens=run.tokens, **usage)
+        if await self.safety.over_daily_budget():
+            raise TaskStopped(ev.FAILED, "daily budget reached; raise engine.daily_budget_usd or wait")
+
+    async def note_step(self, run: TaskRun) -> None:
+        await self.store.update_task(run.task_id, steps=run.steps)
+
+    def policy_decision(self, tool: Any, args: dict[str, Any]) -> tuple[str, str]:
+        return self.safety.decide(tool.name, args)
+
+    async def audit(self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]) -> None:
+        await self.safety.audit(actor, action, task_id, detail)
+
+    async def checkpoint(self, run: TaskRun, label: str) -> str | None:
+        commit = await run.checkpoints.snapshot(label)
+        if commit:
+            run.checkpoint_steps.append({"step": run.steps, "commit": commit, "label": label})
+            self.bus.emit(run.task_id, ev.CHECKPOINT, step=run.steps, commit=commit, label=label)
+        return commit
+
+    # -- internals -------------------------------------------------------------------------
+    async def _require(self, task_id: str) -> dict[str, Any]:
+        task = await self.store.get_task(task_id)
+        if task is None:
+            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
+        return task
+
+    async def _halt_task(self, task_id: str, reason: tuple[str, str]) -> None:
+        if task_id in self._queue:
+            self._queue.remove(task_id)
+            await self.transition(task_id, reason[0], reason[1])
+            await self._complete(task_id, False, reason[1])
+            return
+        run = self._runs.get(task_id)
+        if run is None:
+            return
+        run.stop_reason = reason
+        self.desk.cancel_for(list(run.pending_approvals))
+        await run.procs.kill_all()
+        worker = self._workers.get(task_id)
+        if worker:
+            worker.cancel()
+
+    async def _halt_all(self, by: str) -> None:
+        self.stopped = True
+        reason = (ev.CANCELLED, f"emergency stop by {by}")
+        await asyncio.gather(*(self._halt_running(task_id, reason) for task_id in list(self._runs)))
+        for task_id in list(self._queue):  # held, not lost: they start after re-arm
+            self.bus.emit(task_id, ev.WARNING, message="held: emergency stop engaged")
+
+    async def _halt_running(self, task_id: str, reason: tuple[str, str]) -> None:
+        if task_id in self._runs:
+            await self._halt_task(task_id, reason)
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and not self.stopped:
+                if await self.safety.over_daily_budget():
+                    for task_id in self._queue:
+                        self.bus.emit(task_id, ev.WARNING, message="held: daily budget reached")
+                    await asyncio.sleep(5)
+                    break
+                await self._slots.acquire()
+                if self.stopped or not self._queue:
+                    self._slots.release()
+                    break
+                task_id = self._queue.pop(0)
+                self._workers[task_id] = asyncio.create_task(self._work(task_id), name=task_id)
+
+    async def _work(self, task_id: str) -> None:
+        from .worker import execute
+
+        try:
+            await execute(self, task_id)
+        finally:
+            self._slots.release()
+            self._workers.pop(task_id, None)
+            self._runs.pop(task_id, None)
+
+    async def _complete(self, task_id: str, success: bool, summary: str,
+                        changes: list[str] | None = None) -> None:
+        self.bus.emit(task_id, ev.COMPLETE, success=success, changes=changes or [], summary=summary)
+        await self.store.update_task(task_id, summary=summary, changes=changes or [])
+        await self.bus.flush()
+
+    async def _control_loop(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(CONTROL_INTERVAL_S)
+            try:
+                await self._apply_commands()
+                await self.desk.poll()
+                beats += 1
+                if beats * CONTROL_INTERVAL_S >= self.config.engine.heartbeat_s:
+                    beats = 0
+                    await self.store.heartbeat(self.engine_id)
+            except CockpitError as exc:
+                log.error("control loop: %s", exc)
+
+    async def _apply_commands(self) -> None:
+        for cmd in await self.store.commands_after(self._command_cursor):
+            self._command_cursor = cmd["id"]
+            by = cmd["payload"].get("by", "another process")
+            if cmd["kind"] == "stop" and not self.stopped:
+                await self._halt_all(by)
+            elif cmd["kind"] == "rearm":
+                self.stopped = False
+                self._wake.set()
+            elif cmd["kind"] == "cancel" and cmd["task_id"] in self._states:
+                if self._states[cmd["task_id"]] not in ev.END_STATES:
+                    await self._halt_task(cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
+
+
+def _engine_alive(row: dict[str, Any], config: Config) -> bool:
+    if row["host"] == socket.gethostname():
+        try:
+            os.kill(int(row["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    return time.time() - row["heartbeat"] < max(10.0, 5 * config.engine.heartbeat_s)
+
+
+def _default_model_factory(config: Config) -> Callable[[str], Model]:
+    def factory(spec: str) -> Model:
+        from .models import make_model
+
+        if spec.startswith("scripted:"):
+            return make_model(spec)
+        return make_model(spec, thinking_budget=config.engine.thinking_budget,
+                          max_tokens=config.engine.max_output_tokens)
+
+    return factory
+
+
+def limits_for(config: Config, options: dict[str, Any]) -> Limits:
+    e = config.engine
+    return Limits(max_steps=options.get("max_steps") or e.max_steps, max_tokens=e.max_tokens,
+                  max_cost_usd=options.get("max_cost") or e.max_cost_usd,
+                  verify_retries=e.verify_retries, stall_repeats=e.stall_repeats,
+                  stall_steps=e.stall_steps)

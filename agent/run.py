@@ -1,0 +1,239 @@
+"""One task's run: the bridge between the small agent loop and the engine.
+
+It owns the per-task state (model, tools, worktree, limits, counters) and turns each
+loop action into events, policy checks, checkpoints and limit checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import prompts
+from .errors import TaskStopped, ToolError
+from .models.base import Model, ModelResponse
+from .procs import ProcessGroups
+from .tools.base import Tool, ToolContext, ToolResult, spec, truncate
+from .workspace import TaskTree
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+WRAP_UP_AT = 0.8  # share of a budget at which the model is told to wrap up
+
+
+@dataclass
+class Limits:
+    max_steps: int
+    max_tokens: int
+    max_cost_usd: float
+    verify_retries: int
+    stall_repeats: int
+    stall_steps: int
+
+
+class TaskRun:
+    def __init__(self, engine: Engine, task: dict[str, Any], model: Model, tools: dict[str, Tool],
+                 tree: TaskTree, limits: Limits) -> None:
+        self.engine = engine
+        self.task_id: str = task["id"]
+        self.title: str = task["title"]
+        self.approve_mode: str = task["approve_mode"]
+        self.model = model
+        self.tools = tools
+        self.tree = tree
+        self.limits = limits
+        self.procs = ProcessGroups()
+        self.ctx = ToolContext(root=tree.path, task_id=self.task_id, config=engine.config,
+                               emit=self.emit, procs=self.procs, ask=self.ask)
+        self.steps = 0
+        self.tokens = 0
+        self.cost = 0.0
+        self.changed: set[str] = set()
+        self.stop_reason: tuple[str, str] | None = None  # (state, reason) once cancelled/stopped
+        self.pending_approvals: list[int] = []
+        self.checkpoints: Any = None  # agent.checkpoints.Checkpoints, set by the worker
+        self.checkpoint_steps: list[dict[str, Any]] = []
+        self._last_calls: list[str] = []
+        self._quiet_steps = 0
+        self._wrap_up_sent = False
+        self._specs = [spec(t) for t in tools.values()]
+
+    # -- plumbing the loop uses ------------------------------------------------------------
+    async def emit(self, type_: str, **payload: Any) -> None:
+        await self.engine.emit(self.task_id, type_, **payload)
+
+    async def set_state(self, state: str, reason: str = "") -> None:
+        await self.engine.transition(self.task_id, state, reason)
+
+    async def ask(self, kind: str, summary: str, detail: dict[str, Any]) -> bool:
+        return await self.engine.request_approval(self, kind, summary, detail)
+
+    def check(self) -> None:
+        if self.stop_reason:
+            raise TaskStopped(*self.stop_reason)
+
+    async def opening_prompt(self) -> str:
+        analysis = await self.engine.analyse(self.tree.path)
+        await self.emit("analysis", **analysis)
+        lessons = await self.engine.relevant_learnings(self.title)
+        return prompts.task_prompt(self.title, analysis["summary"], lessons)
+
+    async def call_model(self, messages: list[dict[str, Any]], tools: bool = True) -> ModelResponse:
+        self.check()
+        response = await self.model.complete(
+            system=prompts.SYSTEM, messages=messages, tools=self._specs if tools else None
+        )
+        self.check()
+        usage = response.usage
+        self.tokens += usage.input_tokens + usage.output_tokens + usage.cache_read_input_tokens \
+            + usage.cache_creation_input_tokens
+        self.cost += usage.cost_usd
+        await self.engine.record_usage(self, response.model or self.model.name, usage.as_dict())
+        for block in response.content:
+            if block.get("type") == "thinking" and block.get("thinking"):
+                await self.emit("thinking", text=block["thinking"])
+            elif block.get("type") == "text" and block.get("text"):
+                await self.emit("text", text=block["text"])
+        if tools and self.engine_state() == "planning":
+            await self.set_state("running")
+        if self.cost > self.limits.max_cost_usd:
+            raise TaskStopped("failed", f"cost limit reached: ${self.cost:.2f} > ${self.limits.max_cost_usd:.2f}")
+        if self.tokens > self.limits.max_tokens:
+            raise TaskStopped("failed", f"token limit reached: {self.tokens:,} > {self.limits.max_tokens:,}")
+        return response
+
+    def engine_state(self) -> str:
+        return self.engine.state_of(self.task_id)
+
+    def notes(self) -> list[dict[str, Any]]:
+        """Extra text for the next user turn: the wrap-up warning, once."""
+        if self._wrap_up_sent:
+            return []
+        near = []
+        if self.cost >= WRAP_UP_AT * self.limits.max_cost_usd:
+            near.append(f"${self.cost:.2f} of ${self.limits.max_cost_usd:.2f}")
+        if self.steps >= WRAP_UP_AT * self.limits.max_steps:
+            near.append(f"{self.steps} of {self.limits.max_steps} steps")
+        if self.tokens >= WRAP_UP_AT * self.limits.max_tokens:
+            near.append(f"{self.tokens:,} of {self.limits.max_tokens:,} tokens")
+        if not near:
+            return []
+        self._wrap_up_sent = True
+        return [{"type": "text", "text": prompts.WRAP_UP.format(what=", ".join(near))}]
+
+    # -- steps -----------------------------------------------------------------------------
+    async def begin_step(self, name: str, args: dict[str, Any]) -> int:
+        self.check()
+        if self.steps >= self.limits.max_steps:
+            raise TaskStopped("failed", f"step limit reached: {self.limits.max_steps} steps")
+        self.steps += 1
+        self.ctx.state["step"] = self.steps
+        await self.engine.note_step(self)
+        target = args.get("path") or args.get("command") or args.get("pattern") or args.get("sql") \
+            or args.get("target") or args.get("title") or ""
+        await self.emit("step", step=self.steps, action=name, target=str(target)[:300],
+                        input=_clip_input(args))
+        await self._check_repeats(name, args)
+        return self.steps
+
+    async def authorize(self, tool: Tool, args: dict[str, Any]) -> None:
+        decision, rule = self.engine.policy_decision(tool, args)
+        if decision == "allow":
+            return
+        if decision == "deny":
+            await self.engine.audit("policy", "tool_denied", self.task_id, {"tool": tool.name, "rule": rule})
+            raise ToolError(f"denied by policy ({rule})")
+        summary = f"{tool.name}: {_describe(tool.name, args)}"
+        if not await self.ask(tool.kind if tool.kind != "exec" else "command", summary,
+                              {"tool": tool.name, "input": _clip_input(args), "rule": rule}):
+            raise ToolError("denied by the operator")
+
+    async def end_step(self, step: int, tool: Tool | None, args: dict[str, Any], result: ToolResult) -> None:
+        await self.emit("tool_result", step=step, action=tool.name if tool else "?",
+                        output=truncate(result.output, 4000), is_error=result.is_error,
+                        changed=result.changed, data=result.data)
+        await self.engine.audit("agent", "tool_call", self.task_id,
+                                {"step": step, "tool": tool.name if tool else None,
+                                 "is_error": result.is_error})
+        touched = bool(result.changed) or (tool is not None and tool.kind in ("exec", "test", "deploy"))
+        commit = await self.engine.checkpoint(self, f"step {step}") if touched else None
+        self.changed.update(result.changed)
+        progressed = self.ctx.state.get("progress_at_step") == step
+        self._quiet_steps = 0 if (commit or progressed) else self._quiet_steps + 1
+        if self._quiet_steps >= self.limits.stall_steps:
+            self._quiet_steps = 0
+            await self._stall(f"{self.limits.stall_steps} steps without a file change or plan progress")
+
+    async def _check_repeats(self, name: str, args: dict[str, Any]) -> None:
+        key = hashlib.sha1(f"{name}{json.dumps(args, sort_keys=True, default=str)}".encode()).hexdigest()
+        self._last_calls = (self._last_calls + [key])[-self.limits.stall_repeats:]
+        if len(self._last_calls) == self.limits.stall_repeats and len(set(self._last_calls)) == 1:
+            self._last_calls = []
+            await self._stall(f"the same {name} call {self.limits.stall_repeats} times in a row")
+
+    async def _stall(self, reason: str) -> None:
+        await self.emit("warning", message=f"stalled: {reason}")
+        if not await self.ask("stall", f"Task looks stuck: {reason}. Continue?", {"reason": reason}):
+            raise TaskStopped("failed", f"stalled: {reason}")
+
+    # -- verification ----------------------------------------------------------------------
+    async def verify(self) -> tuple[bool | None, str]:
+        await self.set_state("verifying")
+        from .tools.run_tests import detect_test_command
+
+        command = detect_test_command(self.tree.path)
+        if not command:
+            await self.emit("verification", passed=None, evidence="no test suite found")
+            return None, ""
+        result = await self.tools["run_tests"].run({"command": command}, self.ctx)
+        await self.engine.checkpoint(self, "verification")
+        data = result.data
+        passed = not result.is_error
+        evidence = f"{command}: {data.get('passed', '?')} passed, {data.get('failed', '?')} failed"
+        await self.emit("verification", passed=passed, evidence=evidence, command=command,
+                        counts={k: data.get(k) for k in ("passed", "failed")})
+        report = prompts.VERIFY_FAILED.format(command=command, failed=data.get("failed", "?"),
+                                              output=truncate(result.output, 8000))
+        return passed, report
+
+
+def _clip_input(args: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in args.items():
+        if isinstance(value, str) and len(value) > 2000:
+            value = value[:2000] + f"... [{len(value) - 2000} more characters]"
+        out[key] = value
+    return out
+
+
+def _describe(name: str, args: dict[str, Any]) -> str:
+    for key in ("command", "sql", "target", "path"):
+        if args.get(key):
+            return str(args[key])[:200]
+    return json.dumps(args)[:200]
+
+
+def workspace_summary(root: Path) -> dict[str, Any]:
+    """A cheap local analysis: what kind of project this is (no model call needed)."""
+    counts: Counter[str] = Counter()
+    files = 0
+    for path in root.rglob("*"):
+        if ".git" in path.parts or "node_modules" in path.parts or not path.is_file():
+            continue
+        files += 1
+        counts[path.suffix or path.name] += 1
+        if files > 20_000:
+            break
+    top = ", ".join(f"{ext} ×{n}" for ext, n in counts.most_common(6))
+    from .tools.run_tests import detect_test_command
+
+    test = detect_test_command(root)
+    summary = f"{files} files ({top}). Test command: {test or 'none detected'}."
+    return {"summary": summary, "files": files, "kinds": dict(counts.most_common(10)),
+            "test_command": test, "ts_start": time.time()}

@@ -1,0 +1,99 @@
+"""Running one task from the queue to its end state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from typing import TYPE_CHECKING
+
+from . import events as ev
+from . import workspace
+from .errors import CockpitError, TaskStopped
+from .loop import run_agent
+from .run import TaskRun
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+async def execute(engine: Engine, task_id: str) -> None:
+    task = await engine.store.get_task(task_id)
+    assert task is not None
+    ws = workspace.Path(task["workspace"])
+    run: TaskRun | None = None
+    lock = None
+    try:
+        tree = await workspace.prepare(ws, task_id, engine.config.worktrees_dir)
+        if not tree.is_git:  # a copied plain folder: one task at a time on it
+            lock = engine._plain_locks.setdefault(str(ws), asyncio.Lock())
+            await lock.acquire()
+        await engine.store.update_task(task_id, branch=tree.branch, worktree=str(tree.path),
+                                       base_commit=tree.base_commit, started_at=time.time())
+        await engine.transition(task_id, ev.PLANNING)
+        from .engine import limits_for
+
+        model = engine._model_factory(task["model"])
+        run = TaskRun(engine, task, model, engine.tools, tree, limits_for(engine.config, task["options"]))
+        run.checkpoints = engine.safety.checkpoints_for(task_id, tree.path)
+        engine._runs[task_id] = run
+        await engine.checkpoint(run, "start")
+        outcome = await run_agent(run)
+        await _save_learnings(engine, task_id, outcome.learnings)
+        await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
+        patch, files = await workspace.diff(tree)
+        if not task["options"].get("apply", True) or not files:
+            note = f"changes on branch {tree.branch}" if files and tree.branch else "no file changes"
+            await engine.transition(task_id, ev.SUCCEEDED)
+            await engine._complete(task_id, True, f"{outcome.summary}\n({note})", files)
+            return
+        approved = await engine.request_approval(
+            run, "apply", f"Apply {len(files)} changed file(s) to {ws}",
+            {"diff": patch, "files": files, "branch": tree.branch})
+        if not approved:
+            reason = f"changes not applied (denied); kept on branch {tree.branch}"
+            await engine.transition(task_id, ev.CANCELLED, reason)
+            await engine._complete(task_id, False, f"{outcome.summary}\n({reason})", files)
+            return
+        await engine.transition(task_id, ev.APPLYING)
+        record = await engine.safety.apply(ws, tree, task)
+        options = {**task["options"], "applied": record}
+        await engine.store.update_task(task_id, options=options)
+        await engine.audit("operator", "apply", task_id, record)
+        await engine.transition(task_id, ev.SUCCEEDED)
+        await engine._complete(task_id, True, outcome.summary, files)
+    except TaskStopped as stop:
+        await _finish(engine, task_id, stop.state, stop.reason, run)
+    except asyncio.CancelledError:
+        state, reason = run.stop_reason if run and run.stop_reason else (ev.CANCELLED, "cancelled")
+        await _finish(engine, task_id, state, reason, run)
+    except CockpitError as exc:
+        await _finish(engine, task_id, ev.FAILED, str(exc), run)
+    except Exception as exc:  # a bug of ours: fail the task, keep the engine
+        log.error("task %s crashed:\n%s", task_id, traceback.format_exc())
+        await _finish(engine, task_id, ev.FAILED, f"internal error: {type(exc).__name__}: {exc}", run)
+    finally:
+        if run is not None:
+            await run.procs.kill_all()
+            await run.model.aclose()
+        if lock is not None:
+            lock.release()
+
+
+async def _finish(engine: Engine, task_id: str, state: str, reason: str, run: TaskRun | None) -> None:
+    if state == ev.FAILED:
+        engine.bus.emit(task_id, ev.ERROR, message=reason)
+    await engine.transition(task_id, state, reason)
+    await engine._complete(task_id, False, reason, sorted(run.changed) if run else [])
+
+
+async def _save_learnings(engine: Engine, task_id: str, learnings: dict[str, list[str]]) -> None:
+    categories = {"patterns": "pattern", "improvements": "improvement", "nextSteps": "nextStep"}
+    items = [(categories[key], text) for key, texts in learnings.items() for text in texts]
+    if not items:
+        return
+    await engine.store.add_learnings(task_id, items)
+    engine.bus.emit(task_id, ev.LEARNING, **learnings)

@@ -1,0 +1,81 @@
+"""Where a task works: its own git worktree on branch livhana/<task-id>, so parallel tasks
+never touch each other or the operator's tree. A workspace that is not a git repo is
+copied to a scratch folder instead (tasks on it run one at a time; see Engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+from .gitcmd import git, is_git_repo
+
+COPY_IGNORE = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__")
+
+
+@dataclass
+class TaskTree:
+    path: Path
+    branch: str | None
+    base_commit: str | None
+    is_git: bool
+
+
+async def check_workspace(workspace: Path) -> Path:
+    workspace = workspace.expanduser()
+    if not workspace.exists():
+        raise UsageError(f"workspace {workspace} does not exist")
+    if not workspace.is_dir():
+        raise UsageError(f"workspace {workspace} is not a directory")
+    return workspace.resolve()
+
+
+async def prepare(workspace: Path, task_id: str, worktrees_dir: Path) -> TaskTree:
+    target = worktrees_dir / task_id
+    worktrees_dir.mkdir(parents=True, exist_ok=True)
+    if await is_git_repo(workspace):
+        head = (await git("rev-parse", "--verify", "-q", "HEAD", cwd=workspace, check=False)).strip()
+        if not head:
+            raise UsageError(f"workspace {workspace} is a git repo with no commits yet; commit once first")
+        branch = f"livhana/{task_id}"
+        await git("worktree", "add", "-q", "-b", branch, str(target), head, cwd=workspace)
+        return TaskTree(target, branch, head, True)
+    await asyncio.to_thread(shutil.copytree, workspace, target, ignore=COPY_IGNORE, symlinks=True)
+    return TaskTree(target, None, None, False)
+
+
+async def commit_all(tree: TaskTree, message: str) -> str | None:
+    """Commit everything in the task's worktree to its branch; returns the commit or None."""
+    if not tree.is_git:
+        return None
+    await git("add", "-A", cwd=tree.path)
+    status = await git("status", "--porcelain", cwd=tree.path)
+    if status.strip():
+        await git("commit", "-q", "-m", message, cwd=tree.path)
+    return (await git("rev-parse", "HEAD", cwd=tree.path)).strip()
+
+
+async def diff(tree: TaskTree, limit: int = 60_000) -> tuple[str, list[str]]:
+    """The task's change against its base, as a patch and a list of paths."""
+    if tree.is_git and tree.base_commit:
+        await git("add", "-A", cwd=tree.path)
+        patch = await git("diff", "--cached", "--binary", tree.base_commit, cwd=tree.path)
+        names = await git("diff", "--cached", "--name-only", tree.base_commit, cwd=tree.path)
+        files = [n for n in names.splitlines() if n]
+    else:
+        patch, files = "", []
+    if len(patch) > limit:
+        patch = patch[:limit] + f"\n[... diff truncated, {len(patch) - limit} more characters ...]\n"
+    return patch, files
+
+
+async def discard(workspace: Path, tree: TaskTree) -> None:
+    """Remove the task's worktree and branch (rollback before apply)."""
+    if tree.is_git:
+        await git("worktree", "remove", "--force", str(tree.path), cwd=workspace, check=False)
+        if tree.branch:
+            await git("branch", "-D", tree.branch, cwd=workspace, check=False)
+    if tree.path.exists():
+        await asyncio.to_thread(shutil.rmtree, tree.path, True)

@@ -1,0 +1,205 @@
+"""The command line. Every failure is one line on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_CODES = """\
+exit codes:
+  0   success (for `run`: the task succeeded)
+  1   the task failed, or an unexpected error
+  2   bad input or configuration
+  3   the store is unusable (corrupt, locked, newer schema)
+  4   no API key / secret store problem
+  5   the model API is unreachable
+  6   the emergency stop is engaged (re-arm first)
+  7   the task was cancelled, denied or rolled back
+  130 interrupted (Ctrl-C)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="livhana-cockpit",
+        description="Run, watch, approve, stop and roll back an autonomous coding agent.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data-dir", type=Path, help="where the store and config live")
+    p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
+    p.add_argument("--daemon", action="store_true", help="headless: schedules, queued tasks, HTTP API")
+    p.add_argument("--demo", action="store_true", help="cockpit with a sample project, no API key needed")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one task headless and stream its events")
+    run.add_argument("task", help="what the agent should do")
+    run.add_argument("--workspace", type=Path, default=Path.cwd(), help="project folder (default: .)")
+    run.add_argument("--approve", choices=("auto", "deny", "ask"), default="ask",
+                     help="how approval requests are answered (ask: prompt here)")
+    run.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    run.add_argument("--model", help="model id, or scripted:FILE for a replayed script")
+    run.add_argument("--max-steps", type=int)
+    run.add_argument("--max-cost", type=float, help="USD cap for this task")
+    run.add_argument("--no-apply", action="store_true",
+                     help="leave the change on its branch instead of applying it to the workspace")
+
+    sub.add_parser("stop", help="emergency stop of every engine on this store")
+    sub.add_parser("rearm", help="lift the emergency stop")
+    for name, text in (("tasks", "live tasks"), ("history", "finished tasks"),
+                       ("learnings", "what the agent has learned"), ("metrics", "cost and success"),
+                       ("capabilities", "the agent's tools and their policy"),
+                       ("approvals", "pending approval requests")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--json", action="store_true")
+        if name in ("history", "tasks"):
+            sp.add_argument("--limit", type=int, default=50)
+    for name in ("approve", "deny", "cancel"):
+        sp = sub.add_parser(name, help=f"{name} a task (its pending approvals, for approve/deny)")
+        sp.add_argument("task_id")
+    rb = sub.add_parser("rollback", help="undo a task exactly")
+    rb.add_argument("task_id")
+    rb.add_argument("--to-step", type=int, help="return the task's worktree to after step N")
+    sec = sub.add_parser("secrets", help="API keys in the OS keyring")
+    sec.add_argument("action", choices=("set", "get", "delete"))
+    sec.add_argument("name")
+    au = sub.add_parser("audit", help="the tamper-evident audit log")
+    au.add_argument("action", choices=("verify",))
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from agent.errors import CockpitError
+
+    try:
+        code = dispatch(args)
+    except CockpitError as exc:
+        print(f"livhana-cockpit: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+
+    if args.demo and not args.command:
+        from .demo import run_demo
+
+        return run_demo(args)
+    config = load_config(args.data_dir, args.config)
+    if args.daemon:
+        from .daemon import run_daemon
+
+        return run_daemon(config)
+    if not args.command:
+        from .app import run_app
+
+        return run_app(config, demo=False) or 0
+    if args.command == "secrets":
+        return secrets_command(args)
+    if args.command == "run":
+        from .run_command import run_task
+
+        return asyncio.run(run_task(config, args))
+    return asyncio.run(store_command(config, args))
+
+
+def secrets_command(args: argparse.Namespace) -> int:
+    from agent import secrets
+    from agent.errors import UsageError
+
+    if args.action == "set":
+        if sys.stdin.isatty():
+            import getpass
+
+            value = getpass.getpass(f"value for {args.name}: ")
+        else:
+            value = sys.stdin.readline().rstrip("\n")
+        if not value:
+            raise UsageError("empty value: nothing stored")
+        secrets.set_secret(args.name, value)
+        print(f"stored {args.name} in the OS keyring")
+    elif args.action == "get":
+        value = secrets.get_secret(args.name)
+        if value is None:
+            raise UsageError(f"no secret named {args.name}")
+        print(value)
+    elif not secrets.delete_secret(args.name):
+        raise UsageError(f"no secret named {args.name}")
+    else:
+        print(f"deleted {args.name}")
+    return 0
+
+
+async def store_command(config: Any, args: argparse.Namespace) -> int:
+    from agent.engine import Engine
+
+    engine = await Engine.open(config, role="cli")
+    try:
+        return await _store_command(engine, args)
+    finally:
+        await engine.close()
+
+
+async def _store_command(engine: Any, args: argparse.Namespace) -> int:
+    from agent import events as ev
+
+    cmd = args.command
+    if cmd == "stop":
+        await engine.emergency_stop(by="cli")
+        print("emergency stop engaged: running tasks stopped, new work refused until `livhana-cockpit rearm`")
+        return 0
+    if cmd == "rearm":
+        await engine.rearm(by="cli")
+        print("re-armed: new work accepted")
+        return 0
+    if cmd in ("approve", "deny"):
+        n = await engine.decide_task(args.task_id, cmd == "approve", by="cli")
+        print(f"{'approved' if cmd == 'approve' else 'denied'} {n} request(s)")
+        return 0
+    if cmd == "cancel":
+        await engine.cancel(args.task_id, by="cli")
+        print(f"cancel requested for {args.task_id}")
+        return 0
+    if cmd == "rollback":
+        result = await engine.rollback(args.task_id, args.to_step, by="cli")
+        print(result["message"])
+        return 0
+    if cmd == "audit":
+        ok, message = await engine.audit_verify()
+        print(message)
+        return 0 if ok else 1
+    data: Any
+    if cmd == "tasks":
+        data = await engine.list(states=ev.LIVE_STATES, limit=args.limit)
+        rows = [(t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60]) for t in data]
+    elif cmd == "history":
+        data = await engine.list(states=ev.END_STATES, limit=args.limit)
+        rows = [(t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60]) for t in data]
+    elif cmd == "learnings":
+        data = await engine.learnings()
+        rows = [(str(r["id"]), r["category"], str(r["uses"]), r["text"][:80]) for r in data]
+    elif cmd == "approvals":
+        data = await engine.pending_approvals()
+        rows = [(str(a["id"]), a["task_id"], a["kind"], a["risk"], a["summary"][:70]) for a in data]
+    elif cmd == "capabilities":
+        data = engine.capabilities()
+        rows = [(c["name"], c["kind"], c["policy"], c["description"][:70]) for c in data]
+    else:  # metrics
+        data = await engine.metrics()
+        rows = [(k, str(v)) for k, v in data["totals"].items()]
+    if args.json:
+        print(json.dumps(data, default=str, indent=None))
+    elif not rows:
+        print(f"no {cmd} yet")
+    else:
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
