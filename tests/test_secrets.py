@@ -1,0 +1,105 @@
+"""agent.secrets on a throwaway keyring file (the `temp_keyring` fixture), never the real one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keyring
+import pytest
+
+from agent import secrets
+from agent.errors import CockpitError, MissingKeyError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_keyring_lives_in_tmp(temp_keyring, tmp_path: Path) -> None:
+    assert keyring.get_keyring() is temp_keyring
+    assert str(temp_keyring.file_path).startswith(str(tmp_path))
+
+
+def test_set_get_delete_roundtrip(temp_keyring) -> None:
+    assert secrets.get_secret("github_token") is None
+    secrets.set_secret("github_token", "ghp_abc123")
+    secrets.set_secret("slack.webhook", "https://hooks.example/x")
+    assert secrets.get_secret("github_token") == "ghp_abc123"
+    assert secrets.list_secret_names() == ["github_token", "slack.webhook"]
+    # Stored under our service name, not somewhere shared.
+    assert keyring.get_password(secrets.SERVICE, "github_token") == "ghp_abc123"
+
+    assert secrets.delete_secret("github_token") is True
+    assert secrets.get_secret("github_token") is None
+    assert secrets.delete_secret("github_token") is False
+    assert secrets.list_secret_names() == ["slack.webhook"]
+
+
+def test_overwrite_keeps_one_index_entry(temp_keyring) -> None:
+    secrets.set_secret("token", "one")
+    secrets.set_secret("token", "two")
+    assert secrets.get_secret("token") == "two"
+    assert secrets.list_secret_names() == ["token"]
+
+
+@pytest.mark.parametrize("name", ["", "__names__", "has space", "../etc", "x" * 65])
+def test_bad_names_are_usage_errors(temp_keyring, name: str) -> None:
+    with pytest.raises(UsageError):
+        secrets.set_secret(name, "v")
+
+
+def test_empty_value_refused(temp_keyring) -> None:
+    with pytest.raises(UsageError):
+        secrets.set_secret("token", "")
+
+
+def test_anthropic_key_env_wins_over_keyring(temp_keyring, monkeypatch) -> None:
+    assert secrets.anthropic_api_key() is None
+    secrets.set_secret("anthropic_api_key", "sk-from-keyring")
+    assert secrets.anthropic_api_key() == "sk-from-keyring"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-from-env")
+    assert secrets.anthropic_api_key() == "sk-from-env"
+
+
+def test_known_secret_values_for_redaction(temp_keyring, monkeypatch) -> None:
+    secrets.set_secret("anthropic_api_key", "sk-ant-1")
+    secrets.set_secret("db_password", "hunter2")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-env-2")
+    assert sorted(secrets.known_secret_values()) == ["hunter2", "sk-ant-1", "sk-env-2"]
+    secrets.delete_secret("db_password")
+    assert "hunter2" not in secrets.known_secret_values()
+
+
+def test_anthropic_key_set_outside_index_is_still_redacted(temp_keyring) -> None:
+    keyring.set_password(secrets.SERVICE, "anthropic_api_key", "sk-set-by-hand")
+    assert secrets.known_secret_values() == ["sk-set-by-hand"]
+
+
+def test_broken_keyring_gives_one_line_errors(broken_keyring, monkeypatch) -> None:
+    with pytest.raises(CockpitError) as info:
+        secrets.get_secret("token")
+    assert "\n" not in str(info.value) and "keyring" in str(info.value).lower()
+    with pytest.raises(CockpitError):
+        secrets.set_secret("token", "v")
+    with pytest.raises(MissingKeyError) as missing:
+        secrets.anthropic_api_key()
+    assert "\n" not in str(missing.value) and "ANTHROPIC_API_KEY" in str(missing.value)
+    # Redaction must keep working without a keyring.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-env")
+    assert secrets.known_secret_values() == ["sk-env"]
+    assert secrets.anthropic_api_key() == "sk-env"
+
+
+def test_subprocess_shares_the_temp_keyring(temp_keyring) -> None:
+    secrets.set_secret("shared", "from-parent")
+    code = (
+        "from agent import secrets; print(secrets.get_secret('shared'));"
+        "secrets.set_secret('child', 'from-child')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "from-parent"
+    assert secrets.get_secret("child") == "from-child"
