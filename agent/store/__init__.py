@@ -19,6 +19,8 @@ from ..errors import StoreError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCK_TIMEOUT_S = 5.0
+_ENVELOPE = frozenset(("task_id", "seq", "ts", "type"))
+_DUMPS = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False).encode
 TASK_COLUMNS = (
     "id, title, workspace, state, approve_mode, model, engine_id, created_at, started_at, "
     "finished_at, updated_at, steps, tokens, cost_usd, branch, worktree, base_commit, summary, "
@@ -77,6 +79,10 @@ class Store:
         db = self._db
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA cache_size=-65536")  # 64 MB: keeps the event index hot
+        # Fewer, larger WAL checkpoints and memory-mapped reads: appends stay fast at 1M+ events.
+        await db.execute("PRAGMA wal_autocheckpoint=10000")
+        await db.execute("PRAGMA mmap_size=268435456")
         await db.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
         async with db.execute("PRAGMA user_version") as cur:
             version = (await cur.fetchone())[0]
@@ -196,8 +202,11 @@ class Store:
         """One transaction for the whole batch: this is what makes appends cheap."""
         if not events:
             return
+        dumps = _DUMPS
+        # The envelope has its own columns; `data` holds only the payload (smaller, faster).
         rows = [
-            (e["task_id"], e["seq"], e["ts"], e["type"], json.dumps(e, default=str))
+            (e["task_id"], e["seq"], e["ts"], e["type"],
+             dumps({k: v for k, v in e.items() if k not in _ENVELOPE}))
             for e in events
         ]
         try:
@@ -217,10 +226,11 @@ class Store:
         self, task_id: str, after_seq: int = 0, limit: int = 100_000
     ) -> list[dict[str, Any]]:
         rows = await self._all(
-            "SELECT data FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT task_id, seq, ts, type, data FROM events WHERE task_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
             [task_id, after_seq, limit],
         )
-        return [json.loads(r[0]) for r in rows]
+        return [_event(r) for r in rows]
 
     async def last_event_id(self) -> int:
         row = await self._one("SELECT COALESCE(MAX(id), 0) FROM events")
@@ -229,11 +239,12 @@ class Store:
     async def tail_events(self, after_id: int, limit: int = 2000) -> tuple[int, list[dict[str, Any]]]:
         """Events of every task appended after `after_id` (a global cursor), for other processes."""
         rows = await self._all(
-            "SELECT id, data FROM events WHERE id > ? ORDER BY id LIMIT ?", [after_id, limit]
+            "SELECT id, task_id, seq, ts, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            [after_id, limit],
         )
         if not rows:
             return after_id, []
-        return int(rows[-1][0]), [json.loads(r[1]) for r in rows]
+        return int(rows[-1][0]), [_event(r, 1) for r in rows]
 
     async def max_seq(self, task_id: str) -> int:
         row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events WHERE task_id = ?", [task_id])
@@ -391,6 +402,11 @@ class Store:
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         cur = await self._exec(sql, params)
         return int(cur.lastrowid or 0)
+
+
+def _event(row: sqlite3.Row, skip: int = 0) -> dict[str, Any]:
+    task_id, seq, ts, type_, data = tuple(row)[skip:]
+    return {"task_id": task_id, "seq": seq, "ts": ts, "type": type_, **json.loads(data)}
 
 
 def _approval(row: sqlite3.Row | None) -> dict[str, Any] | None:

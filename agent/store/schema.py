@@ -33,7 +33,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX tasks_created ON tasks(created_at DESC);
 
     CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         task_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         ts REAL NOT NULL,
