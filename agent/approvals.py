@@ -13,8 +13,14 @@ from typing import Any
 
 from .store import Store
 
-RISK = {"deploy": "high", "db_write": "high", "db": "high", "command": "medium",
-        "apply": "medium", "stall": "low"}
+RISK = {
+    "deploy": "high",
+    "db_write": "high",
+    "db": "high",
+    "command": "medium",
+    "apply": "medium",
+    "stall": "low",
+}
 
 
 class ApprovalDesk:
@@ -22,11 +28,23 @@ class ApprovalDesk:
         self.store = store
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
-    async def request(self, task_id: str, kind: str, summary: str, detail: dict[str, Any],
-                      timeout_s: float = 0, risk: str | None = None) -> int:
+    async def request(
+        self,
+        task_id: str,
+        kind: str,
+        summary: str,
+        detail: dict[str, Any],
+        timeout_s: float = 0,
+        risk: str | None = None,
+    ) -> int:
         approval_id = await self.store.create_approval(
-            task_id, kind, summary, detail, risk or RISK.get(kind, "medium"),
-            timeout_s=timeout_s or None)
+            task_id,
+            kind,
+            summary,
+            detail,
+            risk or RISK.get(kind, "medium"),
+            timeout_s=timeout_s or None,
+        )
         self._waiting[approval_id] = asyncio.get_running_loop().create_future()
         return approval_id
 
@@ -65,7 +83,8 @@ class ApprovalDesk:
         ids = list(self._waiting)
         marks = ", ".join("?" for _ in ids)
         rows = await self.store.fetch(
-            f"SELECT id FROM approvals WHERE id IN ({marks}) AND state != 'pending'", ids)
+            f"SELECT id FROM approvals WHERE id IN ({marks}) AND state != 'pending'", ids
+        )
         for row in rows:
             await self._resolve(int(row["id"]))
 

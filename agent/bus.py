@@ -35,8 +35,10 @@ class EventBus:
 
     async def start(self) -> None:
         self._tail_cursor = await self.store.last_event_id()
-        self._loops = [asyncio.create_task(self._flush_loop(), name="bus-flush"),
-                       asyncio.create_task(self._tail_loop(), name="bus-tail")]
+        self._loops = [
+            asyncio.create_task(self._flush_loop(), name="bus-flush"),
+            asyncio.create_task(self._tail_loop(), name="bus-tail"),
+        ]
 
     async def close(self) -> None:
         for task in self._loops:

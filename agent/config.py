@@ -33,6 +33,8 @@ class EngineConfig:
     stall_repeats: int = 4  # identical tool calls in a row before the task pauses
     stall_steps: int = 15  # steps with no file change and no plan progress before it pauses
     heartbeat_s: float = 2.0
+    model_retries: int = 4  # retries of an overloaded/failed model call
+    retry_base_s: float = 1.0  # first backoff; doubles each retry
     approval_timeout_s: float = 0  # 0: wait for the operator; otherwise deny after this
 
 

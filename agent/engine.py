@@ -36,8 +36,14 @@ APPROVE_MODES = ("ask", "auto", "deny")
 
 
 class Engine:
-    def __init__(self, config: Config, store: Store, *, role: str = "tui",
-                 model_factory: Callable[[str], Model] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        role: str = "tui",
+        model_factory: Callable[[str], Model] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.role = role
@@ -60,8 +66,9 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    async def open(cls, config: Config, role: str = "tui",
-                   model_factory: Callable[[str], Model] | None = None) -> Engine:
+    async def open(
+        cls, config: Config, role: str = "tui", model_factory: Callable[[str], Model] | None = None
+    ) -> Engine:
         store = await Store.open(config.store_path)
         engine = cls(config, store, role=role, model_factory=model_factory)
         try:
@@ -73,13 +80,17 @@ class Engine:
 
     async def start(self) -> None:
         await self.safety.load()
-        await self.store.register_engine(self.engine_id, os.getpid(), socket.gethostname(), self.role)
+        await self.store.register_engine(
+            self.engine_id, os.getpid(), socket.gethostname(), self.role
+        )
         self._command_cursor = await self.store.last_command_id()
         self.stopped = bool((await self.store.get_setting("emergency_stop", {})).get("engaged"))
         await self.bus.start()
         await self._recover()
-        self._loops = [asyncio.create_task(self._dispatch_loop(), name="dispatch"),
-                       asyncio.create_task(self._control_loop(), name="control")]
+        self._loops = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._control_loop(), name="control"),
+        ]
 
     async def close(self, reason: str = "engine shut down") -> None:
         for task in self._loops:
@@ -105,12 +116,22 @@ class Engine:
                 await self.bus.adopt(task["id"])
                 self._states[task["id"]] = task["state"]
                 await self.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
-                await self._complete(task["id"], False, "interrupted: the process running it stopped")
+                await self._complete(
+                    task["id"], False, "interrupted: the process running it stopped"
+                )
 
     # -- public API ------------------------------------------------------------------------
-    async def submit(self, title: str, workspace_dir: Path | str, *, approve: str = "ask",
-                     model: str | None = None, max_steps: int | None = None,
-                     max_cost: float | None = None, apply: bool = True) -> str:
+    async def submit(
+        self,
+        title: str,
+        workspace_dir: Path | str,
+        *,
+        approve: str = "ask",
+        model: str | None = None,
+        max_steps: int | None = None,
+        max_cost: float | None = None,
+        apply: bool = True,
+    ) -> str:
         title = " ".join(str(title).split())
         if not title:
             raise UsageError("the task is empty: describe what the agent should do")
@@ -123,14 +144,24 @@ class Engine:
         ws = await workspace.check_workspace(Path(workspace_dir))
         task_id = uuid.uuid4().hex[:12]
         options = {"max_steps": max_steps, "max_cost": max_cost, "apply": apply}
-        await self.store.create_task({"id": task_id, "title": title, "workspace": str(ws),
-                                      "state": ev.QUEUED, "approve_mode": approve,
-                                      "model": model or self.config.engine.model,
-                                      "engine_id": self.engine_id, "options": options})
+        await self.store.create_task(
+            {
+                "id": task_id,
+                "title": title,
+                "workspace": str(ws),
+                "state": ev.QUEUED,
+                "approve_mode": approve,
+                "model": model or self.config.engine.model,
+                "engine_id": self.engine_id,
+                "options": options,
+            }
+        )
         await self.bus.adopt(task_id)
         self._states[task_id] = ev.QUEUED
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
-        await self.safety.audit("operator", "submit", task_id, {"title": title, "workspace": str(ws)})
+        await self.safety.audit(
+            "operator", "submit", task_id, {"title": title, "workspace": str(ws)}
+        )
         self._queue.append(task_id)
         self._wake.set()
         return task_id
@@ -177,16 +208,23 @@ class Engine:
     async def pending_approvals(self) -> list[dict[str, Any]]:
         return await self.store.approvals("pending")
 
-    async def decide(self, approval_id: int, approved: bool, by: str = "operator",
-                     reason: str = "") -> None:
+    async def decide(
+        self, approval_id: int, approved: bool, by: str = "operator", reason: str = ""
+    ) -> None:
         row = await self.store.get_approval(approval_id)
         if row is None:
             raise UsageError(f"no approval request {approval_id}")
         if row["state"] != "pending":
-            raise UsageError(f"approval {approval_id} was already {row['state']} by {row['decided_by']}")
+            raise UsageError(
+                f"approval {approval_id} was already {row['state']} by {row['decided_by']}"
+            )
         if await self.desk.decide(approval_id, approved, by, reason):
-            await self.safety.audit(by, "approve" if approved else "deny", row["task_id"],
-                                    {"approval_id": approval_id, "kind": row["kind"]})
+            await self.safety.audit(
+                by,
+                "approve" if approved else "deny",
+                row["task_id"],
+                {"approval_id": approval_id, "kind": row["kind"]},
+            )
 
     async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID)."""
@@ -198,21 +236,26 @@ class Engine:
             await self.decide(row["id"], approved, by)
         return len(pending)
 
-    async def rollback(self, task_id: str, to_step: int | None = None,
-                       by: str = "operator") -> dict[str, Any]:
+    async def rollback(
+        self, task_id: str, to_step: int | None = None, by: str = "operator"
+    ) -> dict[str, Any]:
         from .rollback import rollback_task
 
         task = await self._require(task_id)
         return await rollback_task(self, task, to_step, by)
 
     async def emergency_stop(self, by: str = "operator") -> None:
-        await self.store.set_setting("emergency_stop", {"engaged": True, "by": by, "ts": time.time()})
+        await self.store.set_setting(
+            "emergency_stop", {"engaged": True, "by": by, "ts": time.time()}
+        )
         await self.store.add_command("stop", None, {"by": by})
         await self.safety.audit(by, "emergency_stop", None, {"engine": self.engine_id})
         await self._halt_all(by)
 
     async def rearm(self, by: str = "operator") -> None:
-        await self.store.set_setting("emergency_stop", {"engaged": False, "by": by, "ts": time.time()})
+        await self.store.set_setting(
+            "emergency_stop", {"engaged": False, "by": by, "ts": time.time()}
+        )
         await self.store.add_command("rearm", None, {"by": by})
         await self.safety.audit(by, "rearm", None, {})
         self.stopped = False
@@ -279,17 +322,26 @@ class Engine:
             payload["reason"] = reason
         self.bus.emit(task_id, ev.STATUS, **payload)
 
-    async def request_approval(self, run: TaskRun, kind: str, summary: str,
-                               detail: dict[str, Any]) -> bool:
+    async def request_approval(
+        self, run: TaskRun, kind: str, summary: str, detail: dict[str, Any]
+    ) -> bool:
         timeout = self.config.engine.approval_timeout_s
         approval_id = await self.desk.request(run.task_id, kind, summary, detail, timeout)
         run.pending_approvals.append(approval_id)
         risk = (await self.store.get_approval(approval_id) or {}).get("risk", "medium")
-        self.bus.emit(run.task_id, ev.APPROVAL_REQUESTED, approval_id=approval_id, kind=kind,
-                      summary=summary, detail=detail, risk=risk)
+        self.bus.emit(
+            run.task_id,
+            ev.APPROVAL_REQUESTED,
+            approval_id=approval_id,
+            kind=kind,
+            summary=summary,
+            detail=detail,
+            risk=risk,
+        )
         if run.approve_mode in ("auto", "deny"):
-            await self.desk.decide(approval_id, run.approve_mode == "auto",
-                                   f"rule:approve={run.approve_mode}")
+            await self.desk.decide(
+                approval_id, run.approve_mode == "auto", f"rule:approve={run.approve_mode}"
+            )
         previous = self._states.get(run.task_id, ev.RUNNING)
         if previous != ev.AWAITING_APPROVAL:
             await self.transition(run.task_id, ev.AWAITING_APPROVAL, summary)
@@ -298,8 +350,15 @@ class Engine:
         finally:
             run.pending_approvals.remove(approval_id)
         approved = row["state"] == "approved"
-        self.bus.emit(run.task_id, ev.APPROVAL_DECIDED, approval_id=approval_id, kind=kind,
-                      approved=approved, by=row["decided_by"], reason=row.get("reason") or "")
+        self.bus.emit(
+            run.task_id,
+            ev.APPROVAL_DECIDED,
+            approval_id=approval_id,
+            kind=kind,
+            approved=approved,
+            by=row["decided_by"],
+            reason=row.get("reason") or "",
+        )
         if kind != "apply" and previous != ev.AWAITING_APPROVAL:
             await self.transition(run.task_id, previous)
         return approved
@@ -320,10 +379,18 @@ class Engine:
     async def record_usage(self, run: TaskRun, model: str, usage: dict[str, Any]) -> None:
         await self.store.add_usage(run.task_id, model, usage)
         await self.store.update_task(run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6))
-        self.bus.emit(run.task_id, ev.USAGE, model=model, total_cost_usd=round(run.cost, 6),
-                      total_tokens=run.tokens, **usage)
+        self.bus.emit(
+            run.task_id,
+            ev.USAGE,
+            model=model,
+            total_cost_usd=round(run.cost, 6),
+            total_tokens=run.tokens,
+            **usage,
+        )
         if await self.safety.over_daily_budget():
-            raise TaskStopped(ev.FAILED, "daily budget reached; raise engine.daily_budget_usd or wait")
+            raise TaskStopped(
+                ev.FAILED, "daily budget reached; raise engine.daily_budget_usd or wait"
+            )
 
     async def note_step(self, run: TaskRun) -> None:
         await self.store.update_task(run.task_id, steps=run.steps)
@@ -331,7 +398,9 @@ class Engine:
     def policy_decision(self, tool: Any, args: dict[str, Any]) -> tuple[str, str]:
         return self.safety.decide(tool.name, args)
 
-    async def audit(self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]) -> None:
+    async def audit(
+        self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]
+    ) -> None:
         await self.safety.audit(actor, action, task_id, detail)
 
     async def checkpoint(self, run: TaskRun, label: str) -> str | None:
@@ -402,8 +471,9 @@ class Engine:
             self._workers.pop(task_id, None)
             self._runs.pop(task_id, None)
 
-    async def _complete(self, task_id: str, success: bool, summary: str,
-                        changes: list[str] | None = None) -> None:
+    async def _complete(
+        self, task_id: str, success: bool, summary: str, changes: list[str] | None = None
+    ) -> None:
         self.bus.emit(task_id, ev.COMPLETE, success=success, changes=changes or [], summary=summary)
         await self.store.update_task(task_id, summary=summary, changes=changes or [])
         await self.bus.flush()
@@ -431,9 +501,11 @@ class Engine:
             elif cmd["kind"] == "rearm":
                 self.stopped = False
                 self._wake.set()
-            elif cmd["kind"] == "cancel" and cmd["task_id"] in self._states:
-                if self._states[cmd["task_id"]] not in ev.END_STATES:
-                    await self._halt_task(cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
+            elif (
+                cmd["kind"] == "cancel"
+                and self._states.get(cmd["task_id"], ev.FAILED) not in ev.END_STATES
+            ):
+                await self._halt_task(cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
 
 
 def _engine_alive(row: dict[str, Any], config: Config) -> bool:
@@ -453,15 +525,25 @@ def _default_model_factory(config: Config) -> Callable[[str], Model]:
 
         if spec.startswith("scripted:"):
             return make_model(spec)
-        return make_model(spec, thinking_budget=config.engine.thinking_budget,
-                          max_tokens=config.engine.max_output_tokens)
+        e = config.engine
+        return make_model(
+            spec,
+            thinking_budget=e.thinking_budget,
+            max_tokens=e.max_output_tokens,
+            max_retries=e.model_retries,
+            retry_base_s=e.retry_base_s,
+        )
 
     return factory
 
 
 def limits_for(config: Config, options: dict[str, Any]) -> Limits:
     e = config.engine
-    return Limits(max_steps=options.get("max_steps") or e.max_steps, max_tokens=e.max_tokens,
-                  max_cost_usd=options.get("max_cost") or e.max_cost_usd,
-                  verify_retries=e.verify_retries, stall_repeats=e.stall_repeats,
-                  stall_steps=e.stall_steps)
+    return Limits(
+        max_steps=options.get("max_steps") or e.max_steps,
+        max_tokens=e.max_tokens,
+        max_cost_usd=options.get("max_cost") or e.max_cost_usd,
+        verify_retries=e.verify_retries,
+        stall_repeats=e.stall_repeats,
+        stall_steps=e.stall_steps,
+    )

@@ -26,7 +26,9 @@ class GitError(CockpitError):
 
 async def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "git", *_SAFE, *args,
+        "git",
+        *_SAFE,
+        *args,
         cwd=str(cwd),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

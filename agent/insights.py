@@ -29,7 +29,8 @@ async def recent_tool_use(engine: Engine, since_days: int = 30) -> dict[str, dic
     rows = await engine.store.fetch(
         "SELECT json_extract(data, '$.action') AS tool, COUNT(*) AS n, MAX(ts) AS last_ts "
         "FROM events WHERE type = 'step' AND ts >= ? GROUP BY tool",
-        [time.time() - since_days * 86400])
+        [time.time() - since_days * 86400],
+    )
     return {r["tool"]: {"count": r["n"], "last_ts": r["last_ts"]} for r in rows if r["tool"]}
 
 
@@ -40,15 +41,21 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
     rows = await engine.store.fetch(
         "SELECT date(created_at, 'unixepoch', 'localtime') AS day, state, "
         "COALESCE(finished_at - started_at, 0) AS secs, cost_usd FROM tasks "
-        "WHERE created_at >= ? AND kind = 'task'", [since])
+        "WHERE created_at >= ? AND kind = 'task'",
+        [since],
+    )
     learn = await engine.store.fetch(
         "SELECT date(created_at, 'unixepoch', 'localtime') AS day, COUNT(*) AS n "
-        "FROM learnings GROUP BY day")
+        "FROM learnings GROUP BY day"
+    )
     learn_before = await engine.store.fetch(
-        "SELECT COUNT(*) AS n FROM learnings WHERE created_at < ?", [since])
+        "SELECT COUNT(*) AS n FROM learnings WHERE created_at < ?", [since]
+    )
     spent = await engine.store.fetch(
         "SELECT date(ts, 'unixepoch', 'localtime') AS day, SUM(cost_usd) AS c FROM usage "
-        "WHERE ts >= ? GROUP BY day", [since])
+        "WHERE ts >= ? GROUP BY day",
+        [since],
+    )
     labels = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
     per_day: dict[str, list[dict[str, Any]]] = {d: [] for d in labels}
     for r in rows:
@@ -56,8 +63,16 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
     cost = {r["day"]: r["c"] or 0.0 for r in spent}
     learned = {r["day"]: r["n"] for r in learn}
     total_learn = learn_before[0]["n"] if learn_before else 0
-    out: dict[str, list[Any]] = {k: [] for k in ("tasks_per_day", "success_rate", "avg_duration_s",
-                                                  "cost_per_day", "learnings_total")}
+    out: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "tasks_per_day",
+            "success_rate",
+            "avg_duration_s",
+            "cost_per_day",
+            "learnings_total",
+        )
+    }
     for day in labels:
         tasks = per_day[day]
         ended = [t for t in tasks if t["state"] in ev.END_STATES]
@@ -74,8 +89,11 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
         "tasks": len(rows),
         "succeeded": sum(1 for r in rows if r["state"] == ev.SUCCEEDED),
         "failed": sum(1 for r in rows if r["state"] == ev.FAILED),
-        "success_rate": round(sum(1 for r in ended_all if r["state"] == ev.SUCCEEDED)
-                              / len(ended_all), 3) if ended_all else None,
+        "success_rate": round(
+            sum(1 for r in ended_all if r["state"] == ev.SUCCEEDED) / len(ended_all), 3
+        )
+        if ended_all
+        else None,
         "cost_usd": round(sum(cost.values()), 4),
         "learnings": total_learn,
     }
@@ -86,22 +104,35 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
     from .sandbox import sandbox_status
 
     store_path = engine.store.path
-    size = sum(os.path.getsize(p) for p in (store_path, store_path.with_name(store_path.name + "-wal"))
-               if p.exists())
+    size = sum(
+        os.path.getsize(p)
+        for p in (store_path, store_path.with_name(store_path.name + "-wal"))
+        if p.exists()
+    )
     engines = await engine.store.engines()
     now = time.time()
     daemons = [e for e in engines if e["role"] == "daemon"]
     beat = min((now - e["heartbeat"] for e in daemons), default=None)
-    model: dict[str, Any] = {"name": engine.config.engine.model, "reachable": None, "latency_ms": None}
+    model: dict[str, Any] = {
+        "name": engine.config.engine.model,
+        "reachable": None,
+        "latency_ms": None,
+    }
     if ping:
         model.update(await _ping_model(engine))
     return {
         "model": model,
         "key_present": _key_present(),
-        "store": {"path": str(store_path), "size_bytes": size, "integrity": await engine.store.integrity()},
+        "store": {
+            "path": str(store_path),
+            "size_bytes": size,
+            "integrity": await engine.store.integrity(),
+        },
         "sandbox": sandbox_status(),
-        "daemon": {"alive": beat is not None and beat < 10 * engine.config.engine.heartbeat_s,
-                   "heartbeat_age_s": round(beat, 1) if beat is not None else None},
+        "daemon": {
+            "alive": beat is not None and beat < 10 * engine.config.engine.heartbeat_s,
+            "heartbeat_age_s": round(beat, 1) if beat is not None else None,
+        },
         "disk_free_bytes": shutil.disk_usage(engine.config.data_dir).free,
         "engines": engines,
         "stopped": engine.stopped,
@@ -131,6 +162,8 @@ async def _ping_model(engine: Engine) -> dict[str, Any]:
 
 
 async def budget(engine: Engine) -> dict[str, Any]:
-    return {"spent_today": round(await engine.safety.spent_today(), 4),
-            "daily_cap": engine.config.engine.daily_budget_usd,
-            "task_cap": engine.config.engine.max_cost_usd}
+    return {
+        "spent_today": round(await engine.safety.spent_today(), 4),
+        "daily_cap": engine.config.engine.daily_budget_usd,
+        "task_cap": engine.config.engine.max_cost_usd,
+    }

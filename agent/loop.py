@@ -80,7 +80,9 @@ async def _call_tool(run: TaskRun, call: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _learnings(run: TaskRun, messages: list[dict[str, Any]], summary: str) -> dict[str, list[str]]:
+async def _learnings(
+    run: TaskRun, messages: list[dict[str, Any]], summary: str
+) -> dict[str, list[str]]:
     """One question without tools. The record is a text digest: a conversation holding
     tool_use blocks cannot be sent without the tools that produced them."""
     digest = [f"Task: {run.title}", f"Final summary: {summary}", "Actions:"]

@@ -71,7 +71,9 @@ class ProcessGroups:
             self._live.pop(proc.pid, None)
             # Background children of a finished command are killed too: nothing outlives a step.
             _killpg(proc.pid)
-        killed = self._closed or (proc.returncode is not None and proc.returncode < 0 and not timed_out)
+        killed = self._closed or (
+            proc.returncode is not None and proc.returncode < 0 and not timed_out
+        )
         return Completed(
             returncode=proc.returncode if proc.returncode is not None else -9,
             stdout=out or b"",

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
-async def rollback_task(engine: Engine, task: dict[str, Any], to_step: int | None,
-                        by: str) -> dict[str, Any]:
+async def rollback_task(
+    engine: Engine, task: dict[str, Any], to_step: int | None, by: str
+) -> dict[str, Any]:
     task_id = task["id"]
     if to_step is not None:
         return await _to_step(engine, task, to_step, by)
@@ -39,8 +40,12 @@ async def rollback_task(engine: Engine, task: dict[str, Any], to_step: int | Non
         message = result.get("message", "restored the pre-apply state")
     else:
         if task.get("worktree"):
-            tree = workspace.TaskTree(Path(task["worktree"]), task.get("branch"),
-                                      task.get("base_commit"), bool(task.get("branch")))
+            tree = workspace.TaskTree(
+                Path(task["worktree"]),
+                task.get("branch"),
+                task.get("base_commit"),
+                bool(task.get("branch")),
+            )
             await workspace.discard(ws, tree)
         message = "discarded the task's worktree and branch; the workspace was never changed"
     await engine.audit(by, "rollback", task_id, {"applied": bool(applied), "message": message})
@@ -62,8 +67,11 @@ async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> 
     points = await cps.list()
     events = await engine.events(task_id)
     by_commit = {e["commit"]: e["step"] for e in events if e["type"] == ev.CHECKPOINT}
-    eligible = [p for p in points if by_commit.get(str(p["commit"]), -1) <= step
-                and str(p["commit"]) in by_commit]
+    eligible = [
+        p
+        for p in points
+        if by_commit.get(str(p["commit"]), -1) <= step and str(p["commit"]) in by_commit
+    ]
     if not eligible:
         raise UsageError(f"task {task_id} has no checkpoint at or before step {step}")
     target = eligible[-1]
@@ -71,6 +79,8 @@ async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> 
     await engine.bus.adopt(task_id)
     message = f"worktree restored to the checkpoint after step {by_commit[str(target['commit'])]}"
     await engine.audit(by, "rollback", task_id, {"to_step": step, "commit": target["commit"]})
-    engine.bus.emit(task_id, ev.ROLLBACK, message=message, to_step=step, commit=target["commit"], by=by)
+    engine.bus.emit(
+        task_id, ev.ROLLBACK, message=message, to_step=step, commit=target["commit"], by=by
+    )
     await engine.bus.flush()
     return {"task_id": task_id, "message": message}

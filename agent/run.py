@@ -38,8 +38,15 @@ class Limits:
 
 
 class TaskRun:
-    def __init__(self, engine: Engine, task: dict[str, Any], model: Model, tools: dict[str, Tool],
-                 tree: TaskTree, limits: Limits) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        task: dict[str, Any],
+        model: Model,
+        tools: dict[str, Tool],
+        tree: TaskTree,
+        limits: Limits,
+    ) -> None:
         self.engine = engine
         self.task_id: str = task["id"]
         self.title: str = task["title"]
@@ -49,8 +56,14 @@ class TaskRun:
         self.tree = tree
         self.limits = limits
         self.procs = ProcessGroups()
-        self.ctx = ToolContext(root=tree.path, task_id=self.task_id, config=engine.config,
-                               emit=self.emit, procs=self.procs, ask=self.ask)
+        self.ctx = ToolContext(
+            root=tree.path,
+            task_id=self.task_id,
+            config=engine.config,
+            emit=self.emit,
+            procs=self.procs,
+            ask=self.ask,
+        )
         self.steps = 0
         self.tokens = 0
         self.cost = 0.0
@@ -91,8 +104,12 @@ class TaskRun:
         )
         self.check()
         usage = response.usage
-        self.tokens += usage.input_tokens + usage.output_tokens + usage.cache_read_input_tokens \
+        self.tokens += (
+            usage.input_tokens
+            + usage.output_tokens
+            + usage.cache_read_input_tokens
             + usage.cache_creation_input_tokens
+        )
         self.cost += usage.cost_usd
         await self.engine.record_usage(self, response.model or self.model.name, usage.as_dict())
         for block in response.content:
@@ -103,9 +120,13 @@ class TaskRun:
         if tools and self.engine_state() == "planning":
             await self.set_state("running")
         if self.cost > self.limits.max_cost_usd:
-            raise TaskStopped("failed", f"cost limit reached: ${self.cost:.2f} > ${self.limits.max_cost_usd:.2f}")
+            raise TaskStopped(
+                "failed", f"cost limit reached: ${self.cost:.2f} > ${self.limits.max_cost_usd:.2f}"
+            )
         if self.tokens > self.limits.max_tokens:
-            raise TaskStopped("failed", f"token limit reached: {self.tokens:,} > {self.limits.max_tokens:,}")
+            raise TaskStopped(
+                "failed", f"token limit reached: {self.tokens:,} > {self.limits.max_tokens:,}"
+            )
         return response
 
     def engine_state(self) -> str:
@@ -135,10 +156,18 @@ class TaskRun:
         self.steps += 1
         self.ctx.state["step"] = self.steps
         await self.engine.note_step(self)
-        target = args.get("path") or args.get("command") or args.get("pattern") or args.get("sql") \
-            or args.get("target") or args.get("title") or ""
-        await self.emit("step", step=self.steps, action=name, target=str(target)[:300],
-                        input=_clip_input(args))
+        target = (
+            args.get("path")
+            or args.get("command")
+            or args.get("pattern")
+            or args.get("sql")
+            or args.get("target")
+            or args.get("title")
+            or ""
+        )
+        await self.emit(
+            "step", step=self.steps, action=name, target=str(target)[:300], input=_clip_input(args)
+        )
         await self._check_repeats(name, args)
         return self.steps
 
@@ -147,39 +176,63 @@ class TaskRun:
         if decision == "allow":
             return
         if decision == "deny":
-            await self.engine.audit("policy", "tool_denied", self.task_id, {"tool": tool.name, "rule": rule})
+            await self.engine.audit(
+                "policy", "tool_denied", self.task_id, {"tool": tool.name, "rule": rule}
+            )
             raise ToolError(f"denied by policy ({rule})")
         summary = f"{tool.name}: {_describe(tool.name, args)}"
-        if not await self.ask(tool.kind if tool.kind != "exec" else "command", summary,
-                              {"tool": tool.name, "input": _clip_input(args), "rule": rule}):
+        if not await self.ask(
+            tool.kind if tool.kind != "exec" else "command",
+            summary,
+            {"tool": tool.name, "input": _clip_input(args), "rule": rule},
+        ):
             raise ToolError("denied by the operator")
 
-    async def end_step(self, step: int, tool: Tool | None, args: dict[str, Any], result: ToolResult) -> None:
-        await self.emit("tool_result", step=step, action=tool.name if tool else "?",
-                        output=truncate(result.output, 4000), is_error=result.is_error,
-                        changed=result.changed, data=result.data)
-        await self.engine.audit("agent", "tool_call", self.task_id,
-                                {"step": step, "tool": tool.name if tool else None,
-                                 "is_error": result.is_error})
-        touched = bool(result.changed) or (tool is not None and tool.kind in ("exec", "test", "deploy"))
+    async def end_step(
+        self, step: int, tool: Tool | None, args: dict[str, Any], result: ToolResult
+    ) -> None:
+        await self.emit(
+            "tool_result",
+            step=step,
+            action=tool.name if tool else "?",
+            output=truncate(result.output, 4000),
+            is_error=result.is_error,
+            changed=result.changed,
+            data=result.data,
+        )
+        await self.engine.audit(
+            "agent",
+            "tool_call",
+            self.task_id,
+            {"step": step, "tool": tool.name if tool else None, "is_error": result.is_error},
+        )
+        touched = bool(result.changed) or (
+            tool is not None and tool.kind in ("exec", "test", "deploy")
+        )
         commit = await self.engine.checkpoint(self, f"step {step}") if touched else None
         self.changed.update(result.changed)
         progressed = self.ctx.state.get("progress_at_step") == step
         self._quiet_steps = 0 if (commit or progressed) else self._quiet_steps + 1
         if self._quiet_steps >= self.limits.stall_steps:
             self._quiet_steps = 0
-            await self._stall(f"{self.limits.stall_steps} steps without a file change or plan progress")
+            await self._stall(
+                f"{self.limits.stall_steps} steps without a file change or plan progress"
+            )
 
     async def _check_repeats(self, name: str, args: dict[str, Any]) -> None:
-        key = hashlib.sha1(f"{name}{json.dumps(args, sort_keys=True, default=str)}".encode()).hexdigest()
-        self._last_calls = (self._last_calls + [key])[-self.limits.stall_repeats:]
+        key = hashlib.sha1(
+            f"{name}{json.dumps(args, sort_keys=True, default=str)}".encode()
+        ).hexdigest()
+        self._last_calls = (self._last_calls + [key])[-self.limits.stall_repeats :]
         if len(self._last_calls) == self.limits.stall_repeats and len(set(self._last_calls)) == 1:
             self._last_calls = []
             await self._stall(f"the same {name} call {self.limits.stall_repeats} times in a row")
 
     async def _stall(self, reason: str) -> None:
         await self.emit("warning", message=f"stalled: {reason}")
-        if not await self.ask("stall", f"Task looks stuck: {reason}. Continue?", {"reason": reason}):
+        if not await self.ask(
+            "stall", f"Task looks stuck: {reason}. Continue?", {"reason": reason}
+        ):
             raise TaskStopped("failed", f"stalled: {reason}")
 
     # -- verification ----------------------------------------------------------------------
@@ -196,10 +249,16 @@ class TaskRun:
         data = result.data
         passed = not result.is_error
         evidence = f"{command}: {data.get('passed', '?')} passed, {data.get('failed', '?')} failed"
-        await self.emit("verification", passed=passed, evidence=evidence, command=command,
-                        counts={k: data.get(k) for k in ("passed", "failed")})
-        report = prompts.VERIFY_FAILED.format(command=command, failed=data.get("failed", "?"),
-                                              output=truncate(result.output, 8000))
+        await self.emit(
+            "verification",
+            passed=passed,
+            evidence=evidence,
+            command=command,
+            counts={k: data.get(k) for k in ("passed", "failed")},
+        )
+        report = prompts.VERIFY_FAILED.format(
+            command=command, failed=data.get("failed", "?"), output=truncate(result.output, 8000)
+        )
         return passed, report
 
 
@@ -235,5 +294,10 @@ def workspace_summary(root: Path) -> dict[str, Any]:
 
     test = detect_test_command(root)
     summary = f"{files} files ({top}). Test command: {test or 'none detected'}."
-    return {"summary": summary, "files": files, "kinds": dict(counts.most_common(10)),
-            "test_command": test, "ts_start": time.time()}
+    return {
+        "summary": summary,
+        "files": files,
+        "kinds": dict(counts.most_common(10)),
+        "test_command": test,
+        "ts_start": time.time(),
+    }

@@ -39,7 +39,9 @@ class Safety:
 
         return self.policy.decide(tool_name, args, sandboxed=bwrap_available())
 
-    async def audit(self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]) -> None:
+    async def audit(
+        self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]
+    ) -> None:
         await audit_log.append(self.store, actor, action, task_id, self.redact(detail))
 
     async def spent_today(self) -> float:

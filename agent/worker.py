@@ -31,13 +31,20 @@ async def execute(engine: Engine, task_id: str) -> None:
         if not tree.is_git:  # a copied plain folder: one task at a time on it
             lock = engine._plain_locks.setdefault(str(ws), asyncio.Lock())
             await lock.acquire()
-        await engine.store.update_task(task_id, branch=tree.branch, worktree=str(tree.path),
-                                       base_commit=tree.base_commit, started_at=time.time())
+        await engine.store.update_task(
+            task_id,
+            branch=tree.branch,
+            worktree=str(tree.path),
+            base_commit=tree.base_commit,
+            started_at=time.time(),
+        )
         await engine.transition(task_id, ev.PLANNING)
         from .engine import limits_for
 
         model = engine._model_factory(task["model"])
-        run = TaskRun(engine, task, model, engine.tools, tree, limits_for(engine.config, task["options"]))
+        run = TaskRun(
+            engine, task, model, engine.tools, tree, limits_for(engine.config, task["options"])
+        )
         run.checkpoints = engine.safety.checkpoints_for(task_id, tree.path)
         engine._runs[task_id] = run
         await engine.checkpoint(run, "start")
@@ -46,13 +53,18 @@ async def execute(engine: Engine, task_id: str) -> None:
         await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
         patch, files = await workspace.diff(tree)
         if not task["options"].get("apply", True) or not files:
-            note = f"changes on branch {tree.branch}" if files and tree.branch else "no file changes"
+            note = (
+                f"changes on branch {tree.branch}" if files and tree.branch else "no file changes"
+            )
             await engine.transition(task_id, ev.SUCCEEDED)
             await engine._complete(task_id, True, f"{outcome.summary}\n({note})", files)
             return
         approved = await engine.request_approval(
-            run, "apply", f"Apply {len(files)} changed file(s) to {ws}",
-            {"diff": patch, "files": files, "branch": tree.branch})
+            run,
+            "apply",
+            f"Apply {len(files)} changed file(s) to {ws}",
+            {"diff": patch, "files": files, "branch": tree.branch},
+        )
         if not approved:
             reason = f"changes not applied (denied); kept on branch {tree.branch}"
             await engine.transition(task_id, ev.CANCELLED, reason)
@@ -74,7 +86,9 @@ async def execute(engine: Engine, task_id: str) -> None:
         await _finish(engine, task_id, ev.FAILED, str(exc), run)
     except Exception as exc:  # a bug of ours: fail the task, keep the engine
         log.error("task %s crashed:\n%s", task_id, traceback.format_exc())
-        await _finish(engine, task_id, ev.FAILED, f"internal error: {type(exc).__name__}: {exc}", run)
+        await _finish(
+            engine, task_id, ev.FAILED, f"internal error: {type(exc).__name__}: {exc}", run
+        )
     finally:
         if run is not None:
             await run.procs.kill_all()
@@ -83,7 +97,9 @@ async def execute(engine: Engine, task_id: str) -> None:
             lock.release()
 
 
-async def _finish(engine: Engine, task_id: str, state: str, reason: str, run: TaskRun | None) -> None:
+async def _finish(
+    engine: Engine, task_id: str, state: str, reason: str, run: TaskRun | None
+) -> None:
     if state == ev.FAILED:
         engine.bus.emit(task_id, ev.ERROR, message=reason)
     await engine.transition(task_id, state, reason)

@@ -36,9 +36,13 @@ async def prepare(workspace: Path, task_id: str, worktrees_dir: Path) -> TaskTre
     target = worktrees_dir / task_id
     worktrees_dir.mkdir(parents=True, exist_ok=True)
     if await is_git_repo(workspace):
-        head = (await git("rev-parse", "--verify", "-q", "HEAD", cwd=workspace, check=False)).strip()
+        head = (
+            await git("rev-parse", "--verify", "-q", "HEAD", cwd=workspace, check=False)
+        ).strip()
         if not head:
-            raise UsageError(f"workspace {workspace} is a git repo with no commits yet; commit once first")
+            raise UsageError(
+                f"workspace {workspace} is a git repo with no commits yet; commit once first"
+            )
         branch = f"livhana/{task_id}"
         await git("worktree", "add", "-q", "-b", branch, str(target), head, cwd=workspace)
         return TaskTree(target, branch, head, True)
@@ -67,7 +71,9 @@ async def diff(tree: TaskTree, limit: int = 60_000) -> tuple[str, list[str]]:
     else:
         patch, files = "", []
     if len(patch) > limit:
-        patch = patch[:limit] + f"\n[... diff truncated, {len(patch) - limit} more characters ...]\n"
+        patch = (
+            patch[:limit] + f"\n[... diff truncated, {len(patch) - limit} more characters ...]\n"
+        )
     return patch, files
 
 

@@ -31,28 +31,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", type=Path, help="where the store and config live")
     p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
-    p.add_argument("--daemon", action="store_true", help="headless: schedules, queued tasks, HTTP API")
-    p.add_argument("--demo", action="store_true", help="cockpit with a sample project, no API key needed")
+    p.add_argument(
+        "--daemon", action="store_true", help="headless: schedules, queued tasks, HTTP API"
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="cockpit with a sample project, no API key needed"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one task headless and stream its events")
     run.add_argument("task", help="what the agent should do")
-    run.add_argument("--workspace", type=Path, default=Path.cwd(), help="project folder (default: .)")
-    run.add_argument("--approve", choices=("auto", "deny", "ask"), default="ask",
-                     help="how approval requests are answered (ask: prompt here)")
+    run.add_argument(
+        "--workspace", type=Path, default=Path.cwd(), help="project folder (default: .)"
+    )
+    run.add_argument(
+        "--approve",
+        choices=("auto", "deny", "ask"),
+        default="ask",
+        help="how approval requests are answered (ask: prompt here)",
+    )
     run.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     run.add_argument("--model", help="model id, or scripted:FILE for a replayed script")
     run.add_argument("--max-steps", type=int)
     run.add_argument("--max-cost", type=float, help="USD cap for this task")
-    run.add_argument("--no-apply", action="store_true",
-                     help="leave the change on its branch instead of applying it to the workspace")
+    run.add_argument(
+        "--no-apply",
+        action="store_true",
+        help="leave the change on its branch instead of applying it to the workspace",
+    )
 
     sub.add_parser("stop", help="emergency stop of every engine on this store")
     sub.add_parser("rearm", help="lift the emergency stop")
-    for name, text in (("tasks", "live tasks"), ("history", "finished tasks"),
-                       ("learnings", "what the agent has learned"), ("metrics", "cost and success"),
-                       ("capabilities", "the agent's tools and their policy"),
-                       ("approvals", "pending approval requests")):
+    for name, text in (
+        ("tasks", "live tasks"),
+        ("history", "finished tasks"),
+        ("learnings", "what the agent has learned"),
+        ("metrics", "cost and success"),
+        ("capabilities", "the agent's tools and their policy"),
+        ("approvals", "pending approval requests"),
+    ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--json", action="store_true")
         if name in ("history", "tasks"):
@@ -153,7 +170,9 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "stop":
         await engine.emergency_stop(by="cli")
-        print("emergency stop engaged: running tasks stopped, new work refused until `livhana-cockpit rearm`")
+        print(
+            "emergency stop engaged: running tasks stopped, new work refused until `livhana-cockpit rearm`"
+        )
         return 0
     if cmd == "rearm":
         await engine.rearm(by="cli")
@@ -178,10 +197,16 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     data: Any
     if cmd == "tasks":
         data = await engine.list(states=ev.LIVE_STATES, limit=args.limit)
-        rows = [(t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60]) for t in data]
+        rows = [
+            (t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60])
+            for t in data
+        ]
     elif cmd == "history":
         data = await engine.list(states=ev.END_STATES, limit=args.limit)
-        rows = [(t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60]) for t in data]
+        rows = [
+            (t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60])
+            for t in data
+        ]
     elif cmd == "learnings":
         data = await engine.learnings()
         rows = [(str(r["id"]), r["category"], str(r["uses"]), r["text"][:80]) for r in data]

@@ -19,7 +19,9 @@ def describe(event: dict[str, Any]) -> str:
         return f"agent: {_first(event.get('text', ''), 300)}"
     if t == "plan":
         marks = {"done": "x", "in_progress": ">", "pending": " "}
-        return "plan: " + "; ".join(f"[{marks.get(s['status'], ' ')}] {s['title']}" for s in event["steps"])
+        return "plan: " + "; ".join(
+            f"[{marks.get(s['status'], ' ')}] {s['title']}" for s in event["steps"]
+        )
     if t == "progress":
         return f"progress: {event['completed']}/{event['total']}"
     if t == "step":
@@ -49,7 +51,9 @@ def describe(event: dict[str, Any]) -> str:
     if t == "complete":
         verdict = "succeeded" if event["success"] else "did not succeed"
         files = ", ".join(event.get("changes", [])[:10])
-        return f"task {verdict}: {_first(event.get('summary', ''), 300)}" + (f" [files: {files}]" if files else "")
+        return f"task {verdict}: {_first(event.get('summary', ''), 300)}" + (
+            f" [files: {files}]" if files else ""
+        )
     payload = {k: v for k, v in event.items() if k not in ("task_id", "seq", "ts", "type")}
     return f"{t}: {json.dumps(payload, default=str)[:200]}"
 

@@ -23,12 +23,19 @@ async def run_task(config: Any, args: argparse.Namespace) -> int:
         if not anthropic_api_key():
             raise MissingKeyError(
                 "no Anthropic API key: run `livhana-cockpit secrets set anthropic_api_key` "
-                "or set ANTHROPIC_API_KEY (or try `--demo` / `--model scripted:FILE`)")
+                "or set ANTHROPIC_API_KEY (or try `--demo` / `--model scripted:FILE`)"
+            )
     engine = await Engine.open(config, role="cli")
     try:
-        task_id = await engine.submit(args.task, args.workspace, approve=args.approve, model=model,
-                                      max_steps=args.max_steps, max_cost=args.max_cost,
-                                      apply=not args.no_apply)
+        task_id = await engine.submit(
+            args.task,
+            args.workspace,
+            approve=args.approve,
+            model=model,
+            max_steps=args.max_steps,
+            max_cost=args.max_cost,
+            apply=not args.no_apply,
+        )
         try:
             await _stream(engine, task_id, args)
         except (KeyboardInterrupt, asyncio.CancelledError):

@@ -3,6 +3,7 @@ touches the operator's store or keyring."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -26,7 +27,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temp_keyring: Any
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture
@@ -49,12 +52,19 @@ def write_script(path: Path, scripts: list[dict[str, Any]]) -> str:
     return f"scripted:{path}"
 
 
-def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the real command line as a user would."""
-    return subprocess.run([sys.executable, "-m", "cockpit", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, input=input, timeout=timeout,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        input=input,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture
@@ -79,7 +89,5 @@ async def engine_factory(config: Any) -> AsyncIterator[Any]:
 
     yield make
     for e in engines:
-        try:
+        with contextlib.suppress(Exception):
             await e.close()
-        except Exception:
-            pass

@@ -19,7 +19,9 @@ def test_agent_sources_never_import_ui() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("textual", "cockpit")]
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[0] in ("textual", "cockpit")
+            ]
     assert offenders == []
 
 

@@ -8,26 +8,73 @@ from pathlib import Path
 from tests.conftest import cli, git, write_script
 
 EDIT = [
-    {"thinking": "I should look at app.py first.", "tool_calls": [
-        {"name": "update_plan", "input": {"steps": [
-            {"title": "read app.py", "status": "in_progress"},
-            {"title": "add a farewell function", "status": "pending"}]}},
-        {"name": "read_file", "input": {"path": "app.py"}}]},
-    {"thinking": "Now add farewell.", "tool_calls": [
-        {"name": "write_file", "input": {"path": "app.py", "content":
-            "def greet(name):\n    return 'hello ' + name\n\n\ndef farewell(name):\n    return 'bye ' + name\n"}},
-        {"name": "update_plan", "input": {"steps": [
-            {"title": "read app.py", "status": "done"},
-            {"title": "add a farewell function", "status": "done"}]}}]},
+    {
+        "thinking": "I should look at app.py first.",
+        "tool_calls": [
+            {
+                "name": "update_plan",
+                "input": {
+                    "steps": [
+                        {"title": "read app.py", "status": "in_progress"},
+                        {"title": "add a farewell function", "status": "pending"},
+                    ]
+                },
+            },
+            {"name": "read_file", "input": {"path": "app.py"}},
+        ],
+    },
+    {
+        "thinking": "Now add farewell.",
+        "tool_calls": [
+            {
+                "name": "write_file",
+                "input": {
+                    "path": "app.py",
+                    "content": "def greet(name):\n    return 'hello ' + name\n\n\ndef farewell(name):\n    return 'bye ' + name\n",
+                },
+            },
+            {
+                "name": "update_plan",
+                "input": {
+                    "steps": [
+                        {"title": "read app.py", "status": "done"},
+                        {"title": "add a farewell function", "status": "done"},
+                    ]
+                },
+            },
+        ],
+    },
 ]
 
 
 def test_run_json_scripted_change_lands_on_task_branch(repo: Path, tmp_path: Path) -> None:
-    model = write_script(tmp_path / "s.json", [{"match": "farewell", "turns": EDIT,
-        "summary": "Added farewell().", "learnings": {"patterns": ["app.py holds helpers"],
-                                                       "improvements": [], "nextSteps": ["add tests"]}}])
-    result = cli("run", "add a farewell function", "--workspace", str(repo), "--json",
-                 "--model", model, "--approve", "auto", "--no-apply")
+    model = write_script(
+        tmp_path / "s.json",
+        [
+            {
+                "match": "farewell",
+                "turns": EDIT,
+                "summary": "Added farewell().",
+                "learnings": {
+                    "patterns": ["app.py holds helpers"],
+                    "improvements": [],
+                    "nextSteps": ["add tests"],
+                },
+            }
+        ],
+    )
+    result = cli(
+        "run",
+        "add a farewell function",
+        "--workspace",
+        str(repo),
+        "--json",
+        "--model",
+        model,
+        "--approve",
+        "auto",
+        "--no-apply",
+    )
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     types = [e["type"] for e in events]
@@ -52,11 +99,21 @@ def test_run_json_scripted_change_lands_on_task_branch(repo: Path, tmp_path: Pat
     assert {row["text"] for row in learned} == {"app.py holds helpers", "add tests"}
 
 
-def test_run_applies_to_workspace_when_approved_and_keeps_operator_edits(repo: Path, tmp_path: Path) -> None:
+def test_run_applies_to_workspace_when_approved_and_keeps_operator_edits(
+    repo: Path, tmp_path: Path
+) -> None:
     (repo / "README.md").write_text("# demo project\noperator's unsaved note\n")
     model = write_script(tmp_path / "s.json", [{"match": ".", "turns": EDIT}])
-    result = cli("run", "add a farewell function", "--workspace", str(repo), "--model", model,
-                 "--approve", "auto")
+    result = cli(
+        "run",
+        "add a farewell function",
+        "--workspace",
+        str(repo),
+        "--model",
+        model,
+        "--approve",
+        "auto",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "farewell" in (repo / "app.py").read_text()
     assert (repo / "README.md").read_text() == "# demo project\noperator's unsaved note\n"
@@ -81,4 +138,7 @@ def test_broken_config_is_one_line(tmp_path: Path) -> None:
     bad.write_text("[engine]\nmax_steps = 'many'\n")
     result = cli("--config", str(bad), "tasks")
     assert result.returncode == 2
-    assert result.stderr.strip() == "livhana-cockpit: config: 'config.engine.max_steps' must be int, got 'many'"
+    assert (
+        result.stderr.strip()
+        == "livhana-cockpit: config: 'config.engine.max_steps' must be int, got 'many'"
+    )

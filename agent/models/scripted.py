@@ -66,14 +66,19 @@ class ScriptedModel:
     ) -> ModelResponse:
         script = self._script_for(messages)
         if tools is None:
-            learnings = script.get("learnings", {"patterns": [], "improvements": [], "nextSteps": []})
-            return ModelResponse([{"type": "text", "text": json.dumps(learnings)}], "end_turn",
-                                 _usage({}), self.name)
+            learnings = script.get(
+                "learnings", {"patterns": [], "improvements": [], "nextSteps": []}
+            )
+            return ModelResponse(
+                [{"type": "text", "text": json.dumps(learnings)}], "end_turn", _usage({}), self.name
+            )
         index = sum(1 for m in messages if m["role"] == "assistant" and _has_tool_use(m))
         turns = script.get("turns", [])
         if index >= len(turns):
             text = script.get("summary", "Done.")
-            return ModelResponse([{"type": "text", "text": text}], "end_turn", _usage({}), self.name)
+            return ModelResponse(
+                [{"type": "text", "text": text}], "end_turn", _usage({}), self.name
+            )
         turn = turns[index]
         if turn.get("delay_s"):
             await asyncio.sleep(float(turn["delay_s"]))
@@ -83,12 +88,20 @@ class ScriptedModel:
             raise ModelError(str(turn["error"]))
         content: list[dict[str, Any]] = []
         if turn.get("thinking"):
-            content.append({"type": "thinking", "thinking": turn["thinking"], "signature": "scripted"})
+            content.append(
+                {"type": "thinking", "thinking": turn["thinking"], "signature": "scripted"}
+            )
         if turn.get("text"):
             content.append({"type": "text", "text": turn["text"]})
         for n, call in enumerate(turn.get("tool_calls", [])):
-            content.append({"type": "tool_use", "id": f"toolu_s{index}_{n}", "name": call["name"],
-                            "input": call.get("input", {})})
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_s{index}_{n}",
+                    "name": call["name"],
+                    "input": call.get("input", {}),
+                }
+            )
         if on_delta:
             for block in content:
                 if block["type"] in ("thinking", "text"):

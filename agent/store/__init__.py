@@ -6,6 +6,7 @@ event loop never blocks on disk. Errors from SQLite become one-line StoreErrors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -31,7 +32,9 @@ TASK_COLUMNS = (
 def _explain(path: Path, exc: BaseException) -> StoreError:
     msg = str(exc)
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"store {path} is locked by another process (waited {LOCK_TIMEOUT_S:.0f}s)")
+        return StoreError(
+            f"store {path} is locked by another process (waited {LOCK_TIMEOUT_S:.0f}s)"
+        )
     if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
         return StoreError(f"store {path} is corrupt ({msg}); move it aside to start fresh")
     return StoreError(f"store {path}: {msg}")
@@ -103,10 +106,9 @@ class Store:
                 raise
 
     async def close(self) -> None:
-        try:
+        # Closing twice, or a dead thread: nothing left to save.
+        with contextlib.suppress(Exception):
             await self._db.close()
-        except Exception:  # closing twice, or a dead thread: nothing left to save
-            pass
 
     async def _exec(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
         try:
@@ -205,8 +207,13 @@ class Store:
         dumps = _DUMPS
         # The envelope has its own columns; `data` holds only the payload (smaller, faster).
         rows = [
-            (e["task_id"], e["seq"], e["ts"], e["type"],
-             dumps({k: v for k, v in e.items() if k not in _ENVELOPE}))
+            (
+                e["task_id"],
+                e["seq"],
+                e["ts"],
+                e["type"],
+                dumps({k: v for k, v in e.items() if k not in _ENVELOPE}),
+            )
             for e in events
         ]
         try:
@@ -216,10 +223,8 @@ class Store:
             )
             await self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 await self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             raise _explain(self.path, exc) from None
 
     async def task_events(
@@ -236,7 +241,9 @@ class Store:
         row = await self._one("SELECT COALESCE(MAX(id), 0) FROM events")
         return int(row[0]) if row else 0
 
-    async def tail_events(self, after_id: int, limit: int = 2000) -> tuple[int, list[dict[str, Any]]]:
+    async def tail_events(
+        self, after_id: int, limit: int = 2000
+    ) -> tuple[int, list[dict[str, Any]]]:
         """Events of every task appended after `after_id` (a global cursor), for other processes."""
         rows = await self._all(
             "SELECT id, task_id, seq, ts, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
@@ -247,7 +254,9 @@ class Store:
         return int(rows[-1][0]), [_event(r, 1) for r in rows]
 
     async def max_seq(self, task_id: str) -> int:
-        row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events WHERE task_id = ?", [task_id])
+        row = await self._one(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE task_id = ?", [task_id]
+        )
         return int(row[0]) if row else 0
 
     # -- approvals -------------------------------------------------------------------------
@@ -264,8 +273,15 @@ class Store:
         cur = await self._exec(
             "INSERT INTO approvals (task_id, kind, summary, detail, risk, created_at, timeout_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [task_id, kind, summary, json.dumps(detail, default=str), risk, now,
-             now + timeout_s if timeout_s else None],
+            [
+                task_id,
+                kind,
+                summary,
+                json.dumps(detail, default=str),
+                risk,
+                now,
+                now + timeout_s if timeout_s else None,
+            ],
         )
         return int(cur.lastrowid or 0)
 
@@ -374,9 +390,16 @@ class Store:
             "INSERT INTO usage (task_id, ts, model, input_tokens, output_tokens, "
             "cache_creation_input_tokens, cache_read_input_tokens, cost_usd) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [task_id, time.time(), model, usage.get("input_tokens", 0),
-             usage.get("output_tokens", 0), usage.get("cache_creation_input_tokens", 0),
-             usage.get("cache_read_input_tokens", 0), usage.get("cost_usd", 0.0)],
+            [
+                task_id,
+                time.time(),
+                model,
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cache_creation_input_tokens", 0),
+                usage.get("cache_read_input_tokens", 0),
+                usage.get("cost_usd", 0.0),
+            ],
         )
 
     async def spent_since(self, since: float) -> float:

@@ -31,7 +31,9 @@ class WriteFile:
         if not isinstance(content, str):
             raise ToolError("content must be a string")
         if len(content) > MAX_WRITE_CHARS:
-            raise ToolError(f"content is {len(content):,} characters; the limit is {MAX_WRITE_CHARS:,}")
+            raise ToolError(
+                f"content is {len(content):,} characters; the limit is {MAX_WRITE_CHARS:,}"
+            )
         path = resolve_path(ctx.root, args.get("path"))
         if path.is_dir():
             raise ToolError(f"{args['path']} is a directory")
