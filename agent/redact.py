@@ -1,0 +1,160 @@
+"""Redact secrets from text and events before anything is written (store, logs, stream).
+
+    r = Redactor({"ANTHROPIC_API_KEY": key, ...})   # or any iterable of values
+    r.redact("token sk-ant-...")   -> "token [REDACTED:anthropic-key]"
+    r.redact_obj(event)            -> a copy with every string redacted (dicts, lists, tuples)
+    r.add(value, name)             # learn a new secret (e.g. `secrets set`)
+
+Known values (>= 6 chars) become [REDACTED:<name>] when named, else [REDACTED:<sha256[:8]>]
+(stable, so the operator can tell two secrets apart without seeing them). Common token shapes
+are caught even when unknown: Anthropic, OpenAI, GitHub, AWS access keys, Slack, Google API
+keys, JWTs, PEM private keys, and the values of password=/token:/api_key= style assignments
+and Authorization headers. In dicts, a string under a key naming a secret is hidden whole.
+
+Speed: a single alternation of all shapes measured ~66 us per 300-byte string in CPython's
+`re` (no literal-prefix scan is possible across branches, and a leading \\b defeats it too).
+So each shape is its own regex that starts with a literal (the word-boundary check is a
+lookbehind placed after the literal), which `re` finds with a fast scan; the two
+case-insensitive shapes run only when a cheap substring trigger is present. Known values are
+one alternation. Typical event strings then cost a few microseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+MIN_SECRET_LEN = 6
+_CACHED_LEN, _CACHE_SIZE = 64, 4096
+_W = "A-Za-z0-9_"
+
+
+def _word(prefix: str, rest: str) -> str:
+    """`prefix` + `rest`, with prefix not preceded by a word char (a \\b that keeps the scan)."""
+    lit = re.escape(prefix)
+    return f"{lit}(?<![{_W}]{lit}){rest}"
+
+
+# (label, regex, triggers). Triggers: lowercased substrings one of which must be present
+# (None: the regex starts with a literal and is fast on its own). Applied in this order.
+PATTERNS: list[tuple[str, str, tuple[str, ...] | None]] = [
+    ("private-key", r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?"
+                    r"(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)", None),
+    ("anthropic-key", _word("sk-ant-", r"[A-Za-z0-9_-]{16,}"), None),
+    ("openai-key", _word("sk-", r"(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), None),
+    ("github-token", _word("gh", r"[pousr]_[A-Za-z0-9]{30,}"), None),
+    ("github-token", _word("github_pat_", r"[A-Za-z0-9_]{22,}"), None),
+    ("aws-access-key", _word("A", r"(?:KIA|SIA)[0-9A-Z]{16}(?![0-9A-Z])"), None),
+    ("slack-token", _word("xox", r"[abposr]-[A-Za-z0-9-]{10,}"), None),
+    ("google-api-key", _word("AIza", r"[0-9A-Za-z_-]{35}"), None),
+    ("jwt", _word("eyJ", r"[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), None),
+    # key/header shapes keep the key so the text still reads; only group "v" is hidden.
+    ("bearer-token",
+     r"(?i)\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|bot)\s+"
+     r"(?P<v>[A-Za-z0-9._~+/=-]{6,})", ("authorization",)),
+    ("", r"(?i)\b(?P<k>password|passwd|secret|client_secret|api[_-]?key|apikey|"
+         r"access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key|token)"
+         r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"'&,;()\[\]{}<>$`]{3,})(?=$|[\s\"'&,;)\]}])",
+     ("pass", "secret", "key", "token")),
+]  # fmt: skip
+_SECRET_KEY = re.compile(
+    r"(?i)^(?:.*[_-])?(?:password|passwd|secret|token|api[_-]?key|apikey|authorization|"
+    r"private[_-]?key|access[_-]?key|credentials?|cookie)$"
+)
+_PLACEHOLDERS = {"none", "null", "true", "false", "undefined", "redacted", "xxx", "xxxxxx"}
+_Step = tuple[re.Pattern[str], Callable[[re.Match[str]], str], tuple[str, ...] | None]
+
+
+def _replacer(label: str) -> Callable[[re.Match[str]], str]:
+    def replace(m: re.Match[str]) -> str:
+        if "v" not in m.re.groupindex:
+            return f"[REDACTED:{label}]"
+        value = m.group("v")
+        if value.lower() in _PLACEHOLDERS or value.startswith("[REDACTED"):
+            return m.group()
+        name = label or m.group("k").lower()  # password=... -> [REDACTED:password]
+        start, end = m.span("v")
+        return m.string[m.start() : start] + f"[REDACTED:{name}]" + m.string[end : m.end()]
+
+    return replace
+
+
+_STEPS: list[_Step] = [(re.compile(rx), _replacer(label), trig) for label, rx, trig in PATTERNS]
+
+
+class Redactor:
+    def __init__(self, values: Iterable[str] | Mapping[str, str] = ()) -> None:
+        self._labels: dict[str, str] = {}
+        self._known: re.Pattern[str] | None = None
+        items = values.items() if isinstance(values, Mapping) else ((None, v) for v in values)
+        for name, value in items:
+            self._remember(value, name)
+        self._compile()
+
+    def add(self, value: str, name: str | None = None) -> None:
+        if self._remember(value, name):
+            self._compile()
+
+    def _remember(self, value: str, name: str | None) -> bool:
+        if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LEN:
+            return False  # too short: would redact ordinary words
+        value = value.strip()
+        self._labels[value] = name or hashlib.sha256(value.encode()).hexdigest()[:8]
+        return True
+
+    def _compile(self) -> None:
+        if self._labels:
+            # Longest first, so a secret that contains another is replaced whole.
+            known = sorted(self._labels, key=len, reverse=True)
+            self._known = re.compile("|".join(map(re.escape, known)))
+        self._cache: dict[str, str] = {}  # a new secret invalidates earlier answers
+
+    def _known_label(self, m: re.Match[str]) -> str:
+        return f"[REDACTED:{self._labels[m.group()]}]"
+
+    def redact(self, text: str) -> str:
+        if len(text) < MIN_SECRET_LEN:
+            return text  # nothing this short can match
+        if len(text) <= _CACHED_LEN:  # event types, tool names, ids, paths: the same few strings
+            hit = self._cache.get(text)
+            if hit is None:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                hit = self._cache[text] = self._redact(text)
+            return hit
+        return self._redact(text)
+
+    def _redact(self, text: str) -> str:
+        if self._known is not None:
+            text = self._known.sub(self._known_label, text)
+        low = None
+        for rx, replace, triggers in _STEPS:
+            if triggers is not None:
+                low = text.lower() if low is None else low
+                if not any(t in low for t in triggers):
+                    continue
+            text = rx.sub(replace, text)
+        return text
+
+    def redact_obj(self, obj: Any) -> Any:
+        """A redacted copy: strings in dicts, lists and tuples. A string under a key that names
+        a secret ("password", "api_key", "Authorization", ...) is hidden whole."""
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, dict):
+            return {
+                k: f"[REDACTED:{k}]" if v and isinstance(v, str) and _secret_key(k)
+                else self.redact_obj(v)
+                for k, v in obj.items()
+            }  # fmt: skip
+        if isinstance(obj, list | tuple):
+            return [self.redact_obj(v) for v in obj]
+        return obj
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: object) -> bool:
+    return isinstance(key, str) and _SECRET_KEY.match(key) is not None

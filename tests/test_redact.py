@@ -1,0 +1,131 @@
+"""Secret redaction: every token shape, known values never survive, ordinary text untouched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.redact import Redactor
+
+KEYRING = {
+    "ANTHROPIC_API_KEY": "plain-looking-value-42",
+    "db-password": "Tr0ub4dor&3-horse",
+    "webhook": "abc/def+ghi=jkl?",  # regex metacharacters must be taken literally
+}
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+PEM = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE\n"
+    "bm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----"
+)
+
+
+@pytest.fixture
+def r() -> Redactor:
+    return Redactor(KEYRING)
+
+
+@pytest.mark.parametrize(
+    "secret, label",
+    [
+        ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefgh", "anthropic-key"),
+        ("sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "openai-key"),
+        ("sk-AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "openai-key"),
+        ("ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "github-token"),
+        ("gho_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "github-token"),
+        ("github_pat_11ABCDEFG0abcdefghijkl_MNOPQRSTUVWXYZabcdefghijklmnop", "github-token"),
+        ("AKIAIOSFODNN7EXAMPLE", "aws-access-key"),
+        ("xoxb-1234567890-0987654321-AbCdEfGhIjKl", "slack-token"),
+        ("xoxp-1234567890-AbCdEfGhIjKl", "slack-token"),
+        ("AIzaSyA-1234567890abcdefghijklmnopqrstu", "google-api-key"),
+        (JWT, "jwt"),
+        (PEM, "private-key"),
+    ],
+)
+def test_token_patterns(r: Redactor, secret: str, label: str) -> None:
+    for text in (secret, f"out: {secret} done", f'{{"v": "{secret}"}}', f"x={secret}\nnext"):
+        out = r.redact(text)
+        assert secret not in out and f"[REDACTED:{label}]" in out
+    assert r.redact(f"before {secret} after") == f"before [REDACTED:{label}] after"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("psql password=hunter22 host=db", "psql password=[REDACTED:password] host=db"),
+        ('{"api_key": "zz9-zz9-zz9"}', '{"api_key": "[REDACTED:api_key]"}'),
+        ("SECRET: topsecretvalue", "SECRET: [REDACTED:secret]"),
+        ("export ACCESS_TOKEN='abc.def.ghi'", "export ACCESS_TOKEN='[REDACTED:access_token]'"),
+        ("curl -H 'Authorization: Bearer abcdef123456' https://x",
+         "curl -H 'Authorization: Bearer [REDACTED:bearer-token]' https://x"),
+        ("authorization=Basic dXNlcjpwYXNz", "authorization=Basic [REDACTED:bearer-token]"),
+    ],
+)  # fmt: skip
+def test_key_value_shapes_keep_the_key(r: Redactor, text: str, expected: str) -> None:
+    assert r.redact(text) == expected
+
+
+def test_keyring_values_never_survive(r: Redactor) -> None:
+    for name, value in KEYRING.items():
+        for text in (value, f"echo {value}", f"{value}{value}", f"prefix{value}suffix"):
+            out = r.redact(text)
+            assert value not in out and f"[REDACTED:{name}]" in out
+    event = {"type": "tool_result", "output": f"key is {KEYRING['ANTHROPIC_API_KEY']}",
+             "nested": [{"cmd": ["echo", KEYRING["db-password"]]}, ("t", KEYRING["webhook"])]}  # fmt: skip
+    dumped = json.dumps(r.redact_obj(event))
+    assert not any(v in dumped for v in KEYRING.values())
+
+
+def test_unnamed_values_get_a_stable_hash_label_and_short_values_are_ignored() -> None:
+    r = Redactor(["value-one-123", "abc", "", "   "])
+    out = r.redact("value-one-123 and abc")
+    assert out.startswith("[REDACTED:") and out.endswith(" and abc")
+    assert out == Redactor(["value-one-123"]).redact("value-one-123 and abc")
+
+
+def test_add_learns_new_secrets_and_longest_wins() -> None:
+    r = Redactor()
+    assert r.redact("token-xyz-987 is here") == "token-xyz-987 is here"
+    r.add("token-xyz-987", "NEW")
+    assert r.redact("token-xyz-987 is here") == "[REDACTED:NEW] is here"
+    r.add("token-xyz-987-long-form", "LONG")
+    assert r.redact("token-xyz-987-long-form") == "[REDACTED:LONG]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The quick brown fox; 3 passed, 1 failed in 0.2s",
+        "max_tokens=16000 input_tokens: 1234",
+        "password=None and token: null",
+        "password = os.environ['DB_PASSWORD']",
+        "task-sk-learn sk-short ghp_short AKIA123 xoxb- eyJ.notajwt",
+        "def get_key(self, key): return self._keys[key]",
+        "pwd=/work/main PWD=/home/op/project",
+        "Asia/Tokyo AKIAX",
+        "",
+        "see https://example.com/path?page=2&sort=asc",
+    ],
+)
+def test_non_secrets_untouched(r: Redactor, text: str) -> None:
+    assert r.redact(text) == text
+
+
+def test_redact_obj_copies_and_hides_secret_keys(r: Redactor) -> None:
+    event = {"task_id": "t1", "seq": 3, "ts": 1.5, "ok": True, "none": None,
+             "headers": {"Authorization": "Bearer xyz", "X-Api-Key": "k", "Accept": "json"},
+             "input": {"password": "pw", "max_tokens": 5, "token_count": "12"}}  # fmt: skip
+    out = r.redact_obj(event)
+    assert out["headers"] == {"Authorization": "[REDACTED:Authorization]",
+                              "X-Api-Key": "[REDACTED:X-Api-Key]", "Accept": "json"}  # fmt: skip
+    assert out["input"] == {"password": "[REDACTED:password]", "max_tokens": 5,
+                            "token_count": "12"}  # fmt: skip
+    assert out["seq"] == 3 and out["ok"] is True and out["none"] is None
+    assert event["headers"]["Authorization"] == "Bearer xyz"  # the input is not mutated
+
+
+def test_cache_does_not_hide_a_secret_added_later() -> None:
+    r = Redactor()
+    assert r.redact("short-secret") == "short-secret"  # cached as clean
+    r.add("short-secret", "S")
+    assert r.redact("short-secret") == "[REDACTED:S]"
