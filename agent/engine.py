@@ -378,7 +378,9 @@ class Engine:
 
     async def record_usage(self, run: TaskRun, model: str, usage: dict[str, Any]) -> None:
         await self.store.add_usage(run.task_id, model, usage)
-        await self.store.update_task(run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6))
+        await self.store.update_task(
+            run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6), steps=run.steps
+        )
         self.bus.emit(
             run.task_id,
             ev.USAGE,
@@ -387,13 +389,10 @@ class Engine:
             total_tokens=run.tokens,
             **usage,
         )
-        if await self.safety.over_daily_budget():
+        if await self.safety.over_daily_budget(usage.get("cost_usd", 0.0)):
             raise TaskStopped(
                 ev.FAILED, "daily budget reached; raise engine.daily_budget_usd or wait"
             )
-
-    async def note_step(self, run: TaskRun) -> None:
-        await self.store.update_task(run.task_id, steps=run.steps)
 
     def policy_decision(self, tool: Any, args: dict[str, Any]) -> tuple[str, str]:
         return self.safety.decide(tool.name, args)

@@ -155,7 +155,6 @@ class TaskRun:
             raise TaskStopped("failed", f"step limit reached: {self.limits.max_steps} steps")
         self.steps += 1
         self.ctx.state["step"] = self.steps
-        await self.engine.note_step(self)
         target = (
             args.get("path")
             or args.get("command")

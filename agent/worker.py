@@ -51,7 +51,15 @@ async def execute(engine: Engine, task_id: str) -> None:
         outcome = await run_agent(run)
         await _save_learnings(engine, task_id, outcome.learnings)
         await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
-        patch, files = await workspace.diff(tree)
+        if tree.is_git:
+            patch, files = await workspace.diff(tree)
+        else:  # a copied plain folder: the change is what its checkpoints saw
+            start = run.checkpoint_steps[0]["commit"]
+            await engine.checkpoint(run, "final")
+            patch, files = (
+                await run.checkpoints.diff(start),
+                await run.checkpoints.changed_files(start),
+            )
         if not task["options"].get("apply", True) or not files:
             note = (
                 f"changes on branch {tree.branch}" if files and tree.branch else "no file changes"
@@ -71,7 +79,7 @@ async def execute(engine: Engine, task_id: str) -> None:
             await engine._complete(task_id, False, f"{outcome.summary}\n({reason})", files)
             return
         await engine.transition(task_id, ev.APPLYING)
-        record = await engine.safety.apply(ws, tree, task)
+        record = await engine.safety.apply(ws, tree, task, files)
         options = {**task["options"], "applied": record}
         await engine.store.update_task(task_id, options=options)
         await engine.audit("operator", "apply", task_id, record)

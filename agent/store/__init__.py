@@ -6,6 +6,7 @@ event loop never blocks on disk. Errors from SQLite become one-line StoreErrors.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -53,6 +54,7 @@ class Store:
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
         self.path = path
         self._db = db
+        self._write_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -216,16 +218,22 @@ class Store:
             )
             for e in events
         ]
-        try:
-            await self._db.execute("BEGIN")
-            await self._db.executemany(
-                "INSERT INTO events (task_id, seq, ts, type, data) VALUES (?, ?, ?, ?, ?)", rows
-            )
-            await self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                await self._db.execute("ROLLBACK")
-            raise _explain(self.path, exc) from None
+        # One writer transaction at a time on this connection; a cancel mid-way rolls back
+        # instead of leaving the transaction open for whoever writes next.
+        async with self._write_lock:
+            try:
+                await self._db.execute("BEGIN")
+                await self._db.executemany(
+                    "INSERT INTO events (task_id, seq, ts, type, data) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self._db.execute("ROLLBACK"))
+                if isinstance(exc, sqlite3.Error):
+                    raise _explain(self.path, exc) from None
+                raise
 
     async def task_events(
         self, task_id: str, after_seq: int = 0, limit: int = 100_000

@@ -24,7 +24,7 @@ TASKS, STEPS = 50, 40
 
 
 class Noop:
-    name = "noop"
+    name = "search_codebase"  # a tool the default policy allows, so no approval per step
     kind = "read"
     description = "does nothing"
     input_schema: dict[str, Any] = {"type": "object", "properties": {"i": {"type": "integer"}}}
@@ -50,7 +50,12 @@ class ZeroLatencyModel:
         done = sum(1 for m in messages if m["role"] == "assistant")
         if done >= STEPS:
             return ModelResponse([{"type": "text", "text": "done"}], "end_turn", Usage(), self.name)
-        call = {"type": "tool_use", "id": f"t{done}", "name": "noop", "input": {"i": done}}
+        call = {
+            "type": "tool_use",
+            "id": f"t{done}",
+            "name": "search_codebase",
+            "input": {"i": done},
+        }
         return ModelResponse([call], "tool_use", Usage(10, 5), self.name)
 
     async def aclose(self) -> None:
@@ -73,18 +78,21 @@ async def main() -> None:
     config.engine.stall_steps = 10_000
     config.engine.max_steps = STEPS + 5
     engine = await Engine.open(config, role="bench", model_factory=lambda spec: ZeroLatencyModel())
-    engine.tools = {"noop": Noop()}
+    engine.tools = {"search_codebase": Noop()}
     cpu0, wall0 = time.process_time(), time.perf_counter()
     ids = [
         await engine.submit(f"bench task {i}", repo, approve="auto", apply=False)
         for i in range(TASKS)
     ]
-    first_step = {}
+    first_step: dict[str, float] = {}
+    cpu_at_first_step: list[float] = []
 
     async def watch() -> None:
         async for event in engine.subscribe():
             if event["type"] == "step" and event["task_id"] not in first_step:
                 first_step[event["task_id"]] = time.perf_counter()
+                if not cpu_at_first_step:
+                    cpu_at_first_step.append(time.process_time())
 
     watcher = asyncio.create_task(watch())
     results = [await engine.wait(i) for i in ids]
@@ -100,7 +108,11 @@ async def main() -> None:
         f"{TASKS} tasks x {STEPS} steps: {ok}/{TASKS} succeeded, {steps} steps, {stored:,} events stored"
     )
     print(f"wall {wall:.2f} s (step phase {step_phase:.2f} s); engine CPU {cpu:.2f} s")
-    print(f"engine overhead: {cpu / steps * 1000:.3f} ms CPU per step (goal <= 1 ms)")
+    step_cpu = time.process_time() - cpu_at_first_step[0]
+    print(
+        f"engine overhead: {step_cpu / steps * 1000:.3f} ms CPU per step in the step phase, "
+        f"{cpu / steps * 1000:.3f} ms counting worktree setup (goal <= 1 ms)"
+    )
     print(
         f"aggregate: {steps / step_phase:,.0f} steps/s in the step phase, "
         f"{steps / wall:,.0f} steps/s including worktree setup (goal >= 1,000)"
