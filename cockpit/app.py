@@ -1,0 +1,231 @@
+"""The cockpit: ten panels as Textual modes over one in-process `agent.Engine`.
+
+The engine opens in a worker after the first frame, so the window paints at once and
+heavy imports never delay it. Live events reach the visible panel in coalesced batches
+(at most ten a second), so a burst of thousands of events costs a handful of repaints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from .messages import EngineEvents, EngineReady
+from .panels import PANELS
+from .themes import load_themes
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.engine import Engine
+    from agent.models.base import Model
+
+    from .demo import DemoPlan
+
+LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
+TICK_S = 0.1
+
+
+class CockpitApp(App[None]):
+    TITLE = "Liv Hana Cockpit"
+    CSS_PATH = "app.tcss"
+    MODES = {p.mode: p.factory() for p in PANELS}
+    DEFAULT_MODE = "tasks"
+    BINDINGS = [
+        *(Binding(p.key, f"app.switch_mode('{p.mode}')", p.short, show=False,
+                  id=f"panel.{p.mode}") for p in PANELS),
+        # The emergency stop is ONE keystroke and a PRIORITY binding. Priority, so it fires
+        # even while a text field, table or modal has focus (nothing may swallow it). One
+        # keystroke with no confirm, because stopping is the safe direction: it is fully
+        # undone by a deliberate re-arm, and every step was checkpointed, while a confirm
+        # dialog costs seconds exactly when a runaway command is deleting things. ctrl+x is
+        # not a printable key, so it cannot be typed by accident into a task, and it is
+        # remappable (keymap id "emergency_stop").
+        Binding("ctrl+x", "emergency_stop", "STOP", priority=True, id="emergency_stop"),
+        Binding("ctrl+p", "command_palette", "Palette", show=False, id="palette"),
+    ]
+
+    halted: reactive[bool] = reactive(False)
+    engine_status: reactive[str] = reactive("starting…")
+    live_count: reactive[int] = reactive(0)
+    pending_count: reactive[int] = reactive(0)
+
+    def __init__(self, config: Config, demo: DemoPlan | None = None,
+                 model_factory: Callable[[str], Model] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.demo = demo
+        self.model_factory = model_factory
+        self.engine: Engine | None = None
+        self.workspace = "."  # default workspace for new tasks (the demo sets its own)
+        self.loop_lag_ms = 0.0
+        self._pending: list[dict[str, Any]] = []
+        self._live: dict[str, str] = {}
+        self._approvals: set[int] = set()
+        self._stop_requested = False
+        self._closing = False
+        self._themes = load_themes()
+        for theme in self._themes:
+            self.register_theme(theme)
+        wanted = config.ui.theme
+        self.theme = wanted if wanted in self.available_themes else "livhana-dark"
+        if config.ui.keymap:
+            self.set_keymap(config.ui.keymap)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._save_theme)
+        self.set_interval(TICK_S, self._tick)
+        self._lag_mark = time.monotonic()
+        self.set_interval(0.25, self._measure_lag)
+        self.call_after_refresh(lambda: self.run_worker(self._connect(), group="engine"))
+
+    async def _connect(self) -> None:
+        try:
+            engine = await self._open_engine()
+        except Exception as exc:  # the cockpit stays up and says why, in one line
+            self.engine_status = "engine failed"
+            self.notify(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                        title="Engine", severity="error", timeout=30)
+            return
+        self.engine = engine
+        self.halted = engine.stopped
+        for task in await engine.list(states=list(LIVE), limit=1000):
+            self._live[task["id"]] = task["state"]
+        self._approvals = {int(a["id"]) for a in await engine.pending_approvals()}
+        self._update_counts()
+        self.engine_status = "demo" if self.demo else "ready"
+        self.run_worker(self._listen(engine), group="listen")
+        if self._stop_requested:
+            await engine.emergency_stop()
+        self.screen_stack[0].post_message(EngineReady())
+        if self.demo is not None:
+            self.run_worker(self._guard(self.demo.seed(engine, self.workspace), "demo"),
+                            group="demo")
+
+    async def _guard(self, work: Awaitable[Any], what: str) -> None:
+        """Run background work whose failure must not take the cockpit down."""
+        try:
+            await work
+        except Exception as exc:
+            self.notify(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                        severity="error", timeout=15)
+
+    async def _open_engine(self) -> Engine:
+        from agent.engine import Engine  # after the first frame
+
+        config, factory = self.config, self.model_factory
+        if self.demo is not None:
+            self.engine_status = "preparing demo…"
+            env = await asyncio.to_thread(self.demo.prepare)
+            config, factory, self.workspace = env.config, env.model_factory, str(env.workspace)
+        else:
+            self.workspace = os.getcwd()
+        return await Engine.open(config, role="tui", model_factory=factory)
+
+    async def _listen(self, engine: Engine) -> None:
+        async for event in engine.subscribe(None):
+            self._pending.append(event)
+
+    def _tick(self) -> None:
+        """Drain the live events to the visible panel, and mirror the engine's stop flag."""
+        if self.engine is not None and self.engine.stopped != self.halted:
+            self.halted = self.engine.stopped
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        for event in batch:
+            self._track(event)
+        self._update_counts()
+        self.screen_stack[0].post_message(EngineEvents(batch))
+
+    def _track(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "status":
+            if event.get("state") in LIVE:
+                self._live[event["task_id"]] = event["state"]
+            else:
+                self._live.pop(event["task_id"], None)
+        elif kind == "approval_requested" and event.get("approval_id") is not None:
+            self._approvals.add(int(event["approval_id"]))
+        elif kind == "approval_decided" and event.get("approval_id") is not None:
+            self._approvals.discard(int(event["approval_id"]))
+
+    def _update_counts(self) -> None:
+        self.live_count = len(self._live)
+        self.pending_count = len(self._approvals)
+
+    def _measure_lag(self) -> None:
+        now = time.monotonic()
+        lag = max(0.0, (now - self._lag_mark - 0.25) * 1000)
+        self.loop_lag_ms = lag if lag > self.loop_lag_ms else self.loop_lag_ms * 0.8 + lag * 0.2
+        self._lag_mark = now
+
+    async def on_unmount(self) -> None:
+        await self.close_engine()
+
+    async def close_engine(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None and not self._closing:
+            self._closing = True
+            await engine.close()
+            if self.demo is not None:
+                self.demo.cleanup()
+
+    # -- actions ---------------------------------------------------------------------------
+    async def action_emergency_stop(self) -> None:
+        self.halted = True  # show it at once; the engine call follows
+        if self.engine is None:
+            self._stop_requested = True
+        else:
+            await self.engine.emergency_stop(by="operator")
+        self.notify("Emergency stop engaged: running work killed, new work held.",
+                    title="STOP", severity="error", timeout=8)
+
+    async def action_rearm(self) -> None:
+        self._stop_requested = False
+        if self.engine is not None:
+            await self.engine.rearm(by="operator")
+        self.halted = False
+        self.notify("Re-armed: work may start again.")
+
+    def action_set_theme(self, name: str) -> None:
+        self.theme = name
+
+    def _save_theme(self, theme: Any) -> None:
+        if self.config.ui.theme == theme.name or self.config.config_path is None:
+            return
+        self.config.ui.theme = theme.name
+        from agent.config import save_ui_settings
+
+        self.run_worker(asyncio.to_thread(save_ui_settings, self.config), group="settings")
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for p in PANELS:
+            yield SystemCommand(f"Panel {p.key}: {p.title}", f"Switch to {p.title}",
+                                lambda mode=p.mode: self.switch_mode(mode))
+        yield SystemCommand("Emergency stop", "Kill all running work and hold new work",
+                            self.action_emergency_stop)
+        yield SystemCommand("Re-arm", "Release the emergency stop", self.action_rearm)
+        for theme in self._themes:
+            yield SystemCommand(f"Theme: {theme.name}", "Switch theme (saved in config)",
+                                lambda name=theme.name: self.action_set_theme(name))
+
+
+def run_app(config: Config, demo: bool = False) -> int:
+    """Entry point used by `livhana-cockpit` (and `--demo`)."""
+    plan = None
+    if demo:
+        from .demo import DemoPlan
+
+        plan = DemoPlan(ui_config=config)
+    CockpitApp(config, demo=plan).run()
+    return 0

@@ -1,0 +1,148 @@
+"""The base of every panel: nav bar, halt banner, footer, and the data plumbing.
+
+Data flows one way: a panel asks the engine in a worker (`refresh_data`), never on the
+event loop's critical path, and refreshes never overlap (Dolphie's rule): a request that
+arrives while one runs just marks the panel dirty and one more pass follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from ..messages import EngineEvents, EngineReady
+from ..panels import BY_MODE
+from ..widgets.halt_banner import HaltBanner
+from ..widgets.nav_bar import NavBar
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
+
+    from ..app import CockpitApp
+
+
+class PanelScreen(Screen[None]):
+    MODE: ClassVar[str] = ""
+    # Re-query the engine this often while the panel is visible (None: on events only).
+    POLL_S: ClassVar[float | None] = None
+    # Event types that make this panel refresh.
+    WATCH: ClassVar[frozenset[str]] = frozenset()
+    # Focus a table, never a text field, on arrival: digits switch panels until you type.
+    AUTO_FOCUS = "KeyedTable"
+    BINDINGS = [Binding("escape", "leave_input", "Leave field", show=False)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = BY_MODE[self.MODE].title
+        self._busy = False
+        self._again = False
+        self._poll: Timer | None = None
+
+    @property
+    def cockpit(self) -> CockpitApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.cockpit.engine
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        yield HaltBanner()
+        yield from self.compose_panel()
+        yield Footer()
+
+    def compose_panel(self) -> ComposeResult:
+        yield from ()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.POLL_S:
+            self._poll = self.set_interval(self.POLL_S, self.request_refresh, pause=True)
+
+    def on_screen_resume(self) -> None:
+        self.request_refresh()
+        if self._poll:
+            self._poll.resume()
+
+    def on_screen_suspend(self) -> None:
+        if self._poll:
+            self._poll.pause()
+
+    def on_engine_ready(self, _message: EngineReady) -> None:
+        self.request_refresh()
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        if self.WATCH and any(ev.get("type") in self.WATCH for ev in message.events):
+            self.request_refresh()
+        self.handle_events(message.events)
+
+    def handle_events(self, events: list[dict[str, Any]]) -> None:
+        """Override for panels that render events directly."""
+
+    # -- data ------------------------------------------------------------------------------
+    def request_refresh(self) -> None:
+        if self.engine is None or not self.is_attached:
+            return
+        if self._busy:
+            self._again = True
+            return
+        self._busy = True
+        self.run_worker(self._refresh_loop, group="refresh")
+
+    async def _refresh_loop(self) -> None:
+        try:
+            while self.engine is not None:
+                self._again = False
+                try:
+                    await self.refresh_data(self.engine)
+                except Exception as exc:  # one line for the operator, the panel stays usable
+                    self.notify(_one_line(exc), severity="error", timeout=6)
+                if not self._again:
+                    break
+        finally:
+            self._busy = False
+
+    async def refresh_data(self, engine: Engine) -> None:
+        """Query the engine and update widgets. Runs in a worker on the app's loop."""
+
+    def act(self, call: Callable[[Engine], Awaitable[Any]], done: str | None = None,
+            then: Callable[[Any], None] | None = None) -> None:
+        """Run one engine call in a worker; errors become a one-line notification."""
+        engine = self.engine
+        if engine is None:
+            self.notify("the engine is still starting", severity="warning")
+            return
+
+        async def run() -> None:
+            try:
+                result = await call(engine)
+            except Exception as exc:
+                self.notify(_one_line(exc), severity="error", timeout=6)
+                return
+            if done:
+                self.notify(done)
+            if then:
+                then(result)
+            self.request_refresh()
+
+        self.run_worker(run, group="actions")
+
+    # -- keys ------------------------------------------------------------------------------
+    def action_leave_input(self) -> None:
+        self.set_focus(None)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def rows_by_id(items: Iterable[dict[str, Any]], key: str = "id") -> dict[str, dict[str, Any]]:
+    return {str(item[key]): item for item in items}

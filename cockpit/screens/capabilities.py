@@ -1,0 +1,84 @@
+"""5 · Capabilities: the agent's tools, their input schema, policy (allow/ask/deny) and
+recent use. Change a tool's policy here."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Static
+
+from .. import fmt
+from ..widgets import KeyedTable
+from .base import PanelScreen
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
+
+POLICY = {"allow": "[green]allow[/]", "ask": "[yellow]ask[/]", "deny": "[red]deny[/]"}
+
+
+class CapabilitiesScreen(PanelScreen):
+    MODE = "capabilities"
+    CSS_PATH = "capabilities.tcss"
+    WATCH = frozenset({"step"})
+    BINDINGS = [
+        Binding("l", "policy('allow')", "Allow", id="capabilities.allow"),
+        Binding("k", "policy('ask')", "Ask", id="capabilities.ask"),
+        Binding("x", "policy('deny')", "Deny", id="capabilities.deny"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tools: dict[str, dict[str, Any]] = {}
+
+    def compose_panel(self) -> ComposeResult:
+        with Horizontal(classes="panel-body"):
+            with Vertical(id="left"):
+                yield Static("", id="mode")
+                yield KeyedTable(("Tool", 17), ("Kind", 7), ("Policy", 7), ("Uses", 5),
+                                 ("Last used", 12), id="tools")
+            with VerticalScroll(id="detail-pane"):
+                yield Static("", id="detail")
+
+    async def refresh_data(self, engine: Engine) -> None:
+        caps = engine.capabilities()
+        use = await engine.recent_tool_use()
+        self.tools = {c["name"]: c for c in caps}
+        self.query_one("#tools", KeyedTable).sync({
+            c["name"]: (c["name"], c.get("kind", ""), POLICY.get(c.get("policy", ""), c.get("policy", "")),
+                        str(use.get(c["name"], {}).get("count", 0)),
+                        fmt.ago(use.get(c["name"], {}).get("last_ts")))
+            for c in caps})
+        mode = getattr(engine, "policy_mode", None)
+        self.query_one("#mode", Static).update(
+            f"policy mode [b]{fmt.escape(mode or 'default')}[/] · l allow · k ask · x deny "
+            "(for the selected tool)")
+        self._show(self.query_one("#tools", KeyedTable).selected_key)
+
+    @on(KeyedTable.RowHighlighted, "#tools")
+    def _row(self, event: KeyedTable.RowHighlighted) -> None:
+        self._show(event.row_key.value)
+
+    def _show(self, name: str | None) -> None:
+        tool = self.tools.get(name or "")
+        if tool is None:
+            self.query_one("#detail", Static).update("")
+            return
+        e = fmt.escape
+        schema = json.dumps(tool.get("input_schema", {}), indent=2)
+        rule = f" [dim](rule: {e(tool['rule'])})[/]" if tool.get("rule") else ""
+        self.query_one("#detail", Static).update(
+            f"[b]{e(tool['name'])}[/] · {e(tool.get('kind', ''))} · policy "
+            f"{POLICY.get(tool.get('policy', ''), '?')}{rule}\n\n{e(tool.get('description', ''))}"
+            f"\n\n[b]input schema[/]\n{e(schema)}")
+
+    def action_policy(self, decision: str) -> None:
+        name = self.query_one("#tools", KeyedTable).selected_key
+        if not name:
+            return
+        self.act(lambda e: e.set_policy(name, decision), done=f"{name}: {decision}")

@@ -1,0 +1,69 @@
+"""A DataTable that is synced from a mapping, row by row, the way Dolphie keeps live tables.
+
+`sync(rows)` adds new keys, removes gone ones and updates only the cells whose value
+changed, all inside one `batch_update()` so a refresh costs one repaint. The cursor stays on
+the same row key across syncs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+
+class KeyedTable(DataTable[Any]):
+    DEFAULT_CSS = """
+    KeyedTable { height: 1fr; }
+    """
+
+    def __init__(self, *columns: str | tuple[str, int], **kwargs: Any) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", True)
+        super().__init__(**kwargs)
+        self._spec = columns
+        self._cells: dict[str, tuple[Any, ...]] = {}
+
+    def on_mount(self) -> None:
+        for column in self._spec:
+            label, width = column if isinstance(column, tuple) else (column, None)
+            self.add_column(label, key=label, width=width)
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except RowDoesNotExist:
+            return None
+        return key.value
+
+    def sync(self, rows: Mapping[str, Sequence[Any]]) -> None:
+        """Show exactly `rows` (key -> cells in column order), in the mapping's order."""
+        selected = self.selected_key
+        wanted = list(rows)
+        kept = [k for k in self._cells if k in rows]
+        in_order = kept == [k for k in wanted if k in self._cells]
+        with self.app.batch_update():
+            if not in_order:  # an insertion in the middle: rebuild (rare: new rows come last)
+                self.clear()
+                self._cells = {}
+            for key in [k for k in self._cells if k not in rows]:
+                self.remove_row(key)
+                del self._cells[key]
+            labels = [c[0] if isinstance(c, tuple) else c for c in self._spec]
+            for key, cells in rows.items():
+                cells = tuple(cells)
+                old = self._cells.get(key)
+                if old is None:
+                    self.add_row(*cells, key=key)
+                elif old != cells:
+                    for label, before, after in zip(labels, old, cells, strict=False):
+                        if before != after:
+                            self.update_cell(key, label, after)
+                self._cells[key] = cells
+            if selected in self._cells:
+                self.move_cursor(row=self.get_row_index(selected), animate=False)

@@ -1,0 +1,40 @@
+"""Top bar: the ten panels with their keys, the current one lit, and live counters."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from ..panels import PANELS
+
+
+class NavBar(Static):
+    DEFAULT_CSS = """
+    NavBar { height: 1; width: 1fr; background: $panel; color: $text-muted; }
+    """
+    current: reactive[str] = reactive("")
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.current = mode
+
+    def on_mount(self) -> None:
+        for name in ("engine_status", "live_count", "pending_count", "halted"):
+            self.watch(self.app, name, lambda _v: self._redraw(), init=False)
+        self._redraw()
+
+    def watch_current(self) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        app = self.app
+        parts = []
+        for p in PANELS:
+            label = f" {p.key} {p.short} "
+            parts.append(f"[reverse b]{label}[/]" if p.mode == self.current else label)
+        live = getattr(app, "live_count", 0)
+        pending = getattr(app, "pending_count", 0)
+        status = getattr(app, "engine_status", "")
+        flag = "[b red]■ HALTED[/]" if getattr(app, "halted", False) else ""
+        pend = f"[b yellow]⚑{pending}[/]" if pending else "⚑0"
+        self.update("".join(parts) + f"  ▶{live} {pend} {flag} [dim]{status}[/]")
