@@ -57,6 +57,7 @@ class Engine:
         self._runs: dict[str, TaskRun] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._states: dict[str, str] = {}
+        self.stop_reasons: dict[str, tuple[str, str]] = {}
         self._queue: list[str] = []
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(config.engine.max_concurrent)
@@ -422,12 +423,14 @@ class Engine:
             await self.transition(task_id, reason[0], reason[1])
             await self._complete(task_id, False, reason[1])
             return
+        # Remembered by task, not only on its run: a task still preparing its worktree has
+        # no run yet, and its worker must still end with this reason.
+        self.stop_reasons[task_id] = reason
         run = self._runs.get(task_id)
-        if run is None:
-            return
-        run.stop_reason = reason
-        self.desk.cancel_for(list(run.pending_approvals))
-        await run.procs.kill_all()
+        if run is not None:
+            run.stop_reason = reason
+            self.desk.cancel_for(list(run.pending_approvals))
+            await run.procs.kill_all()
         worker = self._workers.get(task_id)
         if worker:
             worker.cancel()
@@ -435,12 +438,12 @@ class Engine:
     async def _halt_all(self, by: str) -> None:
         self.stopped = True
         reason = (ev.CANCELLED, f"emergency stop by {by}")
-        await asyncio.gather(*(self._halt_running(task_id, reason) for task_id in list(self._runs)))
+        await asyncio.gather(*(self._halt_running(t, reason) for t in list(self._workers)))
         for task_id in list(self._queue):  # held, not lost: they start after re-arm
             self.bus.emit(task_id, ev.WARNING, message="held: emergency stop engaged")
 
     async def _halt_running(self, task_id: str, reason: tuple[str, str]) -> None:
-        if task_id in self._runs:
+        if task_id in self._workers:
             await self._halt_task(task_id, reason)
 
     async def _dispatch_loop(self) -> None:

@@ -88,7 +88,7 @@ async def execute(engine: Engine, task_id: str) -> None:
     except TaskStopped as stop:
         await _finish(engine, task_id, stop.state, stop.reason, run)
     except asyncio.CancelledError:
-        state, reason = run.stop_reason if run and run.stop_reason else (ev.CANCELLED, "cancelled")
+        state, reason = engine.stop_reasons.get(task_id, (ev.CANCELLED, "cancelled"))
         await _finish(engine, task_id, state, reason, run)
     except CockpitError as exc:
         await _finish(engine, task_id, ev.FAILED, str(exc), run)
@@ -103,6 +103,7 @@ async def execute(engine: Engine, task_id: str) -> None:
             await run.model.aclose()
         if lock is not None:
             lock.release()
+        engine.stop_reasons.pop(task_id, None)
 
 
 async def _finish(

@@ -1,0 +1,211 @@
+"""agent.Engine driven by scripted models: lifecycle, queue, subscribe, recovery, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.models.scripted import ScriptedModel
+from agent.store import Store
+from tests.conftest import git
+
+READ = {"tool_calls": [{"name": "read_file", "input": {"path": "app.py"}}]}
+
+
+def scripted(*scripts: dict[str, Any]) -> Any:
+    return lambda spec: ScriptedModel(list(scripts))
+
+
+async def test_subscribe_sees_the_whole_lifecycle_in_order(engine_factory: Any, repo: Path) -> None:
+    engine = await engine_factory(scripted({"match": ".", "turns": [READ]}))
+    seen: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for event in engine.subscribe():
+            seen.append(event)
+            if event["type"] == "complete":
+                return
+
+    follower = asyncio.create_task(follow())
+    task_id = await engine.submit("look at app.py", repo, approve="auto")
+    await asyncio.wait_for(follower, 20)
+    task = await engine.get(task_id)
+    assert task["state"] == "succeeded" and task["steps"] == 1
+    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+    assert [e["type"] for e in seen][:2] == ["status", "status"]
+    assert await engine.events(task_id) == seen  # the store holds exactly what was streamed
+    assert [t["id"] for t in await engine.list()] == [task_id]
+
+
+async def test_concurrency_limit_queues_the_rest(
+    engine_factory: Any, config: Any, repo: Path
+) -> None:
+    config.engine.max_concurrent = 2
+    slow = {"match": ".", "turns": [{**READ, "delay_s": 0.3}]}
+    engine = await engine_factory(scripted(slow))
+    running: set[str] = set()
+    peak = 0
+
+    async def follow() -> None:
+        nonlocal peak
+        async for event in engine.subscribe():
+            if event["type"] == "status" and event["state"] == "planning":
+                running.add(event["task_id"])
+                peak = max(peak, len(running))
+            if event["type"] == "complete":
+                running.discard(event["task_id"])
+
+    follower = asyncio.create_task(follow())
+    ids = [await engine.submit(f"task {i}", repo, approve="auto", apply=False) for i in range(5)]
+    states = [(await engine.wait(i))["state"] for i in ids]
+    follower.cancel()
+    assert states == ["succeeded"] * 5
+    assert peak == 2
+
+
+async def test_parallel_tasks_work_in_separate_worktrees(engine_factory: Any, repo: Path) -> None:
+    def write(name: str) -> dict[str, Any]:
+        return {
+            "match": name,
+            "turns": [
+                {
+                    "delay_s": 0.1,
+                    "tool_calls": [
+                        {
+                            "name": "write_file",
+                            "input": {"path": "app.py", "content": f"# {name}\n"},
+                        }
+                    ],
+                }
+            ],
+        }
+
+    engine = await engine_factory(scripted(write("alpha"), write("beta")))
+    a = await engine.submit("alpha", repo, approve="auto", apply=False)
+    b = await engine.submit("beta", repo, approve="auto", apply=False)
+    ta, tb = await engine.wait(a), await engine.wait(b)
+    assert (Path(ta["worktree"]) / "app.py").read_text() == "# alpha\n"
+    assert (Path(tb["worktree"]) / "app.py").read_text() == "# beta\n"
+    assert "greet" in (repo / "app.py").read_text()
+
+
+async def test_tasks_of_a_dead_engine_become_interrupted(config: Any, engine_factory: Any) -> None:
+    store = await Store.open(config.store_path)
+    await store.register_engine("tui-dead", 999_999, socket.gethostname(), "tui")
+    await store.create_task(
+        {
+            "id": "orphan1",
+            "title": "half done",
+            "workspace": "/w",
+            "state": "running",
+            "engine_id": "tui-dead",
+        }
+    )
+    await store.close()
+    engine = await engine_factory()
+    task = await engine.get("orphan1")
+    assert task["state"] == "interrupted"
+    events = await engine.events("orphan1")
+    assert events[-1]["type"] == "complete" and events[-1]["success"] is False
+
+
+async def test_step_limit_ends_the_task_with_a_reason(engine_factory: Any, repo: Path) -> None:
+    many = [
+        {"tool_calls": [{"name": "read_file", "input": {"path": "app.py", "offset": i + 1}}]}
+        for i in range(10)
+    ]
+    engine = await engine_factory(scripted({"match": ".", "turns": many}))
+    task_id = await engine.submit("loop forever", repo, approve="auto", max_steps=3)
+    task = await engine.wait(task_id)
+    assert task["state"] == "failed" and "step limit" in task["error"]
+    assert task["steps"] == 3
+
+
+async def test_model_error_fails_the_task_and_the_engine_keeps_working(
+    engine_factory: Any, repo: Path
+) -> None:
+    engine = await engine_factory(
+        scripted(
+            {"match": "broken", "turns": [{"error": "model API unavailable"}]},
+            {"match": ".", "turns": [READ]},
+        )
+    )
+    bad = await engine.wait(await engine.submit("broken task", repo, approve="auto"))
+    good = await engine.wait(await engine.submit("fine task", repo, approve="auto"))
+    assert bad["state"] == "failed" and "unavailable" in bad["error"]
+    assert good["state"] == "succeeded"
+
+
+async def test_large_tool_output_is_truncated_with_a_note(engine_factory: Any, repo: Path) -> None:
+    (repo / "big.txt").write_text("line\n" * 100_000)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "big")
+    seen: list[Any] = []
+
+    class Recording(ScriptedModel):
+        async def complete(self, **kw: Any) -> Any:
+            seen.append(copy.deepcopy(kw["messages"]))
+            return await super().complete(**kw)
+
+    engine = await engine_factory(
+        lambda spec: Recording(
+            [
+                {
+                    "match": ".",
+                    "turns": [
+                        {"tool_calls": [{"name": "read_file", "input": {"path": "big.txt"}}]}
+                    ],
+                }
+            ]
+        )
+    )
+    await engine.wait(await engine.submit("read big", repo, approve="auto"))
+    result = seen[1][-1]["content"][0]
+    assert result["type"] == "tool_result" and "characters truncated" in result["content"]
+    assert len(result["content"]) < 25_000
+
+
+async def test_workspace_that_is_not_git_runs_on_a_copy(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("old\n")
+    engine = await engine_factory(
+        scripted(
+            {
+                "match": ".",
+                "turns": [
+                    {
+                        "tool_calls": [
+                            {
+                                "name": "write_file",
+                                "input": {"path": "notes.txt", "content": "new\n"},
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
+    )
+    task = await engine.wait(await engine.submit("edit notes", plain, approve="auto"))
+    assert task["state"] == "succeeded", task
+    assert (plain / "notes.txt").read_text() == "new\n"
+    result = await engine.rollback(task["id"])
+    assert (plain / "notes.txt").read_text() == "old\n", result
+
+
+async def test_submit_is_fast_and_returns_before_the_task_runs(
+    engine_factory: Any, repo: Path
+) -> None:
+    engine = await engine_factory(scripted({"match": ".", "turns": [{**READ, "delay_s": 1}]}))
+    t0 = time.monotonic()
+    task_id = await engine.submit("slow", repo, approve="auto")
+    assert time.monotonic() - t0 < 0.5
+    assert (await engine.get(task_id))["state"] in ("queued", "planning")
+    await engine.cancel(task_id)
+    assert (await engine.wait(task_id))["state"] == "cancelled"
