@@ -105,10 +105,6 @@ def main(argv: list[str] | None = None) -> None:
 def dispatch(args: argparse.Namespace) -> int:
     from agent.config import load_config
 
-    if args.demo and not args.command:
-        from .demo import run_demo
-
-        return run_demo(args)
     config = load_config(args.data_dir, args.config)
     if args.daemon:
         from .daemon import run_daemon
@@ -117,7 +113,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if not args.command:
         from .app import run_app
 
-        return run_app(config, demo=False) or 0
+        return run_app(config, demo=args.demo) or 0
     if args.command == "secrets":
         return secrets_command(args)
     if args.command == "run":
