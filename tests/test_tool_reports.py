@@ -1,0 +1,70 @@
+"""generate_reports: Markdown with a header into the reports folder, never overwriting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import Config
+from agent.errors import ToolError
+from agent.procs import ProcessGroups
+from agent.tools import generate_reports
+from agent.tools.base import ToolContext
+from agent.tools.generate_reports import slugify
+
+
+def make_ctx(tmp_path: Path) -> ToolContext:
+    async def emit(type_: str, **payload: Any) -> None:
+        pass
+
+    async def ask(kind: str, summary: str, detail: dict[str, Any]) -> bool:
+        return True
+
+    config = Config()
+    config.data_dir = tmp_path / "data"
+    root = tmp_path / "wt"
+    root.mkdir(exist_ok=True)
+    return ToolContext(
+        root=root, task_id="tk-42", config=config, emit=emit, procs=ProcessGroups(), ask=ask
+    )
+
+
+async def test_report_written_with_header(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    args = {
+        "title": "Error spike: checkout\n service",
+        "content": "## Findings\n\n- 41 timeouts\n",
+        "kind": "incident",
+    }
+    result = await generate_reports.tool.run(args, ctx)
+    path = Path(result.data["path"])
+    assert path == tmp_path / "data" / "reports" / "tk-42-error-spike-checkout-service.md"
+    text = path.read_text()
+    assert text.startswith("# Error spike: checkout service\n\n- Task: `tk-42`\n- Generated: ")
+    assert "- Kind: incident\n\n## Findings\n\n- 41 timeouts\n" in text
+    assert str(path) in result.output and not result.is_error
+    assert not any(ctx.root.iterdir())  # reports live outside the worktree
+
+
+async def test_same_title_does_not_overwrite(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    first = await generate_reports.tool.run({"title": "Weekly"}, ctx)
+    second = await generate_reports.tool.run({"title": "Weekly", "content": "v2"}, ctx)
+    assert first.data["path"] != second.data["path"]
+    assert second.data["path"].endswith("tk-42-weekly-2.md")
+    assert "- Kind: report" in Path(first.data["path"]).read_text()
+
+
+async def test_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ToolError):
+        await generate_reports.tool.run({"title": "  "}, make_ctx(tmp_path))
+    with pytest.raises(ToolError):
+        await generate_reports.tool.run({"title": "x", "content": 5}, make_ctx(tmp_path))
+
+
+def test_slugify() -> None:
+    assert slugify("Ünïcode / ../../etc/passwd") == "unicode-etc-passwd"
+    assert slugify("!!!") == "report"
+    assert len(slugify("a" * 200)) == 60
