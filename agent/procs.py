@@ -55,6 +55,8 @@ class ProcessGroups:
             start_new_session=True,  # own process group: killpg reaches its children too
         )
         self._live[proc.pid] = proc
+        if self._closed:  # a stop landed while this child was being spawned: it must not run on
+            _killpg(proc.pid)
         timed_out = False
         try:
             out, err = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
