@@ -249,7 +249,9 @@ class Engine:
         await self.store.set_setting(
             "emergency_stop", {"engaged": True, "by": by, "ts": time.time()}
         )
-        await self.store.add_command("stop", None, {"by": by})
+        # "engine" marks the row as ours: _apply_commands must not replay it later (after a
+        # quick re-arm, a replayed stop would cancel work started since).
+        await self.store.add_command("stop", None, {"by": by, "engine": self.engine_id})
         await self.safety.audit(by, "emergency_stop", None, {"engine": self.engine_id})
         await self._halt_all(by)
 
@@ -257,7 +259,7 @@ class Engine:
         await self.store.set_setting(
             "emergency_stop", {"engaged": False, "by": by, "ts": time.time()}
         )
-        await self.store.add_command("rearm", None, {"by": by})
+        await self.store.add_command("rearm", None, {"by": by, "engine": self.engine_id})
         await self.safety.audit(by, "rearm", None, {})
         self.stopped = False
         self._wake.set()
@@ -498,6 +500,8 @@ class Engine:
         for cmd in await self.store.commands_after(self._command_cursor):
             self._command_cursor = cmd["id"]
             by = cmd["payload"].get("by", "another process")
+            if cmd["payload"].get("engine") == self.engine_id:
+                continue  # written by this engine, which already acted on it
             if cmd["kind"] == "stop" and not self.stopped:
                 await self._halt_all(by)
             elif cmd["kind"] == "rearm":
