@@ -431,11 +431,17 @@ class Engine:
         run = self._runs.get(task_id)
         if run is not None:
             run.stop_reason = reason
-            self.desk.cancel_for(list(run.pending_approvals))
+            pending = list(run.pending_approvals)
+            self.desk.cancel_for(pending)
             await run.procs.kill_all()
         worker = self._workers.get(task_id)
         if worker:
             worker.cancel()
+        if run is not None:
+            # Close the task's open requests too: left "pending" they would sit in the
+            # approval queue forever, asking the operator about a task that is gone.
+            for approval_id in pending:
+                await self.store.decide_approval(approval_id, False, reason[1], "task stopped")
 
     async def _halt_all(self, by: str) -> None:
         self.stopped = True
