@@ -66,9 +66,11 @@ class DemoPlan:
     """What to set up (`prepare`, in a thread) and what to submit (`seed`, on the loop)."""
 
     def __init__(self, base: Path | None = None, live: bool = True,
-                 ui_config: Config | None = None) -> None:
+                 ui_config: Config | None = None,
+                 tasks: tuple[tuple[str, str, str], ...] = TASKS) -> None:
         self.base = base
         self.live = live
+        self.tasks = tasks
         self.ui_config = ui_config
         self._own_dir: Path | None = None
         self.task_ids: list[str] = []
@@ -108,7 +110,7 @@ class DemoPlan:
     async def seed(self, engine: Engine, workspace: str) -> None:
         """Submit the demo tasks one after another, so the result is the same every run."""
         try:
-            for title, approve, then in TASKS:
+            for title, approve, then in self.tasks:
                 task_id = await engine.submit(title, workspace, approve=approve)
                 self.task_ids.append(task_id)
                 task = await settle(engine, task_id)

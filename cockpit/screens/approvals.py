@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import ScrollableContainer, Vertical
 from textual.widgets import Static
 
 from .. import fmt
@@ -55,15 +55,15 @@ class ApprovalsScreen(PanelScreen):
         self._titles: dict[str, str] = {}
 
     def compose_panel(self) -> ComposeResult:
-        with Horizontal(classes="panel-body"):
-            with Vertical(id="left"):
+        with Vertical(classes="panel-body"):
+            with Vertical(id="top"):
                 yield Static("", id="summary")
-                yield KeyedTable(("#", 4), ("Waiting", 9), ("Kind", 8), ("Risk", 6),
-                                 ("Task", 20), ("Decision", 18), id="queue")
+                yield KeyedTable(("#", 4), ("Waiting", 8), ("Kind", 8), ("Risk", 6),
+                                 ("Task", 34), ("Decision", 26), ("Summary", 30), id="queue")
                 yield Static("[dim]Nothing waits for you.[/]", id="empty", classes="empty-state")
             with Vertical(id="detail-pane"):
                 yield Static("", id="detail-head")
-                with VerticalScroll(id="detail-scroll"):
+                with ScrollableContainer(id="detail-scroll"):
                     yield Static("", id="detail")
 
     async def refresh_data(self, engine: Engine) -> None:
@@ -97,8 +97,8 @@ class ApprovalsScreen(PanelScreen):
     def _draw(self) -> None:
         table = self.query_one("#queue", KeyedTable)
         table.sync({key: (str(a["id"]), fmt.duration(fmt.now() - a["created_at"]), a["kind"],
-                          fmt.risk(a["risk"]), fmt.short(self._titles.get(a["task_id"], ""), 20),
-                          _decision(a)) for key, a in self.rows.items()})
+                          fmt.risk(a["risk"]), fmt.short(self._titles.get(a["task_id"], ""), 34),
+                          _decision(a), fmt.short(a.get("summary", ""), 30)) for key, a in self.rows.items()})
         pending = [a for a in self.rows.values() if a.get("state") == "pending"]
         self.query_one("#empty").display = not self.rows
         self.query_one("#summary", Static).update(

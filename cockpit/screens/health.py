@@ -32,9 +32,12 @@ def cards(h: dict[str, Any], lag_ms: float) -> dict[str, tuple[str, str]]:
     disk = h.get("disk_free_bytes")
     age = daemon.get("heartbeat_age_s")
     engines = h.get("engines", [])
+    name = str(model.get("name", "?"))
+    if name.startswith("scripted:"):  # a script path says little; its file name says enough
+        name = "scripted: " + name.rsplit("/", 1)[-1]
     return {
         "model": (OK if reach else UNKNOWN if reach is None else BAD,
-                  f"{e(model.get('name', '?'))}\nlatency {latency}"
+                  f"{e(name)}\nlatency {latency}"
                   + (f"\n[red]{e(model['error'])}[/]" if model.get("error") else "")),
         "key": (OK if h.get("key_present") else WARN,
                 "API key present" if h.get("key_present") else "no API key (demo and scripted models only)"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
@@ -57,11 +57,10 @@ class MetricsScreen(PanelScreen):
     WATCH = frozenset({"complete", "learning"})
 
     def compose_panel(self) -> ComposeResult:
-        with Vertical(classes="panel-body"):
+        with Grid(id="charts", classes="panel-body"):
+            for key in CHARTS:
+                yield PlotextPlot(id=f"chart-{key}")
             yield Static("", id="totals")
-            with Grid(id="charts"):
-                for key in CHARTS:
-                    yield PlotextPlot(id=f"chart-{key}")
 
     async def refresh_data(self, engine: Engine) -> None:
         data = await engine.metrics(days=DAYS)
@@ -69,8 +68,10 @@ class MetricsScreen(PanelScreen):
             draw(self.query_one(f"#chart-{key}", PlotextPlot), title, data.get(field, []), kind, scale)
         t = data.get("totals", {})
         rate = t.get("success_rate")
-        self.query_one("#totals", Static).update(
-            f"last {DAYS} days: [b]{t.get('tasks', 0)}[/] tasks · {t.get('succeeded', 0)} succeeded · "
-            f"{t.get('failed', 0)} failed · success "
-            f"{f'{rate * 100:.0f}%' if rate is not None else '—'} · cost {fmt.money(t.get('cost_usd'))} · "
-            f"{t.get('learnings', 0)} learnings")
+        totals = self.query_one("#totals", Static)
+        totals.border_title = f"Last {DAYS} days"
+        totals.update(
+            f"[b]{t.get('tasks', 0)}[/] tasks\n[green]{t.get('succeeded', 0)}[/] succeeded\n"
+            f"[red]{t.get('failed', 0)}[/] failed\n"
+            f"success {f'{rate * 100:.0f}%' if rate is not None else '—'}\n"
+            f"cost {fmt.money(t.get('cost_usd'))}\n{t.get('learnings', 0)} learnings")

@@ -1,0 +1,168 @@
+"""Pilot tests of the operator's flows, on the real engine with the demo's scripted model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Select
+
+from agent.errors import StopActive
+from cockpit.demo import WORKSPACE
+from cockpit.widgets import EventLog, KeyedTable
+from cockpit.widgets.halt_banner import HaltBanner
+
+from .support import idle, make_app, panel_text, ready, task_state, wait_for
+
+SIZE = (120, 40)
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*["space" if ch == " " else ch for ch in text])
+
+
+async def test_submit_a_task_and_see_it_finish(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await pilot.press("n")
+        await type_text(pilot, "Summarise the project")
+        app.screen.query_one("#approve", Select).value = "auto"
+        await pilot.press("enter")
+        tasks = await wait_for(pilot, lambda: app.screen.selected, what="the new task selected")
+        await wait_for(pilot, lambda: "complete" in "\n".join(
+            str(line.text) for line in app.screen.query_one("#log", EventLog).lines), what="complete")
+        assert await task_state(app, tasks) == "succeeded"
+        await idle(pilot)
+        text = panel_text(app)
+        assert "Summarise the project" in text and "succeeded" in text
+        assert app.screen.query_one("#title", Input).value == ""
+
+
+async def test_digits_type_into_a_field_and_escape_leaves_it(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await pilot.press("3")
+        assert app.current_mode == "approvals"
+        await pilot.press("1", "n", "3", "2")
+        assert app.current_mode == "tasks"
+        assert app.screen.query_one("#title", Input).value == "32"
+        await pilot.press("escape", "3")
+        assert app.current_mode == "approvals"
+
+
+async def _approvals(app) -> dict[str, dict]:
+    return {a["kind"]: a for a in await app.engine.pending_approvals()}
+
+
+async def test_approve_from_the_queue(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        apply = (await _approvals(app))["apply"]
+        await pilot.press("3")
+        await idle(pilot)
+        table = app.screen.query_one("#queue", KeyedTable)
+        assert table.selected_key == str(apply["id"])  # oldest first
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "approved by operator" in panel_text(app), what="decision shown")
+        task_id = apply["task_id"]
+        await wait_for(pilot, lambda: app.engine and app.engine._states.get(task_id) == "succeeded",
+                       what="task applied")
+        workspace = Path(app.workspace)
+        assert "negative price" in (workspace / "shopcart" / "pricing.py").read_text()
+
+
+async def test_deny_from_the_queue(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        command = (await _approvals(app))["command"]
+        await pilot.press("3")
+        await idle(pilot)
+        await pilot.press("down", "d")
+        await wait_for(pilot, lambda: "denied by operator" in panel_text(app), what="denial shown")
+        rows = await app.engine.store.approvals("denied")
+        assert [r["id"] for r in rows] == [command["id"]]
+        assert "apply" in await _approvals(app)  # the other request still waits
+
+
+@pytest.mark.parametrize("key", ["1", "3", "6"])
+async def test_emergency_stop_from_any_panel_kills_the_running_command(
+        tmp_path: Path, key: str) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        engine = app.engine
+        task_id = await engine.submit("Soak test the cart", app.workspace, approve="auto")
+        pgids = await wait_for(pilot, lambda: task_id in engine._runs and engine._runs[task_id].procs.pgids,
+                               what="the soak command running")
+        await pilot.press(key)
+        if key == "1":
+            await pilot.press("n")  # a text field has focus: the stop still works (priority)
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: engine._states.get(task_id) == "cancelled", timeout=5,
+                       what="the task cancelled")
+        for pgid in pgids:
+            with pytest.raises(ProcessLookupError):
+                os.killpg(pgid, 0)
+        assert app.halted and engine.stopped
+        await pilot.pause(0.2)
+        assert app.screen.query_one(HaltBanner).has_class("-halted")
+        assert "EMERGENCY STOP ENGAGED" in panel_text(app)
+        with pytest.raises(StopActive):
+            await engine.submit("Summarise the project", app.workspace)
+        await pilot.press("escape", "9", "r")
+        await wait_for(pilot, lambda: not app.halted and not engine.stopped, what="re-armed")
+        assert "ARMED" in panel_text(app)
+
+
+async def test_rollback_from_history(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        fixed = plan.task_ids[0]
+        assert await task_state(app, fixed) == "succeeded"
+        page = Path(app.workspace) / "shopcart" / "pagination.py"
+        assert "(page - 1)" in page.read_text()
+        await pilot.press("6")
+        await idle(pilot)
+        table = app.screen.query_one("#ended", KeyedTable)
+        table.move_cursor(row=table.get_row_index(fixed))
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.engine._states.get(fixed) == "rolled_back" or None,
+                       what="rolled back")
+        assert page.read_text() == (WORKSPACE / "shopcart" / "pagination.py").read_text()
+        await wait_for(pilot, lambda: "rolled back" in panel_text(app), what="history shows it")
+
+
+async def test_theme_switch_from_the_palette_is_saved(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        assert app.theme == "livhana-dark"
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Theme: livhana-light")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.theme == "livhana-light", what="theme applied")
+        config_file = tmp_path / "user" / "config.toml"
+        await wait_for(pilot, lambda: config_file.exists() and 'theme = "livhana-light"'
+                       in config_file.read_text(), what="theme saved")
+    # A new cockpit on the same config starts in the saved theme.
+    again, _ = make_app(tmp_path, tasks=())
+    assert again.theme == "livhana-light"
+
+
+async def test_keys_are_remappable_from_the_config(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=(), keymap={"panel.metrics": "m", "emergency_stop": "f9"})
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await pilot.press("m")
+        assert app.current_mode == "metrics"
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: app.engine.stopped, what="stop on the remapped key")
