@@ -185,8 +185,15 @@ class Engine:
         while True:
             worker = self._workers.get(task_id)
             if worker:
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await asyncio.shield(worker)
+                except asyncio.CancelledError:
+                    # The worker being cancelled is expected (a cancel or stop); our own
+                    # caller being cancelled (a timeout, Ctrl-C) must propagate, or wait()
+                    # holds it until the task ends.
+                    me = asyncio.current_task()
+                    if me is not None and me.cancelling():
+                        raise
             task = await self.store.get_task(task_id)
             if task is None:
                 raise UsageError(f"no task {task_id}")
