@@ -32,6 +32,7 @@ from .tools import load_tools
 
 log = logging.getLogger(__name__)
 CONTROL_INTERVAL_S = 0.1  # cross-process stop must be noticed within 300 ms
+BUDGET_HOLD_S = 5.0  # how often tasks held by the daily budget re-check it
 APPROVE_MODES = ("ask", "auto", "deny")
 
 
@@ -465,12 +466,17 @@ class Engine:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            warned: set[str] = set()
             while self._queue and not self.stopped:
                 if await self.safety.over_daily_budget():
                     for task_id in self._queue:
-                        self.bus.emit(task_id, ev.WARNING, message="held: daily budget reached")
-                    await asyncio.sleep(5)
-                    break
+                        if task_id not in warned:  # once per task, not once per re-check
+                            warned.add(task_id)
+                            self.bus.emit(task_id, ev.WARNING, message="held: daily budget reached")
+                    # Re-check, don't wait for a wake-up: held tasks must start once the
+                    # day's spend resets or the cap is raised (they stayed queued forever).
+                    await asyncio.sleep(BUDGET_HOLD_S)
+                    continue
                 await self._slots.acquire()
                 if self.stopped or not self._queue:
                     self._slots.release()
