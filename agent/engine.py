@@ -326,7 +326,7 @@ class Engine:
         if state in ev.END_STATES:
             fields["finished_at"] = time.time()
             if reason and state != ev.SUCCEEDED:
-                fields["error"] = reason
+                fields["error"] = self.safety.redact(reason)  # may quote tool output
         await self.store.update_task(task_id, **fields)
         payload = {"state": state, "previous": old}
         if reason:
@@ -337,6 +337,9 @@ class Engine:
         self, run: TaskRun, kind: str, summary: str, detail: dict[str, Any]
     ) -> bool:
         timeout = self.config.engine.approval_timeout_s
+        # Redacted before the row is written: a command or diff may carry a secret (the
+        # event below is redacted by the bus; the approvals table is not).
+        summary, detail = self.safety.redact(summary), self.safety.redact(detail)
         approval_id = await self.desk.request(run.task_id, kind, summary, detail, timeout)
         run.pending_approvals.append(approval_id)
         risk = (await self.store.get_approval(approval_id) or {}).get("risk", "medium")
@@ -498,7 +501,10 @@ class Engine:
         self, task_id: str, success: bool, summary: str, changes: list[str] | None = None
     ) -> None:
         self.bus.emit(task_id, ev.COMPLETE, success=success, changes=changes or [], summary=summary)
-        await self.store.update_task(task_id, summary=summary, changes=changes or [])
+        # The summary is the model's own text, which may echo a secret it saw.
+        await self.store.update_task(
+            task_id, summary=self.safety.redact(summary), changes=changes or []
+        )
         await self.bus.flush()
 
     async def _control_loop(self) -> None:

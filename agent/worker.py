@@ -117,7 +117,12 @@ async def _finish(
 
 async def _save_learnings(engine: Engine, task_id: str, learnings: dict[str, list[str]]) -> None:
     categories = {"patterns": "pattern", "improvements": "improvement", "nextSteps": "nextStep"}
-    items = [(categories[key], text) for key, texts in learnings.items() for text in texts]
+    # The model's own words: redacted before the store, like events (it may echo a secret).
+    items = [
+        (categories[key], engine.safety.redact(text))
+        for key, texts in learnings.items()
+        for text in texts
+    ]
     if not items:
         return
     await engine.store.add_learnings(task_id, items)
