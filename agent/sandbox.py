@@ -156,7 +156,11 @@ async def run_command(
             raise ToolError(f"refused: sandbox required but unavailable ({reason})")
         await ctx.emit("warning", message=f"UNSANDBOXED command: {reason}", command=command)
         detail = {"command": command, "sandboxed": False, "reason": reason, "network": network}
-        if not await ctx.ask("command", f"run unsandboxed: {command[:200]}", detail):
+        # The policy may already have asked the operator about this very call: once is enough.
+        preapproved = ctx.state.get("preapproved") == command
+        if not preapproved and not await ctx.ask(
+            "command", f"run unsandboxed: {command[:200]}", detail
+        ):
             raise ToolError("denied by operator")
     argv = sandbox_argv(command, ctx.root, network=network)
     env = child_env(keep_secrets=keep_secrets)
