@@ -66,9 +66,13 @@ def ago(ts: float | None) -> str:
 
 
 def clock(ts: float | None) -> str:
+    """'14:05' for today, '11-23 14:05' for another day."""
     if not ts:
         return "—"
-    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M")
+    when = datetime.fromtimestamp(ts)
+    if when.date() == datetime.fromtimestamp(now()).date():
+        return when.strftime("%H:%M")
+    return when.strftime("%m-%d %H:%M")
 
 
 def money(value: float | None) -> str:

@@ -54,10 +54,9 @@ class HistoryScreen(PanelScreen):
                 yield Select([(s.replace("_", " "), s) for s in ENDED], prompt="any state",
                              id="state")
                 yield Input(placeholder="since YYYY-MM-DD", id="since")
-            with Horizontal(id="split"):
-                yield KeyedTable(("ID", 8), ("Finished", 11), ("State", 11), ("Took", 7),
-                                 ("Cost", 8), "Task", id="ended")
-                yield EventLog(id="replay")
+            yield KeyedTable(("ID", 8), ("Finished", 11), ("State", 11), ("Took", 7),
+                             ("Cost", 8), ("Task", 50), ("Outcome", 30), id="ended")
+            yield EventLog(id="replay")
             yield Static("", id="summary")
 
     def on_mount(self) -> None:
@@ -74,7 +73,8 @@ class HistoryScreen(PanelScreen):
         self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({
             t["id"]: (t["id"][:8], fmt.clock(t.get("finished_at")), fmt.state(t["state"]),
-                      fmt.elapsed(t), fmt.money(t["cost_usd"]), fmt.short(t["title"], 50))
+                      fmt.elapsed(t), fmt.money(t["cost_usd"]), fmt.short(t["title"], 50),
+                      fmt.short(t.get("error") or t.get("summary") or "", 30))
             for t in tasks})
         ok = sum(1 for t in tasks if t["state"] == "succeeded")
         self.query_one("#summary", Static).update(

@@ -39,6 +39,7 @@ class TaskExecutionScreen(PanelScreen):
     def __init__(self) -> None:
         super().__init__()
         self.selected: str | None = None
+        self.follow = True  # show the newest task until the operator picks one
         self._loading = False
         self._held: list[dict[str, Any]] = []
         self._plan: list[dict[str, Any]] = []
@@ -65,9 +66,11 @@ class TaskExecutionScreen(PanelScreen):
         if not ws.value:
             ws.value = self.cockpit.workspace
         tasks = await engine.list(limit=40)
-        self.query_one("#recent", KeyedTable).sync({
-            t["id"]: (t["id"][:8], fmt.state(t["state"]), fmt.short(t["title"], 40)) for t in tasks})
-        if self.selected is None and tasks:
+        table = self.query_one("#recent", KeyedTable)
+        with table.prevent(KeyedTable.RowHighlighted):  # only the operator's moves select
+            table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"]), fmt.short(t["title"], 40))
+                        for t in tasks})
+        if tasks and (self.selected is None or self.follow):
             self.select(tasks[0]["id"])
         if self.selected:
             task = await engine.get(self.selected)
@@ -78,9 +81,8 @@ class TaskExecutionScreen(PanelScreen):
         e = fmt.escape
         self.query_one("#head", Static).update(
             f"[b]{e(fmt.short(task['title'], 70))}[/]  {fmt.state(task['state'])}\n"
-            f"[dim]{task['id']} · steps {task['steps']} · {task['tokens']:,} tokens · "
-            f"{fmt.money(task['cost_usd'])} · elapsed {fmt.elapsed(task)} · "
-            f"approve={task['approve_mode']}[/]")
+            f"[dim]{task['id']} · {task['steps']} steps · {task['tokens']:,} tokens · "
+            f"{fmt.money(task['cost_usd'])} · {fmt.elapsed(task)} · approve {task['approve_mode']}[/]")
 
     def select(self, task_id: str) -> None:
         if task_id == self.selected:
@@ -144,7 +146,8 @@ class TaskExecutionScreen(PanelScreen):
     # -- input -----------------------------------------------------------------------------
     @on(KeyedTable.RowHighlighted, "#recent")
     def _row(self, event: KeyedTable.RowHighlighted) -> None:
-        if event.row_key.value:
+        if event.row_key.value and event.row_key.value != self.selected:
+            self.follow = False
             self.select(event.row_key.value)
 
     @on(Input.Submitted, "#title")

@@ -1,0 +1,81 @@
+"""A snapshot of each of the ten panels with the demo's data, from the real engine.
+
+Deterministic: the clock is frozen (today at noon), task ids come from a counter, the
+cursor does not blink, and the few machine-specific numbers (free disk, store size,
+process ids, test run times) are pinned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Input
+
+from agent import insights
+from cockpit.app import CockpitApp
+from cockpit.panels import PANELS
+from cockpit.widgets import event_log
+
+from .support import idle, make_app, ready
+
+FIXED_NOW = datetime.combine(date.today(), dtime(12, 0)).timestamp()
+BASE = Path(tempfile.gettempdir()) / "livhana-ui-snapshots"
+_SECONDS = re.compile(r"\b\d+\.\d+s\b")
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: FIXED_NOW)
+    counter = itertools.count(1)
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(f"{next(counter):02x}c0ffee" + "0" * 24))
+    monkeypatch.setattr(CockpitApp, "_measure_lag", lambda self: None)
+    real_health = insights.health
+
+    async def steady_health(engine: Any, ping: bool = False) -> dict[str, Any]:
+        health = await real_health(engine, ping)
+        health["disk_free_bytes"] = 100 << 30
+        health["store"]["size_bytes"] = 1 << 20
+        health["key_present"] = False
+        for row in health["engines"]:
+            row["pid"] = 4242
+        return health
+
+    monkeypatch.setattr(insights, "health", steady_health)
+    real_render = event_log.render
+
+    def steady_render(event: dict[str, Any], show_thinking: bool = False) -> Any:
+        line = real_render(event, show_thinking)
+        if line is None:
+            return None
+        return type(line).from_markup(_SECONDS.sub("0.01s", line.markup))
+
+    monkeypatch.setattr(event_log, "render", steady_render)
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=[p.mode for p in PANELS])
+def test_panel_snapshot(panel: Any, frozen: None, snap_compare: Any) -> None:
+    shutil.rmtree(BASE, ignore_errors=True)
+    app, plan = make_app(BASE)
+
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot, plan)
+        await pilot.press(panel.key)
+        await idle(pilot)
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause(0.2)
+
+    try:
+        assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    finally:
+        shutil.rmtree(BASE, ignore_errors=True)
