@@ -1,0 +1,170 @@
+"""Approvals end to end: requested by a running task in this process, decided here or from
+another process (the real CLI), with the decider recorded and a timeout that denies."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import events as ev
+from agent.config import DeployTarget
+from agent.errors import UsageError
+from tests.conftest import cli, write_script
+
+
+async def until(predicate: Any, timeout: float = 5.0, every: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        await asyncio.sleep(every)
+
+
+def script(tmp_path: Path, *turns: dict[str, Any]) -> str:
+    return write_script(tmp_path / "s.json", [{"match": ".", "turns": list(turns)}])
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": name, "input": args}]}
+
+
+async def pending_for(engine: Any, task_id: str) -> list[dict[str, Any]]:
+    """The task's open requests, once the task itself shows it is waiting on them (the
+    request row is written a moment before the state changes)."""
+    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
+        return []
+    return await engine.store.approvals("pending", task_id=task_id)
+
+
+async def of_type(engine: Any, task_id: str, type_: str) -> list[dict[str, Any]]:
+    return [e for e in await engine.events(task_id) if e["type"] == type_]
+
+
+@pytest.fixture
+def deploy_config(config: Any) -> Any:
+    config.deploy = {"prod": DeployTarget(command="echo shipped > deployed.txt")}
+    return config
+
+
+async def test_deploy_approved_from_another_process_unblocks_the_task(
+    repo: Path, tmp_path: Path, deploy_config: Any, engine_factory: Any
+) -> None:
+    model = script(tmp_path, call("deploy_code", target="prod"))
+    engine = await engine_factory()
+    task_id = await engine.submit("deploy it", repo, model=model, apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id))
+    assert request["kind"] == "deploy" and request["risk"] == "high"
+    assert (await engine.get(task_id))["state"] == ev.AWAITING_APPROVAL
+    await asyncio.sleep(0.3)  # it really waits: nothing ran yet
+    assert not (Path((await engine.get(task_id))["worktree"]) / "deployed.txt").exists()
+
+    result = await asyncio.to_thread(cli, "approve", task_id)
+    assert result.returncode == 0, result.stderr
+    assert "approved 1 request" in result.stdout
+
+    task = await asyncio.wait_for(engine.wait(task_id), 5)
+    assert task["state"] == ev.SUCCEEDED
+    row = await engine.store.get_approval(request["id"])
+    assert row["state"] == "approved" and row["decided_by"] == "cli"
+    (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
+    assert decided["approved"] is True and decided["by"] == "cli"
+    (output,) = await of_type(engine, task_id, ev.TOOL_RESULT)
+    assert output["is_error"] is False and output["output"].startswith("deployed: target 'prod'")
+    assert "deployed.txt" in task["changes"]  # the deploy command really ran, in the worktree
+    states = [e["state"] for e in await of_type(engine, task_id, ev.STATUS)]
+    assert states[states.index("awaiting_approval") + 1] == "running"  # resumed, then on
+    audit = await engine.store.fetch("SELECT actor, action FROM audit WHERE action = 'approve'")
+    assert audit == [{"actor": "cli", "action": "approve"}]
+
+
+async def test_network_command_denied_from_another_process_and_the_task_goes_on(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    model = script(
+        tmp_path,
+        call("execute_bash", command="curl -s http://127.0.0.1:9/ ; touch ran.txt"),
+        call("write_file", path="notes.txt", content="no network, writing notes instead\n"),
+    )
+    engine = await engine_factory()
+    task_id = await engine.submit("fetch then note", repo, model=model, apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id))
+    assert request["kind"] == "command"
+    assert request["detail"]["rule"] == "built-in: looks like network use"
+
+    result = await asyncio.to_thread(cli, "deny", task_id)
+    assert result.returncode == 0, result.stderr
+
+    task = await asyncio.wait_for(engine.wait(task_id), 5)
+    assert task["state"] == ev.SUCCEEDED  # a denial is an answer, not a failure
+    first, second = await of_type(engine, task_id, ev.TOOL_RESULT)
+    assert first["is_error"] is True and "denied" in first["output"]
+    assert second["action"] == "write_file" and second["is_error"] is False
+    assert task["changes"] == ["notes.txt"]  # the denied command never ran
+    row = await engine.store.get_approval(request["id"])
+    assert row["state"] == "denied" and row["decided_by"] == "cli"
+
+
+async def test_in_process_decision_records_who_and_is_final(
+    repo: Path, tmp_path: Path, deploy_config: Any, engine_factory: Any
+) -> None:
+    model = script(tmp_path, call("deploy_code", target="prod"))
+    engine = await engine_factory()
+    task_id = await engine.submit("deploy it", repo, model=model, apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id))
+    await engine.decide(request["id"], False, by="alice", reason="not on a Friday")
+    task = await asyncio.wait_for(engine.wait(task_id), 5)
+    assert task["state"] == ev.SUCCEEDED and task["changes"] == []
+    (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
+    assert decided == {**decided, "approved": False, "by": "alice", "reason": "not on a Friday"}
+    # First decider wins: a late answer from anywhere is refused, clearly.
+    with pytest.raises(UsageError, match="already denied by alice"):
+        await engine.decide(request["id"], True, by="bob")
+    late = await asyncio.to_thread(cli, "approve", task_id)
+    assert late.returncode == 2 and "no pending approval" in late.stderr
+    assert (await engine.store.get_approval(request["id"]))["decided_by"] == "alice"
+
+
+async def test_approval_timeout_denies_with_decided_by_timeout(
+    repo: Path, tmp_path: Path, deploy_config: Any, engine_factory: Any
+) -> None:
+    deploy_config.engine.approval_timeout_s = 0.3
+    model = script(tmp_path, call("deploy_code", target="prod"))
+    engine = await engine_factory()
+    started = time.monotonic()
+    task_id = await engine.submit("deploy it", repo, model=model, apply=False)
+    task = await asyncio.wait_for(engine.wait(task_id), 5)
+    assert time.monotonic() - started < 3
+    assert task["state"] == ev.SUCCEEDED and task["changes"] == []  # nothing deployed
+    (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
+    assert decided["approved"] is False and decided["by"] == "timeout"
+    (row,) = await engine.store.approvals(None, task_id=task_id)
+    assert row["state"] == "denied" and row["decided_by"] == "timeout"
+    (output,) = await of_type(engine, task_id, ev.TOOL_RESULT)
+    assert output["is_error"] is True and "denied" in output["output"]
+
+
+async def test_apply_waits_for_the_operator_and_lands_when_approved_elsewhere(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    model = script(tmp_path, call("write_file", path="app.py", content="def greet():\n    pass\n"))
+    engine = await engine_factory()
+    task_id = await engine.submit("rewrite app", repo, model=model)
+    (request,) = await until(lambda: pending_for(engine, task_id))
+    assert request["kind"] == "apply" and request["detail"]["files"] == ["app.py"]
+    assert "greet():" in request["detail"]["diff"]
+    assert "pass" not in (repo / "app.py").read_text()  # nothing applied before the answer
+
+    result = await asyncio.to_thread(cli, "approve", task_id)
+    assert result.returncode == 0, result.stderr
+    task = await asyncio.wait_for(engine.wait(task_id), 5)
+    assert task["state"] == ev.SUCCEEDED
+    assert (repo / "app.py").read_text() == "def greet():\n    pass\n"

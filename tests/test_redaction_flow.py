@@ -1,0 +1,143 @@
+"""Secrets never reach the store or the event stream, and the audit log catches tampering.
+
+The secrets: a value stored in the (temporary) OS keyring before the engine opens, and an
+unknown token shaped like an Anthropic key. The task prints them from a command (built so
+the literal values are not in the command), sends one in a header, writes one to a file
+(so it is in the diff the apply approval shows), and the model echoes them in its summary
+and learnings. Then every byte of the SQLite file (and its WAL) is searched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from agent import events as ev
+from agent.secrets import set_secret
+from tests.conftest import cli, write_script
+
+KEYRING_SECRET = "hunter2-Vault-Q7x9Zt"
+PART = "Zq8RwT3pLm"
+TOKEN = f"sk-ant-api03-{PART * 4}-tail"
+# The commands hold fragments (that is how they print the values without naming them),
+# so look for the whole values, and for the token's start as the redactor sees it.
+NEEDLES = [KEYRING_SECRET, TOKEN, f"sk-ant-api03-{PART}"]
+
+
+def leaking_script(tmp_path: Path) -> str:
+    printing = (
+        "printf '%s%s\\n' 'hunter2-Vault' '-Q7x9Zt'; "
+        f'X={PART}; echo "key=sk-ant-api03-$X$X$X$X-tail"; echo done'
+    )
+    turns = [
+        {"tool_calls": [{"name": "execute_bash", "input": {"command": printing}}]},
+        {
+            "text": f"The command printed {KEYRING_SECRET}; now I will use {TOKEN}.",
+            "thinking": f"token is {TOKEN}",
+            "tool_calls": [
+                {
+                    "name": "execute_bash",
+                    "input": {
+                        "command": f"curl -s -H 'x-api-key: {KEYRING_SECRET}' http://127.0.0.1:9/"
+                    },
+                },
+                {
+                    "name": "write_file",
+                    "input": {"path": "settings.env", "content": f"API={TOKEN}\n"},
+                },
+            ],
+        },
+    ]
+    return write_script(
+        tmp_path / "leak.json",
+        [
+            {
+                "match": ".",
+                "turns": turns,
+                "summary": f"Done. The keys were {KEYRING_SECRET} and {TOKEN}.",
+                "learnings": {
+                    "patterns": [f"the deploy token is {KEYRING_SECRET}"],
+                    "improvements": [f"rotate {TOKEN}"],
+                    "nextSteps": [],
+                },
+            }
+        ],
+    )
+
+
+def raw_store_bytes(data_dir: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(data_dir.glob("livhana.db*")))
+
+
+def leaks(blob: bytes | str) -> list[str]:
+    raw = blob.encode() if isinstance(blob, str) else blob
+    return [n for n in NEEDLES if n.encode() in raw]
+
+
+async def test_printed_secrets_leave_no_trace_in_the_store(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any
+) -> None:
+    set_secret("deploy_token", KEYRING_SECRET)
+    engine = await engine_factory()
+    task_id = await engine.submit(
+        "show the keys", repo, model=leaking_script(tmp_path), approve="auto"
+    )
+    task = await engine.wait(task_id)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+
+    events = await engine.events(task_id)
+    first = next(e for e in events if e["type"] == ev.TOOL_RESULT)
+    assert "[REDACTED" in first["output"] and "done" in first["output"]  # output kept, secret not
+    assert leaks(json.dumps(events)) == []
+    assert leaks(json.dumps(await engine.store.approvals(None, task_id=task_id))) == []
+    assert leaks(json.dumps(await engine.get(task_id), default=str)) == []
+    assert leaks(json.dumps(await engine.learnings())) == []
+    # The change itself is the operator's business: the token really is in their file.
+    assert (repo / "settings.env").read_text() == f"API={TOKEN}\n"
+
+    assert leaks(raw_store_bytes(config.data_dir)) == []  # live: db + WAL + shm
+    await engine.close()
+    assert leaks(raw_store_bytes(config.data_dir)) == []  # after the WAL is checkpointed
+
+
+async def test_run_json_stdout_is_redacted(repo: Path, tmp_path: Path) -> None:
+    set_secret("deploy_token", KEYRING_SECRET)
+    model = leaking_script(tmp_path)
+    result = cli("run", "show the keys", "--workspace", str(repo), "--json", "--model", model,
+                 "--approve", "auto", "--no-apply")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert leaks(result.stdout) == [] and leaks(result.stderr) == []
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    outputs = [e["output"] for e in events if e["type"] == ev.TOOL_RESULT]
+    assert "[REDACTED" in outputs[0]
+
+
+async def test_tampering_one_audit_row_is_detected(repo: Path, tmp_path: Path) -> None:
+    turns = [
+        {"tool_calls": [{"name": "write_file", "input": {"path": "x.txt", "content": "x\n"}}]},
+        {"tool_calls": [{"name": "execute_bash", "input": {"command": "cat x.txt"}}]},
+    ]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    run = cli("run", "write x", "--workspace", str(repo), "--model", model, "--approve", "auto")
+    assert run.returncode == 0, run.stdout + run.stderr
+    ok = cli("audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    count = int(ok.stdout.split()[0])
+    assert count >= 4  # submit, two tool calls, apply
+
+    db = sqlite3.connect(tmp_path / "data" / "livhana.db")
+    with db:
+        (row_id, detail) = db.execute(
+            "SELECT id, detail FROM audit WHERE action = 'tool_call' ORDER BY id LIMIT 1"
+        ).fetchone()
+        db.execute(
+            "UPDATE audit SET detail = ? WHERE id = ?",
+            [detail.replace('"is_error":false', '"is_error":true'), row_id],
+        )
+        assert db.total_changes == 1
+    db.close()
+    bad = cli("audit", "verify")
+    assert bad.returncode == 1
+    assert f"audit record {row_id} was altered" in bad.stdout

@@ -1,0 +1,187 @@
+"""Rollback end to end: shell-made edits checkpointed and restored byte for byte, an applied
+task undone without losing the operator's own work, an unapplied task discarded."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import events as ev
+from agent.errors import CockpitError, UsageError
+from tests.conftest import cli, git, write_script
+
+# Shell edits of every kind: new, appended, binary, executable, deleted, renamed, symlinked,
+# nested folders created and removed.
+STEPS = [
+    "printf 'one\\n' > a.txt && mkdir -p d/e && printf '\\000\\001\\002bin' > d/e/b.bin"
+    " && chmod +x a.txt",
+    "rm README.md && printf 'two\\n' >> a.txt && seq 1 3000 > big.txt && ln -s a.txt link.txt",
+    "rm -r d && printf 'three\\n' > a.txt && mv app.py main.py && chmod -x a.txt",
+]
+
+
+def tree(root: Path) -> dict[str, tuple[str, str]]:
+    """Every file under root except git's own: path -> (kind+mode, sha256 or link target)."""
+    out: dict[str, tuple[str, str]] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            path = Path(folder, name)
+            key = str(path.relative_to(root))
+            if key == ".git":  # a worktree's .git file
+                continue
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                out[key] = ("link", os.readlink(path))
+            else:
+                kind = "exec" if info.st_mode & stat.S_IXUSR else "file"
+                out[key] = (kind, hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
+
+
+def expected_after(repo: Path, tmp_path: Path, steps: int) -> dict[str, tuple[str, str]]:
+    """Replay the first `steps` commands on a plain copy of the project: the ground truth."""
+    copy = tmp_path / f"replay-{steps}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(repo, copy, ignore=shutil.ignore_patterns(".git"), symlinks=True)
+    for command in STEPS[:steps]:
+        subprocess.run(["bash", "-c", command], cwd=copy, check=True)
+    return tree(copy)
+
+
+def shell_script(tmp_path: Path) -> str:
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": c}}]} for c in STEPS]
+    return write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+
+
+async def test_rollback_to_each_step_is_byte_identical(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    engine = await engine_factory()
+    task_id = await engine.submit("shell edits", repo, model=shell_script(tmp_path), apply=False)
+    task = await engine.wait(task_id)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+    worktree = Path(task["worktree"])
+    final = tree(worktree)
+    assert final == expected_after(repo, tmp_path, 3)
+    steps = {e["step"] for e in await engine.events(task_id) if e["type"] == ev.CHECKPOINT}
+    assert {1, 2, 3} <= steps  # shell-made changes were checkpointed after each step
+
+    for step in (1, 0, 2, 3, 1):  # backwards, forwards, any order
+        result = await engine.rollback(task_id, to_step=step)
+        assert f"after step {step}" in result["message"]
+        assert tree(worktree) == expected_after(repo, tmp_path, step), f"step {step}"
+    rollbacks = [e for e in await engine.events(task_id) if e["type"] == ev.ROLLBACK]
+    assert [e["to_step"] for e in rollbacks] == [1, 0, 2, 3, 1]
+    assert (repo / "app.py").exists() and not (repo / "a.txt").exists()  # operator untouched
+
+    with pytest.raises(UsageError, match="no checkpoint at or before step -1"):
+        await engine.rollback(task_id, to_step=-1)
+
+
+async def test_rollback_to_step_from_the_command_line(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    engine = await engine_factory()
+    task_id = await engine.submit("shell edits", repo, model=shell_script(tmp_path), apply=False)
+    worktree = Path((await engine.wait(task_id))["worktree"])
+    await engine.close()
+    result = cli("rollback", task_id, "--to-step", "2")
+    assert result.returncode == 0, result.stderr
+    assert "after step 2" in result.stdout
+    assert tree(worktree) == expected_after(repo, tmp_path, 2)
+
+
+async def test_apply_then_rollback_restores_pre_apply_state_and_keeps_operator_work(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    # The operator has uncommitted work: an edited tracked file and an untracked one.
+    (repo / "README.md").write_text("# demo project\noperator's unsaved note\n")
+    (repo / "scratch.txt").write_text("operator scratch\n")
+    before, head = tree(repo), git(repo, "rev-parse", "HEAD").strip()
+    status = git(repo, "status", "--porcelain")
+
+    turns = [
+        {"tool_calls": [{"name": "execute_bash", "input": {"command": STEPS[0]}}]},
+        {
+            "tool_calls": [
+                {"name": "execute_bash", "input": {"command": "printf 'x = 1\\n' >> app.py"}}
+            ]
+        },
+    ]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("shell edits", repo, model=model, approve="auto")
+    task = await engine.wait(task_id)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+    assert (repo / "app.py").read_text().endswith("x = 1\n") and (repo / "d/e/b.bin").exists()
+    assert (repo / "README.md").read_text().endswith("operator's unsaved note\n")
+
+    result = await engine.rollback(task_id)
+    assert tree(repo) == before  # byte for byte, the operator's unsaved work included
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    assert git(repo, "status", "--porcelain") == status
+    task = await engine.get(task_id)
+    assert task["state"] == ev.ROLLED_BACK
+    (event,) = [e for e in await engine.events(task_id) if e["type"] == ev.ROLLBACK]
+    assert event["applied"] is True and event["message"] == result["message"]
+    with pytest.raises(UsageError, match="already rolled back"):
+        await engine.rollback(task_id)
+
+
+async def test_rollback_after_newer_commit_reverts_and_refuses_to_clobber_edits(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": "echo new > new.txt"}}]}]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("add a file", repo, model=model, approve="auto")
+    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    assert (repo / "new.txt").read_text() == "new\n"
+
+    # The operator edits the task's file: rollback must refuse rather than lose that edit.
+    (repo / "new.txt").write_text("operator edit\n")
+    with pytest.raises(CockpitError):
+        await engine.rollback(task_id)
+    assert (repo / "new.txt").read_text() == "operator edit\n"
+    assert (await engine.get(task_id))["state"] == ev.SUCCEEDED
+    (repo / "new.txt").write_text("new\n")
+
+    # The operator commits on top: rollback becomes a revert commit, history kept.
+    (repo / "other.txt").write_text("later work\n")
+    git(repo, "add", "other.txt")
+    git(repo, "commit", "-q", "-m", "operator commit")
+    await engine.rollback(task_id)
+    assert not (repo / "new.txt").exists() and (repo / "other.txt").exists()
+    log = git(repo, "log", "--format=%s").splitlines()
+    assert log[1] == "operator commit" and log[0].lower().startswith("revert")
+    assert git(repo, "status", "--porcelain") == ""
+
+
+async def test_rollback_before_apply_discards_worktree_and_branch(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    before = tree(repo)
+    engine = await engine_factory()
+    task_id = await engine.submit("shell edits", repo, model=shell_script(tmp_path), apply=False)
+    task = await engine.wait(task_id)
+    worktree, branch = Path(task["worktree"]), task["branch"]
+    assert worktree.is_dir() and branch == f"livhana/{task_id}"
+    assert branch in git(repo, "branch", "--list", branch)
+
+    result = await engine.rollback(task_id)
+    assert "discarded" in result["message"]
+    assert not worktree.exists()
+    assert git(repo, "branch", "--list", branch) == ""
+    assert str(worktree) not in git(repo, "worktree", "list")
+    assert tree(repo) == before and git(repo, "status", "--porcelain") == ""
+    assert (await engine.get(task_id))["state"] == ev.ROLLED_BACK
+    with pytest.raises(UsageError, match="no worktree left"):
+        await engine.rollback(task_id, to_step=1)
