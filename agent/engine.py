@@ -118,6 +118,11 @@ class Engine:
                 await self.bus.adopt(task["id"])
                 self._states[task["id"]] = task["state"]
                 await self.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
+                # Its open requests can never be acted on now: out of the approval queue.
+                for row in await self.store.approvals("pending", task_id=task["id"]):
+                    await self.store.decide_approval(
+                        row["id"], False, "interrupted", "the process running it stopped"
+                    )
                 await self._complete(
                     task["id"], False, "interrupted: the process running it stopped"
                 )
