@@ -4,6 +4,9 @@ another process (the real CLI), with the decider recorded and a timeout that den
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import pytest
 from agent import events as ev
 from agent.config import DeployTarget
 from agent.errors import UsageError
-from tests.conftest import cli, write_script
+from tests.conftest import ROOT, cli, write_script
 
 
 async def until(predicate: Any, timeout: float = 5.0, every: float = 0.02) -> Any:
@@ -168,3 +171,39 @@ async def test_apply_waits_for_the_operator_and_lands_when_approved_elsewhere(
     task = await asyncio.wait_for(engine.wait(task_id), 5)
     assert task["state"] == ev.SUCCEEDED
     assert (repo / "app.py").read_text() == "def greet():\n    pass\n"
+
+
+async def test_requests_of_a_crashed_engine_leave_the_queue_on_restart(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    """The process that asked died (kill -9): on restart its task is `interrupted`, and
+    its request no longer waits in the approval queue for an answer nobody can use."""
+    model = script(tmp_path, call("execute_bash", command="curl -s http://127.0.0.1:9/"))
+    argv = [sys.executable, "-m", "cockpit", "run", "fetch", "--workspace", str(repo),
+            "--model", model, "--approve", "ask", "--json"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        db = tmp_path / "data" / "livhana.db"
+
+        def pending() -> list[Any]:
+            if not db.exists():
+                return []
+            try:
+                with sqlite3.connect(db) as conn:
+                    sql = "SELECT task_id FROM approvals WHERE state = 'pending'"
+                    return conn.execute(sql).fetchall()
+            except sqlite3.OperationalError:  # the schema is not there yet
+                return []
+
+        ((task_id,),) = await until(pending, timeout=10)
+    finally:
+        proc.kill()
+        proc.communicate()
+    engine = await engine_factory()
+    task = await engine.get(task_id)
+    assert task["state"] == ev.INTERRUPTED
+    assert await engine.pending_approvals() == []
+    (row,) = await engine.store.approvals(None, task_id=task_id)
+    assert row["state"] == "denied" and row["decided_by"] == "interrupted"
