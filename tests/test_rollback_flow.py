@@ -3,6 +3,7 @@ task undone without losing the operator's own work, an unapplied task discarded.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 
 from agent import events as ev
 from agent.errors import CockpitError, UsageError
+from agent.procs import group_alive
 from tests.conftest import cli, git, write_script
 
 # Shell edits of every kind: new, appended, binary, executable, deleted, renamed, symlinked,
@@ -185,3 +187,30 @@ async def test_rollback_before_apply_discards_worktree_and_branch(
     assert (await engine.get(task_id))["state"] == ev.ROLLED_BACK
     with pytest.raises(UsageError, match="no worktree left"):
         await engine.rollback(task_id, to_step=1)
+
+
+async def test_rollback_of_a_running_task_stops_it_and_discards_its_work(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    turns = [
+        {"tool_calls": [{"name": "execute_bash", "input": {"command": "echo w > w.txt"}}]},
+        {"tool_calls": [{"name": "execute_bash", "input": {"command": "sleep 1000.4242 & wait"}}]},
+    ]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("sleepy", repo, model=model)
+    for _ in range(500):
+        run = engine._runs.get(task_id)
+        if run is not None and run.procs.pgids and run.steps == 2:
+            break
+        await asyncio.sleep(0.01)
+    pgids = run.procs.pgids
+    worktree = Path((await engine.get(task_id))["worktree"])
+    result = await asyncio.wait_for(engine.rollback(task_id), 5)
+    assert "discarded" in result["message"]
+    task = await engine.get(task_id)
+    assert task["state"] == ev.ROLLED_BACK
+    assert not worktree.exists() and git(repo, "branch", "--list", f"livhana/{task_id}") == ""
+    assert not any(group_alive(g) for g in pgids)
+    states = [e["state"] for e in await engine.events(task_id) if e["type"] == ev.STATUS]
+    assert states[-2:] == ["cancelled", "rolled_back"]

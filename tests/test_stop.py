@@ -330,3 +330,26 @@ async def test_waiting_on_a_task_can_itself_be_cancelled(
     assert (await engine.get(task_id))["state"] == ev.RUNNING  # giving up did not cancel it
     await engine.cancel(task_id)
     assert (await engine.wait(task_id))["state"] == ev.CANCELLED
+
+
+async def test_cli_rearm_releases_tasks_held_in_this_engine(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any
+) -> None:
+    config.engine.max_concurrent = 1
+    mark = marker()
+    model = sleep_script(tmp_path, mark)
+    engine = await engine_factory()
+    first = await engine.submit("sleep first", repo, model=model)
+    second = await engine.submit("queued behind", repo, model=model)
+    await running_sleepers(engine, first, mark)
+
+    assert (await asyncio.to_thread(cli, "stop")).returncode == 0
+    assert (await asyncio.wait_for(engine.wait(first), 5))["state"] == ev.CANCELLED
+    await asyncio.sleep(0.3)
+    assert (await engine.get(second))["state"] == ev.QUEUED and sleepers(mark) == []
+
+    assert (await asyncio.to_thread(cli, "rearm")).returncode == 0
+    pgids = await running_sleepers(engine, second, mark)  # the held task starts now
+    await engine.cancel(second)
+    await engine.wait(second)
+    assert_all_gone(mark, pgids)
