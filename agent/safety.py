@@ -3,6 +3,7 @@ applying a task to the operator's workspace. Each concern lives in its own modul
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from pathlib import Path
@@ -30,13 +31,17 @@ class Safety:
         self._spent, self._spent_at = 0.0, -1e9
 
     async def load(self) -> None:
+        """Slow, blocking look-ups (the keyring, the one-off bubblewrap probe) run in a
+        thread, so a cockpit hosting the engine keeps painting meanwhile."""
+        from .sandbox import bwrap_available
         from .secrets import known_secret_values
 
         try:
-            values = known_secret_values()
+            values = await asyncio.to_thread(known_secret_values)
         except Exception:  # no keyring backend: still redact the env key and patterns
             values = []
         self.redactor = Redactor(values)
+        await asyncio.to_thread(bwrap_available)
 
     def redact(self, obj: Any) -> Any:
         return self.redactor.redact_obj(obj)
