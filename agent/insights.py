@@ -122,7 +122,7 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
         model.update(await _ping_model(engine))
     return {
         "model": model,
-        "key_present": _key_present(),
+        "key_present": await asyncio.to_thread(_key_present),
         "store": {
             "path": str(store_path),
             "size_bytes": size,
