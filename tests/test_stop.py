@@ -353,3 +353,25 @@ async def test_cli_rearm_releases_tasks_held_in_this_engine(
     await engine.cancel(second)
     await engine.wait(second)
     assert_all_gone(mark, pgids)
+
+
+async def test_stop_reaches_processes_that_left_the_process_group(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    """setsid, nohup and double forks leave the command's process group; the sandbox's
+    PID namespace still takes them down with it."""
+    mark = marker()
+    command = (
+        f"setsid sleep {mark} & nohup sleep {mark} >/dev/null 2>&1 & "
+        f"(sleep {mark} &) ; sleep {mark} & wait"
+    )
+    turn = {"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": [turn]}])
+    engine = await engine_factory()
+    task_id = await engine.submit("escape the group", repo, model=model)
+    pgids = await running_sleepers(engine, task_id, mark, count=4)
+    assert len({pgid for _, pgid, argv in sleepers(mark)}) >= 2  # really in other groups
+    await engine.emergency_stop()
+    await until(lambda: not live_processes(mark), timeout=1)
+    assert_all_gone(mark, pgids)
+    assert (await engine.wait(task_id))["state"] == ev.CANCELLED
