@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 TICK_S = 0.1
+STARTUP_DELAY_S = 0.15  # lets the terminal writer flush the first frame before work starts
 
 
 class CockpitApp(App[None]):
@@ -85,7 +86,11 @@ class CockpitApp(App[None]):
         self.set_interval(TICK_S, self._tick)
         self._lag_mark = time.monotonic()
         self.set_interval(0.25, self._measure_lag)
-        self.call_after_refresh(lambda: self.run_worker(self._connect(), group="engine"))
+        # The engine (and the demo set-up) start once the first frame is on screen.
+        self.call_after_refresh(self.set_timer, STARTUP_DELAY_S, self._start_engine)
+
+    def _start_engine(self) -> None:
+        self.run_worker(self._connect, group="engine")
 
     async def _connect(self) -> None:
         try:

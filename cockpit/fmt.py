@@ -9,6 +9,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from rich.markup import escape as rich_escape
+
 STATE_STYLE = {
     "queued": "dim",
     "planning": "cyan",
@@ -32,12 +34,13 @@ def now() -> float:
 def state(value: str) -> str:
     """Rich markup for a task state."""
     style = STATE_STYLE.get(value, "")
-    label = value.replace("_", " ")
+    label = escape(value.replace("_", " "))
     return f"[{style}]{label}[/]" if style else label
 
 
 def risk(value: str) -> str:
-    return f"[{RISK_STYLE.get(value, '')}]{value}[/]"
+    style = RISK_STYLE.get(value)
+    return f"[{style}]{value}[/]" if style else escape(value)
 
 
 def duration(seconds: float | None) -> str:
@@ -97,4 +100,9 @@ def short(text: str | None, width: int = 60) -> str:
 
 def escape(text: Any) -> str:
     """Make arbitrary text safe inside Rich markup."""
-    return str(text).replace("[", "\\[")
+    return rich_escape(str(text))
+
+
+def cell(text: Any, width: int = 60) -> str:
+    """Operator or model text for a table cell: one line, cut to width, markup-safe."""
+    return escape(short(str(text or ""), width))

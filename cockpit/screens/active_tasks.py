@@ -43,7 +43,7 @@ class ActiveTasksScreen(PanelScreen):
         tasks = sorted(await engine.list(states=LIVE, limit=500), key=lambda t: t["created_at"])
         table = self.query_one("#live", KeyedTable)
         table.sync({t["id"]: (t["id"], fmt.state(t["state"]), str(t["steps"]), fmt.elapsed(t),
-                              fmt.money(t["cost_usd"]), t["approve_mode"], fmt.short(t["title"], 60))
+                              fmt.money(t["cost_usd"]), t["approve_mode"], fmt.cell(t["title"], 60))
                     for t in tasks})
         self.query_one("#empty").display = not tasks
         running = sum(1 for t in tasks if t["state"] not in ("queued", "awaiting_approval"))

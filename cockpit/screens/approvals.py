@@ -97,8 +97,8 @@ class ApprovalsScreen(PanelScreen):
     def _draw(self) -> None:
         table = self.query_one("#queue", KeyedTable)
         table.sync({key: (str(a["id"]), fmt.duration(fmt.now() - a["created_at"]), a["kind"],
-                          fmt.risk(a["risk"]), fmt.short(self._titles.get(a["task_id"], ""), 34),
-                          _decision(a), fmt.short(a.get("summary", ""), 30)) for key, a in self.rows.items()})
+                          fmt.risk(a["risk"]), fmt.cell(self._titles.get(a["task_id"], ""), 34),
+                          _decision(a), fmt.cell(a.get("summary", ""), 30)) for key, a in self.rows.items()})
         pending = [a for a in self.rows.values() if a.get("state") == "pending"]
         self.query_one("#empty").display = not self.rows
         self.query_one("#summary", Static).update(

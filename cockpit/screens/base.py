@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
@@ -27,7 +29,29 @@ if TYPE_CHECKING:
     from ..app import CockpitApp
 
 
+class PanelBody(Vertical):
+    """The panel's own widgets, mounted just after the first frame (see `PanelScreen`)."""
+
+    DEFAULT_CSS = "PanelBody { height: 1fr; }"
+
+    def __init__(self, build: Callable[[], ComposeResult]) -> None:
+        super().__init__()
+        self._build = build
+
+    def compose(self) -> ComposeResult:
+        yield from self._build()
+
+    def on_mount(self) -> None:
+        screen = self.screen
+        if isinstance(screen, PanelScreen):
+            screen.body_ready()
+
+
 class PanelScreen(Screen[None]):
+    """A panel: nav bar, halt banner and footer paint in the first frame; the body (with
+    its heavier widgets: inputs, tables, logs) is mounted lazily right after, so the cockpit
+    shows up at once. Refreshes wait for the body."""
+
     MODE: ClassVar[str] = ""
     # Re-query the engine this often while the panel is visible (None: on events only).
     POLL_S: ClassVar[float | None] = None
@@ -43,6 +67,7 @@ class PanelScreen(Screen[None]):
         self._busy = False
         self._again = False
         self._poll: Timer | None = None
+        self._ready = False  # the panel body is mounted (it comes just after the first frame)
 
     @property
     def cockpit(self) -> CockpitApp:
@@ -55,7 +80,7 @@ class PanelScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
         yield HaltBanner()
-        yield from self.compose_panel()
+        yield Lazy(PanelBody(self.compose_panel))
         yield Footer()
 
     def compose_panel(self) -> ComposeResult:
@@ -65,6 +90,19 @@ class PanelScreen(Screen[None]):
     def on_mount(self) -> None:
         if self.POLL_S:
             self._poll = self.set_interval(self.POLL_S, self.request_refresh, pause=True)
+
+    def body_ready(self) -> None:
+        self._ready = True
+        if self.focused is None and self.AUTO_FOCUS:  # the screen's auto focus ran too early
+            for widget in self.query(self.AUTO_FOCUS):
+                if widget.focusable:
+                    widget.focus()
+                    break
+        self.body_mounted()
+        self.request_refresh()
+
+    def body_mounted(self) -> None:
+        """Override to set up widgets of the panel body once they exist."""
 
     def on_screen_resume(self) -> None:
         self.request_refresh()
@@ -88,7 +126,7 @@ class PanelScreen(Screen[None]):
 
     # -- data ------------------------------------------------------------------------------
     def request_refresh(self) -> None:
-        if self.engine is None or not self.is_attached:
+        if self.engine is None or not self._ready or not self.is_attached:
             return
         if self._busy:
             self._again = True

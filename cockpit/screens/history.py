@@ -59,8 +59,7 @@ class HistoryScreen(PanelScreen):
             yield EventLog(id="replay")
             yield Static("", id="summary")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def body_mounted(self) -> None:
         self.query_one("#replay", EventLog).write("enter (or o): replay the selected task here")
 
     async def refresh_data(self, engine: Engine) -> None:
@@ -73,8 +72,8 @@ class HistoryScreen(PanelScreen):
         self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({
             t["id"]: (t["id"][:8], fmt.clock(t.get("finished_at")), fmt.state(t["state"]),
-                      fmt.elapsed(t), fmt.money(t["cost_usd"]), fmt.short(t["title"], 50),
-                      fmt.short(t.get("error") or t.get("summary") or "", 30))
+                      fmt.elapsed(t), fmt.money(t["cost_usd"]), fmt.cell(t["title"], 50),
+                      fmt.cell(t.get("error") or t.get("summary") or "", 30))
             for t in tasks})
         ok = sum(1 for t in tasks if t["state"] == "succeeded")
         self.query_one("#summary", Static).update(

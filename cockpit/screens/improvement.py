@@ -50,16 +50,16 @@ class ImprovementScreen(PanelScreen):
             schedules = list(await result if hasattr(result, "__await__") else result)
         self._fill("#schedules", "#no-schedules", {
             str(s.get("name")): (str(s.get("name", "")), str(s.get("cron", "")),
-                                 fmt.clock(s.get("next_run")), fmt.short(str(s.get("last_result", "—")), 40))
+                                 fmt.clock(s.get("next_run")), fmt.cell(str(s.get("last_result", "—")), 40))
             for s in schedules})
         runs = [t for t in await engine.list(limit=200) if t.get("kind", "task") != "task"]
         self._fill("#runs", "#no-runs", {
             t["id"]: (t["id"][:8], t["kind"], fmt.state(t["state"]), fmt.clock(t.get("finished_at")),
-                      fmt.short(t.get("summary") or t["title"], 60)) for t in runs[:50]})
+                      fmt.cell(t.get("summary") or t["title"], 60)) for t in runs[:50]})
         improve_ids = {t["id"] for t in runs}
         proposals = [a for a in await engine.pending_approvals() if a["task_id"] in improve_ids]
         self._fill("#proposals", "#no-proposals", {
-            str(a["id"]): (str(a["id"]), a["kind"], fmt.short(a["summary"], 80)) for a in proposals})
+            str(a["id"]): (str(a["id"]), a["kind"], fmt.cell(a["summary"], 80)) for a in proposals})
 
     def _fill(self, table_id: str, empty_id: str, rows: dict[str, tuple[str, ...]]) -> None:
         table = self.query_one(table_id, KeyedTable)

@@ -50,8 +50,8 @@ class LearningsScreen(PanelScreen):
             task = await engine.get(task_id)
             titles[task_id] = task["title"] if task else task_id
         self.query_one("#learned", KeyedTable).sync({
-            str(i["id"]): (CATEGORY.get(i["category"], i["category"]), fmt.short(i["text"], 62),
-                           fmt.short(titles.get(i.get("task_id") or "", "—"), 22), str(i["uses"]),
+            str(i["id"]): (CATEGORY.get(i["category"], i["category"]), fmt.cell(i["text"], 62),
+                           fmt.cell(titles.get(i.get("task_id") or "", "—"), 22), str(i["uses"]),
                            fmt.ago(i["created_at"]))
             for i in items})
         counts = {c: sum(1 for i in items if i["category"] == c) for c in CATEGORY}

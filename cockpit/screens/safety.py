@@ -59,8 +59,7 @@ class SafetyScreen(PanelScreen):
                 yield Static("[dim]not verified yet (v)[/]", id="audit")
                 yield Button("Verify audit chain (v)", id="verify")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def body_mounted(self) -> None:
         self.watch(self.app, "halted", self._show_halted, init=True)
 
     def _show_halted(self, halted: bool) -> None:

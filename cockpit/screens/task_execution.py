@@ -60,6 +60,11 @@ class TaskExecutionScreen(PanelScreen):
                 yield ProgressBar(total=1, show_eta=False, id="progress")
                 yield EventLog(id="log")
 
+    def body_mounted(self) -> None:
+        if self.selected:
+            chosen, self.selected = self.selected, None
+            self.select(chosen)
+
     # -- data ------------------------------------------------------------------------------
     async def refresh_data(self, engine: Engine) -> None:
         ws = self.query_one("#workspace", Input)
@@ -68,7 +73,7 @@ class TaskExecutionScreen(PanelScreen):
         tasks = await engine.list(limit=40)
         table = self.query_one("#recent", KeyedTable)
         with table.prevent(KeyedTable.RowHighlighted):  # only the operator's moves select
-            table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"]), fmt.short(t["title"], 40))
+            table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"]), fmt.cell(t["title"], 40))
                         for t in tasks})
         if tasks and (self.selected is None or self.follow):
             self.select(tasks[0]["id"])
@@ -88,6 +93,8 @@ class TaskExecutionScreen(PanelScreen):
         if task_id == self.selected:
             return
         self.selected = task_id
+        if not self._ready:  # shown once the body is mounted
+            return
         self._plan = []
         self._draw_plan()
         self.query_one("#log", EventLog).reset()
@@ -165,7 +172,7 @@ class TaskExecutionScreen(PanelScreen):
             self.select(task_id)
 
         self.act(lambda e: e.submit(title, workspace, approve=approve),
-                 done=f"Submitted: {fmt.short(title, 40)}", then=submitted)
+                 done=f"Submitted: {fmt.cell(title, 40)}", then=submitted)
 
     def action_new_task(self) -> None:
         self.query_one("#title", Input).focus()

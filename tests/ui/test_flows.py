@@ -27,7 +27,8 @@ async def test_submit_a_task_and_see_it_finish(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         await pilot.press("n")
-        await type_text(pilot, "Summarise the project")
+        await type_text(pilot, "Summarise the ")
+        app.screen.query_one("#title", Input).insert_text_at_cursor("[b]project[/]")  # markup-like
         app.screen.query_one("#approve", Select).value = "auto"
         await pilot.press("enter")
         tasks = await wait_for(pilot, lambda: app.screen.selected, what="the new task selected")
@@ -36,7 +37,7 @@ async def test_submit_a_task_and_see_it_finish(tmp_path: Path) -> None:
         assert await task_state(app, tasks) == "succeeded"
         await idle(pilot)
         text = panel_text(app)
-        assert "Summarise the project" in text and "succeeded" in text
+        assert "Summarise the [b]project[/]" in text and "succeeded" in text
         assert app.screen.query_one("#title", Input).value == ""
 
 
