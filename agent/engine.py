@@ -63,6 +63,9 @@ class Engine:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(config.engine.max_concurrent)
         self._plain_locks: dict[str, asyncio.Lock] = {}
+        # `git worktree add/remove` on one repository must not overlap: a concurrent add can
+        # read another's half-made .git/worktrees entry and fail ("failed to read commondir").
+        self.worktree_locks: dict[str, asyncio.Lock] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._command_cursor = 0
 

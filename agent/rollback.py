@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,8 @@ async def rollback_task(
                 task.get("base_commit"),
                 bool(task.get("branch")),
             )
-            await workspace.discard(ws, tree)
+            async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+                await workspace.discard(ws, tree)
         message = "discarded the task's worktree and branch; the workspace was never changed"
     await engine.audit(by, "rollback", task_id, {"applied": bool(applied), "message": message})
     engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=bool(applied), by=by)

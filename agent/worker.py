@@ -27,7 +27,8 @@ async def execute(engine: Engine, task_id: str) -> None:
     run: TaskRun | None = None
     lock = None
     try:
-        tree = await workspace.prepare(ws, task_id, engine.config.worktrees_dir)
+        async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+            tree = await workspace.prepare(ws, task_id, engine.config.worktrees_dir)
         if not tree.is_git:  # a copied plain folder: one task at a time on it
             lock = engine._plain_locks.setdefault(str(ws), asyncio.Lock())
             await lock.acquire()
