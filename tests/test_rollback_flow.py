@@ -214,3 +214,30 @@ async def test_rollback_of_a_running_task_stops_it_and_discards_its_work(
     assert not any(group_alive(g) for g in pgids)
     states = [e["state"] for e in await engine.events(task_id) if e["type"] == ev.STATUS]
     assert states[-2:] == ["cancelled", "rolled_back"]
+
+
+async def test_parallel_tasks_on_one_repo_each_get_a_worktree_and_roll_back(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any
+) -> None:
+    """Tasks started together on one repository (the usual case: several tasks queued on
+    the same project) must not trip over each other creating or removing worktrees."""
+    config.engine.max_concurrent = 10
+    engine = await engine_factory()
+    for round_ in range(2):
+        scripts = []
+        for i in range(10):
+            command = f"echo {round_}-{i} > out{i}.txt"
+            turn = {"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}
+            scripts.append({"match": f"file number {i} now", "turns": [turn]})
+        model = write_script(tmp_path / f"p{round_}.json", scripts)
+        ids = [
+            await engine.submit(f"write file number {i} now", repo, model=model, apply=False)
+            for i in range(10)
+        ]
+        tasks = await asyncio.gather(*(engine.wait(t) for t in ids))
+        assert [t["state"] for t in tasks] == [ev.SUCCEEDED] * 10, [t["error"] for t in tasks]
+        assert [t["changes"] for t in tasks] == [[f"out{i}.txt"] for i in range(10)]
+        await asyncio.gather(*(engine.rollback(t) for t in ids))
+        assert [(await engine.get(t))["state"] for t in ids] == [ev.ROLLED_BACK] * 10
+        assert git(repo, "branch", "--list", "livhana/*") == ""
+        assert git(repo, "worktree", "list").count("\n") == 1  # the operator's checkout only
