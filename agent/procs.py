@@ -86,18 +86,81 @@ class ProcessGroups:
         )
 
     async def kill_all(self, close: bool = True) -> None:
-        """SIGKILL every group and wait until each leader is reaped and the group is empty."""
+        """SIGKILL every group and every descendant, then wait until none is left running.
+
+        Descendants are collected before the kill: a child that left the group (setsid,
+        a sandbox's own session) is still found through its parent chain.
+        """
         self._closed = self._closed or close
         procs = list(self._live.items())
+        if not procs:
+            return
+        tree = _descendants([pid for pid, _ in procs])
         for pgid, _ in procs:
+            _killpg(pgid)
+        for pid, pgid in tree.items():
+            _kill(pid)
             _killpg(pgid)
         for pgid, proc in procs:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 2)
             await wait_group_gone(pgid)
+        await _wait_pids_gone(set(tree) | {pgid for pgid in tree.values()})
 
     def reopen(self) -> None:
         self._closed = False
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgid, state) for every process we can see."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 3:
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]), fields[0])
+    return table
+
+
+def _descendants(roots: list[int]) -> dict[int, int]:
+    """pid -> pgid of every process below `roots` (roots excluded)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: dict[int, int] = {}
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found[child] = table[child][1]
+                todo.append(child)
+    return found
+
+
+async def _wait_pids_gone(pids: set[int], timeout_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = _proc_table()
+        alive = [p for p in pids if p in table and table[p][2] != "Z"]
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in alive:
+            _kill(pid)
+        await asyncio.sleep(0.005)
 
 
 def _killpg(pgid: int) -> None:
@@ -118,19 +181,7 @@ def group_alive(pgid: int) -> bool:
 
 
 def _group_states(pgid: int) -> list[str]:
-    states = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid):
-            states.append(fields[0])
-    return states
+    return [state for _, group, state in _proc_table().values() if group == pgid]
 
 
 async def wait_group_gone(pgid: int, timeout_s: float = 2.0) -> bool:

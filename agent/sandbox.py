@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,8 @@ def sandbox_argv(
     argv += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     if common := _git_common_dir(real):  # a git worktree: git must find its repo (read-only)
         argv += ["--ro-bind", common, common]
+    for path in _interpreter_dirs():  # a venv under /tmp (e.g. a CI checkout) stays usable
+        argv += ["--ro-bind", path, path]
     for path in [real, *(os.path.realpath(p) for p in extra_rw or [])]:
         argv += ["--bind", path, path]  # same path inside and out, so paths in output match
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts"]
@@ -100,6 +103,15 @@ def sandbox_argv(
         argv += ["--setenv", key, value]
     argv += ["--setenv", "HOME", SANDBOX_HOME, "--setenv", "TMPDIR", "/tmp"]
     return argv + ["--", "bash", "-c", command]
+
+
+def _interpreter_dirs() -> list[str]:
+    """Where our own Python lives, when the private /tmp would hide it: commands such as
+    the fallback `python -m pytest` run with this interpreter."""
+    dirs = {
+        os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))
+    }
+    return sorted(d for d in dirs if d == "/tmp" or d.startswith("/tmp/"))
 
 
 def _git_common_dir(worktree: str) -> str | None:
