@@ -43,5 +43,19 @@ async def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | N
 
 
 async def is_git_repo(path: Path) -> bool:
-    out = await git("rev-parse", "--is-inside-work-tree", cwd=path, check=False)
-    return out.strip() == "true"
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        "rev-parse",
+        "--is-inside-work-tree",
+        cwd=str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if b"dubious ownership" in err:
+        # Treating it as a plain folder would silently lose git's safety net: say so.
+        raise GitError(
+            f"git refuses {path} (owned by another user); if you trust it, run: "
+            f"git config --global --add safe.directory {path}"
+        )
+    return out.strip() == b"true"

@@ -112,7 +112,7 @@ class TaskRun:
         )
         self.cost += usage.cost_usd
         await self.engine.record_usage(self, response.model or self.model.name, usage.as_dict())
-        for block in response.content:
+        for block in response.content if tools else []:  # the learnings answer is not chat
             if block.get("type") == "thinking" and block.get("thinking"):
                 await self.emit("thinking", text=block["thinking"])
             elif block.get("type") == "text" and block.get("text"):
@@ -250,6 +250,11 @@ class TaskRun:
         data = result.data
         passed = not result.is_error
         evidence = f"{command}: {data.get('passed', '?')} passed, {data.get('failed', '?')} failed"
+        if not passed:
+            from .verify import baseline, judge
+
+            passed, note = judge(result, await baseline(self, command))
+            evidence += f"; {note}" if note else ""
         await self.emit(
             "verification",
             passed=passed,

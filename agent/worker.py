@@ -61,6 +61,9 @@ async def execute(engine: Engine, task_id: str) -> None:
                 await run.checkpoints.diff(start),
                 await run.checkpoints.changed_files(start),
             )
+        if not files and tree.is_git:  # nothing to review or apply: leave no worktree behind
+            async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+                await workspace.discard(ws, tree)
         if not task["options"].get("apply", True) or not files:
             note = (
                 f"changes on branch {tree.branch}" if files and tree.branch else "no file changes"

@@ -1,0 +1,67 @@
+"""Verification against a baseline: a project whose suite was already red before the task
+must not make every task fail. Only failures the task introduced count against it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from .gitcmd import git
+
+if TYPE_CHECKING:
+    from .run import TaskRun
+    from .tools.base import ToolResult
+
+# pytest's short summary ("FAILED tests/test_x.py::test_y - ..."), go ("--- FAIL: TestY"),
+# cargo ("test y ... FAILED"): names of failing tests, when the runner prints them.
+_FAILED_NAMES = re.compile(
+    r"^(?:FAILED|ERROR) (\S+)|^--- FAIL: (\S+)|^test (\S+) \.\.\. FAILED", re.MULTILINE
+)
+
+
+def failed_names(output: str) -> set[str]:
+    return {next(g for g in m.groups() if g) for m in _FAILED_NAMES.finditer(output)}
+
+
+async def baseline(run: TaskRun, command: str) -> ToolResult | None:
+    """The same test command on the task's starting commit, run once in a throwaway
+    worktree (never the operator's checkout). None when there is no git base to use."""
+    if "baseline" in run.ctx.state:
+        return run.ctx.state["baseline"]
+    result = None
+    tree = run.tree
+    if tree.is_git and tree.base_commit:
+        ws = run.engine.config.worktrees_dir
+        path = ws / f"{run.task_id}-baseline"
+        repo = tree.path
+        lock = run.engine.worktree_locks.setdefault(str(repo), asyncio.Lock())
+        async with lock:
+            await git("worktree", "add", "-q", "--detach", str(path), tree.base_commit, cwd=repo)
+        try:
+            ctx = dataclasses.replace(run.ctx, root=path, state={})
+            result = await run.tools["run_tests"].run({"command": command}, ctx)
+        finally:
+            async with lock:
+                await git("worktree", "remove", "--force", str(path), cwd=repo, check=False)
+            shutil.rmtree(path, ignore_errors=True)
+    run.ctx.state["baseline"] = result
+    return result
+
+
+def judge(after: ToolResult, before: ToolResult | None) -> tuple[bool, str]:
+    """(passed, note) for a red suite, given the suite's result before the task."""
+    if before is None or not before.is_error:
+        return False, ""
+    new = failed_names(after.output) - failed_names(before.output)
+    old_count = before.data.get("failed")
+    if failed_names(after.output) and failed_names(before.output):
+        if not new:
+            return True, f"no new failures: the same tests failed before the task ({old_count})"
+        return False, "new failures: " + ", ".join(sorted(new)[:5])
+    count: Any = after.data.get("failed")
+    if isinstance(count, int) and isinstance(old_count, int) and count <= old_count:
+        return True, f"{count} failing, {old_count} before the task: not a regression"
+    return False, ""
