@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import events as ev
+from .errors import UsageError
 from .store import Store
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .run import TaskRun
 
 RISK = {
     "deploy": "high",
@@ -97,3 +103,68 @@ class ApprovalDesk:
     @staticmethod
     def now() -> float:
         return time.time()
+
+
+async def ask(
+    engine: Engine, run: TaskRun, kind: str, summary: str, detail: dict[str, Any]
+) -> bool:
+    """Persist a request, show it, and wait for a decision (rule, operator or timeout).
+    The task sits in awaiting_approval meanwhile and returns to its previous state."""
+    timeout = engine.config.engine.approval_timeout_s
+    # Redacted before the row is written: a command or diff may carry a secret (the
+    # event below is redacted by the bus; the approvals table is not).
+    summary, detail = engine.safety.redact(summary), engine.safety.redact(detail)
+    approval_id = await engine.desk.request(run.task_id, kind, summary, detail, timeout)
+    run.pending_approvals.append(approval_id)
+    risk = (await engine.store.get_approval(approval_id) or {}).get("risk", "medium")
+    engine.bus.emit(
+        run.task_id,
+        ev.APPROVAL_REQUESTED,
+        approval_id=approval_id,
+        kind=kind,
+        summary=summary,
+        detail=detail,
+        risk=risk,
+    )
+    if run.approve_mode in ("auto", "deny"):
+        await engine.desk.decide(
+            approval_id, run.approve_mode == "auto", f"rule:approve={run.approve_mode}"
+        )
+    previous = engine._states.get(run.task_id, ev.RUNNING)
+    if previous != ev.AWAITING_APPROVAL:
+        await engine.transition(run.task_id, ev.AWAITING_APPROVAL, summary)
+    try:
+        row = await engine.desk.wait(approval_id, timeout)
+    finally:
+        run.pending_approvals.remove(approval_id)
+    approved = row["state"] == "approved"
+    engine.bus.emit(
+        run.task_id,
+        ev.APPROVAL_DECIDED,
+        approval_id=approval_id,
+        kind=kind,
+        approved=approved,
+        by=row["decided_by"],
+        reason=row.get("reason") or "",
+    )
+    if kind != "apply" and previous != ev.AWAITING_APPROVAL:
+        await engine.transition(run.task_id, previous)
+    return approved
+
+
+async def decide(engine: Engine, approval_id: int, approved: bool, by: str, reason: str) -> None:
+    """The operator's (or another process's) answer; first decider wins, and it is audited."""
+    row = await engine.store.get_approval(approval_id)
+    if row is None:
+        raise UsageError(f"no approval request {approval_id}")
+    if row["state"] != "pending":
+        raise UsageError(
+            f"approval {approval_id} was already {row['state']} by {row['decided_by']}"
+        )
+    if await engine.desk.decide(approval_id, approved, by, reason):
+        await engine.safety.audit(
+            by,
+            "approve" if approved else "deny",
+            row["task_id"],
+            {"approval_id": approval_id, "kind": row["kind"]},
+        )

@@ -2,7 +2,7 @@
 
 Tasks queue, run up to `max_concurrent` at a time, each in its own worktree, and every
 state change is an event. Control that may come from another process (cancel, stop,
-re-arm, approval decisions) arrives through store rows picked up by `_control_loop`.
+re-arm, approval decisions) arrives through store rows picked up by `control.control_loop`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from . import approvals, control, insights, workspace
 from . import events as ev
-from . import insights, workspace
 from .approvals import ApprovalDesk
 from .bus import EventBus
 from .config import Config
-from .errors import CockpitError, StopActive, TaskStopped, UsageError
+from .errors import StopActive, TaskStopped, UsageError
 from .models.base import Model
 from .run import Limits, TaskRun
 from .safety import Safety
@@ -31,7 +31,6 @@ from .store import Store
 from .tools import load_tools
 
 log = logging.getLogger(__name__)
-CONTROL_INTERVAL_S = 0.1  # cross-process stop must be noticed within 300 ms
 BUDGET_HOLD_S = 5.0  # how often tasks held by the daily budget re-check it
 APPROVE_MODES = ("ask", "auto", "deny")
 
@@ -94,7 +93,7 @@ class Engine:
         await self._recover()
         self._loops = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
-            asyncio.create_task(self._control_loop(), name="control"),
+            asyncio.create_task(control.control_loop(self), name="control"),
         ]
 
     async def close(self, reason: str = "engine shut down") -> None:
@@ -218,7 +217,7 @@ class Engine:
             raise UsageError(f"task {task_id} already ended ({task['state']})")
         await self.safety.audit(by, "cancel", task_id, {})
         if task_id in self._states:
-            await self._halt_task(task_id, (ev.CANCELLED, f"cancelled by {by}"))
+            await control.halt_task(self, task_id, (ev.CANCELLED, f"cancelled by {by}"))
         else:
             await self.store.add_command("cancel", task_id, {"by": by})
 
@@ -228,20 +227,7 @@ class Engine:
     async def decide(
         self, approval_id: int, approved: bool, by: str = "operator", reason: str = ""
     ) -> None:
-        row = await self.store.get_approval(approval_id)
-        if row is None:
-            raise UsageError(f"no approval request {approval_id}")
-        if row["state"] != "pending":
-            raise UsageError(
-                f"approval {approval_id} was already {row['state']} by {row['decided_by']}"
-            )
-        if await self.desk.decide(approval_id, approved, by, reason):
-            await self.safety.audit(
-                by,
-                "approve" if approved else "deny",
-                row["task_id"],
-                {"approval_id": approval_id, "kind": row["kind"]},
-            )
+        await approvals.decide(self, approval_id, approved, by, reason)
 
     async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID)."""
@@ -269,7 +255,7 @@ class Engine:
         # quick re-arm, a replayed stop would cancel work started since).
         await self.store.add_command("stop", None, {"by": by, "engine": self.engine_id})
         await self.safety.audit(by, "emergency_stop", None, {"engine": self.engine_id})
-        await self._halt_all(by)
+        await control.halt_all(self, by)
 
     async def rearm(self, by: str = "operator") -> None:
         await self.store.set_setting(
@@ -344,46 +330,7 @@ class Engine:
     async def request_approval(
         self, run: TaskRun, kind: str, summary: str, detail: dict[str, Any]
     ) -> bool:
-        timeout = self.config.engine.approval_timeout_s
-        # Redacted before the row is written: a command or diff may carry a secret (the
-        # event below is redacted by the bus; the approvals table is not).
-        summary, detail = self.safety.redact(summary), self.safety.redact(detail)
-        approval_id = await self.desk.request(run.task_id, kind, summary, detail, timeout)
-        run.pending_approvals.append(approval_id)
-        risk = (await self.store.get_approval(approval_id) or {}).get("risk", "medium")
-        self.bus.emit(
-            run.task_id,
-            ev.APPROVAL_REQUESTED,
-            approval_id=approval_id,
-            kind=kind,
-            summary=summary,
-            detail=detail,
-            risk=risk,
-        )
-        if run.approve_mode in ("auto", "deny"):
-            await self.desk.decide(
-                approval_id, run.approve_mode == "auto", f"rule:approve={run.approve_mode}"
-            )
-        previous = self._states.get(run.task_id, ev.RUNNING)
-        if previous != ev.AWAITING_APPROVAL:
-            await self.transition(run.task_id, ev.AWAITING_APPROVAL, summary)
-        try:
-            row = await self.desk.wait(approval_id, timeout)
-        finally:
-            run.pending_approvals.remove(approval_id)
-        approved = row["state"] == "approved"
-        self.bus.emit(
-            run.task_id,
-            ev.APPROVAL_DECIDED,
-            approval_id=approval_id,
-            kind=kind,
-            approved=approved,
-            by=row["decided_by"],
-            reason=row.get("reason") or "",
-        )
-        if kind != "apply" and previous != ev.AWAITING_APPROVAL:
-            await self.transition(run.task_id, previous)
-        return approved
+        return await approvals.ask(self, run, kind, summary, detail)
 
     async def analyse(self, root: Path) -> dict[str, Any]:
         from .run import workspace_summary
@@ -438,41 +385,6 @@ class Engine:
             raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
         return task
 
-    async def _halt_task(self, task_id: str, reason: tuple[str, str]) -> None:
-        if task_id in self._queue:
-            self._queue.remove(task_id)
-            await self.transition(task_id, reason[0], reason[1])
-            await self._complete(task_id, False, reason[1])
-            return
-        # Remembered by task, not only on its run: a task still preparing its worktree has
-        # no run yet, and its worker must still end with this reason.
-        self.stop_reasons[task_id] = reason
-        run = self._runs.get(task_id)
-        if run is not None:
-            run.stop_reason = reason
-            pending = list(run.pending_approvals)
-            self.desk.cancel_for(pending)
-            await run.procs.kill_all()
-        worker = self._workers.get(task_id)
-        if worker:
-            worker.cancel()
-        if run is not None:
-            # Close the task's open requests too: left "pending" they would sit in the
-            # approval queue forever, asking the operator about a task that is gone.
-            for approval_id in pending:
-                await self.store.decide_approval(approval_id, False, reason[1], "task stopped")
-
-    async def _halt_all(self, by: str) -> None:
-        self.stopped = True
-        reason = (ev.CANCELLED, f"emergency stop by {by}")
-        await asyncio.gather(*(self._halt_running(t, reason) for t in list(self._workers)))
-        for task_id in list(self._queue):  # held, not lost: they start after re-arm
-            self.bus.emit(task_id, ev.WARNING, message="held: emergency stop engaged")
-
-    async def _halt_running(self, task_id: str, reason: tuple[str, str]) -> None:
-        if task_id in self._workers:
-            await self._halt_task(task_id, reason)
-
     async def _dispatch_loop(self) -> None:
         while True:
             await self._wake.wait()
@@ -514,37 +426,6 @@ class Engine:
             task_id, summary=self.safety.redact(summary), changes=changes or []
         )
         await self.bus.flush()
-
-    async def _control_loop(self) -> None:
-        beats = 0
-        while True:
-            await asyncio.sleep(CONTROL_INTERVAL_S)
-            try:
-                await self._apply_commands()
-                await self.desk.poll()
-                beats += 1
-                if beats * CONTROL_INTERVAL_S >= self.config.engine.heartbeat_s:
-                    beats = 0
-                    await self.store.heartbeat(self.engine_id)
-            except CockpitError as exc:
-                log.error("control loop: %s", exc)
-
-    async def _apply_commands(self) -> None:
-        for cmd in await self.store.commands_after(self._command_cursor):
-            self._command_cursor = cmd["id"]
-            by = cmd["payload"].get("by", "another process")
-            if cmd["payload"].get("engine") == self.engine_id:
-                continue  # written by this engine, which already acted on it
-            if cmd["kind"] == "stop" and not self.stopped:
-                await self._halt_all(by)
-            elif cmd["kind"] == "rearm":
-                self.stopped = False
-                self._wake.set()
-            elif (
-                cmd["kind"] == "cancel"
-                and self._states.get(cmd["task_id"], ev.FAILED) not in ev.END_STATES
-            ):
-                await self._halt_task(cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
 
 
 def _engine_alive(row: dict[str, Any], config: Config) -> bool:
