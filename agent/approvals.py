@@ -126,7 +126,10 @@ async def ask(
         detail=detail,
         risk=risk,
     )
-    if run.approve_mode in ("auto", "deny"):
+    if kind == "stall" and run.approve_mode == "auto":
+        # Nobody is watching an auto run: a stuck agent must stop, not burn its budget.
+        await engine.desk.decide(approval_id, False, "rule:stall under approve=auto")
+    elif run.approve_mode in ("auto", "deny"):
         await engine.desk.decide(
             approval_id, run.approve_mode == "auto", f"rule:approve={run.approve_mode}"
         )
@@ -138,6 +141,7 @@ async def ask(
     finally:
         run.pending_approvals.remove(approval_id)
     approved = row["state"] == "approved"
+    run.last_decision = row["decided_by"] or ""
     engine.bus.emit(
         run.task_id,
         ev.APPROVAL_DECIDED,

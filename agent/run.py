@@ -70,6 +70,7 @@ class TaskRun:
         self.changed: set[str] = set()
         self.stop_reason: tuple[str, str] | None = None  # (state, reason) once cancelled/stopped
         self.pending_approvals: list[int] = []
+        self.last_decision = ""  # who decided the latest approval: operator, rule, timeout
         self.checkpoints: Any = None  # agent.checkpoints.Checkpoints, set by the worker
         self.checkpoint_steps: list[dict[str, Any]] = []
         self._last_calls: list[str] = []
@@ -185,7 +186,7 @@ class TaskRun:
             summary,
             {"tool": tool.name, "input": _clip_input(args), "rule": rule},
         ):
-            raise ToolError("denied by the operator")
+            raise ToolError(f"denied ({self.last_decision or 'operator'})")
         self.ctx.state["preapproved"] = args.get("command")
 
     async def end_step(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from . import events as ev
 from . import workspace
 from .errors import CockpitError, TaskStopped
+from .gitcmd import is_git_repo
 from .loop import run_agent
 from .run import TaskRun
 
@@ -27,11 +28,11 @@ async def execute(engine: Engine, task_id: str) -> None:
     run: TaskRun | None = None
     lock = None
     try:
-        async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
-            tree = await workspace.prepare(ws, task_id, engine.config.worktrees_dir)
-        if not tree.is_git:  # a copied plain folder: one task at a time on it
+        if not await is_git_repo(ws):  # a plain folder is copied: one task at a time on it
             lock = engine._plain_locks.setdefault(str(ws), asyncio.Lock())
             await lock.acquire()
+        async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+            tree = await workspace.prepare(ws, task_id, engine.config.worktrees_dir)
         await engine.store.update_task(
             task_id,
             branch=tree.branch,

@@ -209,3 +209,16 @@ async def test_submit_is_fast_and_returns_before_the_task_runs(
     assert (await engine.get(task_id))["state"] in ("queued", "planning")
     await engine.cancel(task_id)
     assert (await engine.wait(task_id))["state"] == "cancelled"
+
+
+async def test_a_stuck_auto_run_is_stopped_not_left_spinning(
+    engine_factory: Any, config: Any, repo: Path
+) -> None:
+    config.engine.stall_repeats = 3
+    same = [{"tool_calls": [{"name": "read_file", "input": {"path": "app.py"}}]}] * 10
+    engine = await engine_factory(scripted({"match": ".", "turns": same}))
+    task = await engine.wait(await engine.submit("spin", repo, approve="auto"))
+    assert task["state"] == "failed" and "stalled" in task["error"]
+    assert task["steps"] == 3
+    decided = [e for e in await engine.events(task["id"]) if e["type"] == "approval_decided"]
+    assert decided[-1]["by"] == "rule:stall under approve=auto" and decided[-1]["approved"] is False
