@@ -317,6 +317,9 @@ class Engine:
             log.warning("odd transition %s -> %s for %s", old, state, task_id)
         self._states[task_id] = state
         fields: dict[str, Any] = {"state": state}
+        run = self._runs.get(task_id)
+        if run is not None:  # the row's counters are written per model call: settle them
+            fields.update(steps=run.steps, tokens=run.tokens, cost_usd=round(run.cost, 6))
         if state in ev.END_STATES:
             fields["finished_at"] = time.time()
             if reason and state != ev.SUCCEEDED:
