@@ -3,11 +3,13 @@ touches the operator's store or keyring."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,20 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temp_keyring: Any
     monkeypatch.setenv("LIVHANA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("LIVHANA_CONFIG", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+
+
+async def until(predicate: Any, timeout: float = 5.0, every: float = 0.01) -> Any:
+    """Poll `predicate` (sync or async) until it is truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        await asyncio.sleep(every)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -16,20 +16,7 @@ import pytest
 from agent import events as ev
 from agent.config import DeployTarget
 from agent.errors import UsageError
-from tests.conftest import ROOT, cli, write_script
-
-
-async def until(predicate: Any, timeout: float = 5.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        await asyncio.sleep(every)
+from tests.conftest import ROOT, cli, until, write_script
 
 
 def script(tmp_path: Path, *turns: dict[str, Any]) -> str:

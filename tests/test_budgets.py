@@ -6,26 +6,12 @@ The scripted model prices tokens like the default model: 100,000 input tokens = 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 from agent import events as ev
 from agent.models.scripted import ScriptedModel
-from tests.conftest import write_script
-
-
-async def until(predicate: Any, timeout: float = 5.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        await asyncio.sleep(every)
+from tests.conftest import until, write_script
 
 
 def turn(name: str, usage_in: int = 0, **args: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from agent import events as ev
 from agent.engine import Engine
 from agent.errors import StopActive, UsageError
 from agent.procs import group_alive
-from tests.conftest import cli, write_script
+from tests.conftest import cli, until, write_script
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="needs bubblewrap")
 
@@ -51,19 +51,6 @@ def live_processes(mark: str) -> list[tuple[int, int, str]]:
 
 def sleepers(mark: str) -> list[tuple[int, int, str]]:
     return [p for p in live_processes(mark) if p[2].startswith("sleep ")]
-
-
-async def until(predicate: Any, timeout: float = 5.0, every: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        await asyncio.sleep(every)
 
 
 def sleep_script(tmp_path: Path, mark: str, count: int = 2, name: str = "s.json") -> str:
