@@ -99,15 +99,14 @@ class Engine:
     async def close(self, reason: str = "engine shut down") -> None:
         for task in self._loops:
             task.cancel()
-        for task_id, run in list(self._runs.items()):
-            run.stop_reason = (ev.INTERRUPTED, reason)
-            await run.procs.kill_all()
-            self._workers[task_id].cancel()
+        for task_id in list(self._workers):  # running or still preparing: both end now
+            await control.halt_task(self, task_id, (ev.INTERRUPTED, reason))
         for worker in list(self._workers.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker
         for task_id in self._queue:
             await self.transition(task_id, ev.INTERRUPTED, reason)
+            await self._complete(task_id, False, f"interrupted: {reason}")
         await self.bus.close()
         await self.store.remove_engine(self.engine_id)
         await self.store.close()

@@ -222,3 +222,22 @@ async def test_a_stuck_auto_run_is_stopped_not_left_spinning(
     assert task["steps"] == 3
     decided = [e for e in await engine.events(task["id"]) if e["type"] == "approval_decided"]
     assert decided[-1]["by"] == "rule:stall under approve=auto" and decided[-1]["approved"] is False
+
+
+async def test_closing_the_engine_interrupts_its_tasks(
+    engine_factory: Any, config: Any, repo: Path
+) -> None:
+    config.engine.max_concurrent = 1
+    slow = {"match": ".", "turns": [{**READ, "delay_s": 30}]}
+    engine = await engine_factory(scripted(slow))
+    running = await engine.submit("slow one", repo, approve="auto")
+    queued = await engine.submit("waiting one", repo, approve="auto")
+    await asyncio.sleep(0.5)
+    t0 = time.monotonic()
+    await engine.close(reason="cockpit closed")
+    assert time.monotonic() - t0 < 5
+    store = await Store.open(config.store_path)
+    for task_id in (running, queued):
+        task = await store.get_task(task_id)
+        assert task["state"] == "interrupted" and task["error"] == "cockpit closed"
+    await store.close()
