@@ -19,9 +19,16 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
     return len(json.dumps(messages, default=str)) // 4
 
 
-def condense(messages: list[dict[str, Any]], window: int, threshold: float = 0.7) -> bool:
-    """Elide old tool outputs in place when over `threshold` of `window`. True if it did."""
-    if estimate_tokens(messages) < window * threshold:
+def condense(
+    messages: list[dict[str, Any]], window: int, threshold: float = 0.7, used: int | None = None
+) -> bool:
+    """Elide old tool outputs in place when over `threshold` of `window`. True if it did.
+
+    `used` is the size the model last reported (its input tokens) plus the newest turn;
+    without it the whole conversation is measured, which costs O(length) every step.
+    """
+    size = used if used is not None else estimate_tokens(messages)
+    if size < window * threshold:
         return False
     changed = False
     for message in messages[1:-KEEP_RECENT]:  # the task prompt (first) stays whole

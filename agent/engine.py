@@ -32,6 +32,7 @@ from .tools import load_tools
 
 log = logging.getLogger(__name__)
 BUDGET_HOLD_S = 5.0  # how often tasks held by the daily budget re-check it
+ROW_REFRESH_S = 0.5
 APPROVE_MODES = ("ask", "auto", "deny")
 
 
@@ -349,9 +350,14 @@ class Engine:
 
     async def record_usage(self, run: TaskRun, model: str, usage: dict[str, Any]) -> None:
         await self.store.add_usage(run.task_id, model, usage)
-        await self.store.update_task(
-            run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6), steps=run.steps
-        )
+        # The row's counters are for listings (the usage events carry every change live):
+        # refresh them at most every ROW_REFRESH_S; transitions settle the final numbers.
+        now = time.monotonic()
+        if now - run.row_written_at >= ROW_REFRESH_S:
+            run.row_written_at = now
+            await self.store.update_task(
+                run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6), steps=run.steps
+            )
         self.bus.emit(
             run.task_id,
             ev.USAGE,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import prompts
-from .context import condense
+from .context import condense, estimate_tokens
 from .errors import TaskStopped, ToolError
 from .tools.base import ToolResult, truncate
 
@@ -37,7 +37,10 @@ async def run_agent(run: TaskRun) -> Outcome:
         if calls:
             results = [await _call_tool(run, call) for call in calls]
             messages.append({"role": "user", "content": results + run.notes()})
-            condense(messages, run.model.context_window)
+            used = (
+                run.context_tokens + estimate_tokens(messages[-2:]) if run.context_tokens else None
+            )
+            condense(messages, run.model.context_window, used=used)
             continue
         if response.stop_reason == "max_tokens":
             messages.append({"role": "user", "content": "Your reply was cut off; continue."})

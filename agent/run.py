@@ -70,6 +70,8 @@ class TaskRun:
         self.changed: set[str] = set()
         self.stop_reason: tuple[str, str] | None = None  # (state, reason) once cancelled/stopped
         self.pending_approvals: list[int] = []
+        self.context_tokens = 0
+        self.row_written_at = -1e9  # monotonic time the task row's counters were last written
         self.last_decision = ""  # who decided the latest approval: operator, rule, timeout
         self.checkpoints: Any = None  # agent.checkpoints.Checkpoints, set by the worker
         self.checkpoint_steps: list[dict[str, Any]] = []
@@ -112,6 +114,12 @@ class TaskRun:
             + usage.cache_creation_input_tokens
         )
         self.cost += usage.cost_usd
+        if tools:  # what the model just read: the conversation's real size in tokens
+            self.context_tokens = (
+                usage.input_tokens
+                + usage.cache_read_input_tokens
+                + usage.cache_creation_input_tokens
+            )
         await self.engine.record_usage(self, response.model or self.model.name, usage.as_dict())
         for block in response.content if tools else []:  # the learnings answer is not chat
             if block.get("type") == "thinking" and block.get("thinking"):

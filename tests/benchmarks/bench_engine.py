@@ -33,6 +33,10 @@ class Noop:
         return ToolResult("ok")
 
 
+GO = asyncio.Event()  # set once every task is set up: the timed phase is steps only
+READY: list[int] = []
+
+
 class ZeroLatencyModel:
     name = "zero"
     context_window = 200_000
@@ -45,6 +49,9 @@ class ZeroLatencyModel:
         tools: list[dict[str, Any]] | None,
         on_delta: Any = None,
     ) -> ModelResponse:
+        if len(messages) == 1 and tools is not None:
+            READY.append(1)
+            await GO.wait()
         if tools is None:
             return ModelResponse([{"type": "text", "text": "{}"}], "end_turn", Usage(), self.name)
         done = sum(1 for m in messages if m["role"] == "assistant")
@@ -79,43 +86,48 @@ async def main() -> None:
     config.engine.max_steps = STEPS + 5
     engine = await Engine.open(config, role="bench", model_factory=lambda spec: ZeroLatencyModel())
     engine.tools = {"search_codebase": Noop()}
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    setup0 = time.perf_counter()
     ids = [
         await engine.submit(f"bench task {i}", repo, approve="auto", apply=False)
         for i in range(TASKS)
     ]
-    first_step: dict[str, float] = {}
-    cpu_at_first_step: list[float] = []
+    while len(READY) < TASKS:  # worktrees made, analysis done, every model call waiting
+        await asyncio.sleep(0.01)
+    setup = time.perf_counter() - setup0
+    last_step = [0.0, 0.0]  # wall, cpu at the latest tool result
 
     async def watch() -> None:
         async for event in engine.subscribe():
-            if event["type"] == "step" and event["task_id"] not in first_step:
-                first_step[event["task_id"]] = time.perf_counter()
-                if not cpu_at_first_step:
-                    cpu_at_first_step.append(time.process_time())
+            if event["type"] == "tool_result":
+                last_step[:] = [time.perf_counter(), time.process_time()]
 
     watcher = asyncio.create_task(watch())
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    GO.set()
     results = [await engine.wait(i) for i in ids]
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     watcher.cancel()
+    step_wall, step_cpu = last_step[0] - wall0, last_step[1] - cpu0
     await engine.bus.flush()
     stored = (await engine.store.fetch("SELECT COUNT(*) AS n FROM events"))[0]["n"]
     steps = sum(r["steps"] for r in results)
     ok = sum(1 for r in results if r["state"] == "succeeded")
-    # Worktree creation (git) is per task, not per step: report the step phase separately.
-    step_phase = wall - (min(first_step.values()) - wall0) if first_step else wall
     print(
         f"{TASKS} tasks x {STEPS} steps: {ok}/{TASKS} succeeded, {steps} steps, {stored:,} events stored"
     )
-    print(f"wall {wall:.2f} s (step phase {step_phase:.2f} s); engine CPU {cpu:.2f} s")
-    step_cpu = time.process_time() - cpu_at_first_step[0]
+    print(f"setup (worktrees, analysis) {setup:.2f} s, not timed below")
     print(
-        f"engine overhead: {step_cpu / steps * 1000:.3f} ms CPU per step in the step phase, "
-        f"{cpu / steps * 1000:.3f} ms counting worktree setup (goal <= 1 ms)"
+        f"steps phase: wall {wall:.2f} s, engine CPU {cpu:.2f} s "
+        f"(includes finishing: commit, diff, worktree clean-up of 50 tasks)"
+    )
+    print(f"until the last step: wall {step_wall:.2f} s, engine CPU {step_cpu:.2f} s")
+    print(
+        f"engine overhead: {step_cpu / steps * 1000:.3f} ms CPU per step "
+        f"({cpu / steps * 1000:.3f} ms counting the finish) (goal <= 1 ms)"
     )
     print(
-        f"aggregate: {steps / step_phase:,.0f} steps/s in the step phase, "
-        f"{steps / wall:,.0f} steps/s including worktree setup (goal >= 1,000)"
+        f"aggregate: {steps / step_wall:,.0f} steps/s to the last step, "
+        f"{steps / wall:,.0f} steps/s counting the finish (goal >= 1,000)"
     )
     await engine.close()
 
