@@ -8,6 +8,7 @@ heavy imports never delay it. Live events reach the visible panel in coalesced b
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 TICK_S = 0.1
-STARTUP_DELAY_S = 0.15  # lets the terminal writer flush the first frame before work starts
+STARTUP_DELAY_S = 0.05
+FLOOD = 100  # events per tick above which the drain slows down
 
 
 class CockpitApp(App[None]):
@@ -51,6 +53,7 @@ class CockpitApp(App[None]):
         # remappable (keymap id "emergency_stop").
         Binding("ctrl+x", "emergency_stop", "STOP", priority=True, id="emergency_stop"),
         Binding("ctrl+p", "command_palette", "Palette", show=False, id="palette"),
+        Binding("ctrl+q", "quit", "Quit", show=False, id="quit"),
     ]
 
     halted: reactive[bool] = reactive(False)
@@ -68,6 +71,7 @@ class CockpitApp(App[None]):
         self.workspace = "."  # default workspace for new tasks (the demo sets its own)
         self.loop_lag_ms = 0.0
         self._pending: list[dict[str, Any]] = []
+        self._ticks = 0
         self._live: dict[str, str] = {}
         self._approvals: set[int] = set()
         self._stop_requested = False
@@ -86,8 +90,11 @@ class CockpitApp(App[None]):
         self.set_interval(TICK_S, self._tick)
         self._lag_mark = time.monotonic()
         self.set_interval(0.25, self._measure_lag)
-        # The engine (and the demo set-up) start once the first frame is on screen.
-        self.call_after_refresh(self.set_timer, STARTUP_DELAY_S, self._start_engine)
+
+    def on_ready(self) -> None:
+        # The first frame is on screen: now the engine (and the demo set-up) may start. A
+        # short delay lets the terminal writer flush before imports and git take the CPU.
+        self.set_timer(STARTUP_DELAY_S, self._start_engine)
 
     def _start_engine(self) -> None:
         self.run_worker(self._connect, group="engine")
@@ -111,6 +118,9 @@ class CockpitApp(App[None]):
         if self._stop_requested:
             await engine.emergency_stop()
         self.screen_stack[0].post_message(EngineReady())
+        # Start-up objects live as long as the app: keep them out of the collector's scans,
+        # so a full collection never stalls a key press (gen-2 pauses were the p95 tail).
+        gc.freeze()
         if self.demo is not None:
             self.run_worker(self._guard(self.demo.seed(engine, self.workspace), "demo"),
                             group="demo")
@@ -140,10 +150,16 @@ class CockpitApp(App[None]):
             self._pending.append(event)
 
     def _tick(self) -> None:
-        """Drain the live events to the visible panel, and mirror the engine's stop flag."""
+        """Drain the live events to the visible panel, and mirror the engine's stop flag.
+
+        Ten times a second when calm; under a flood (hundreds of events per tick) only every
+        third tick, so the panels repaint less and keys stay quick."""
         if self.engine is not None and self.engine.stopped != self.halted:
             self.halted = self.engine.stopped
         if not self._pending:
+            return
+        self._ticks += 1
+        if len(self._pending) > FLOOD and self._ticks % 3:
             return
         batch, self._pending = self._pending, []
         for event in batch:
@@ -211,6 +227,15 @@ class CockpitApp(App[None]):
         from agent.config import save_ui_settings
 
         self.run_worker(asyncio.to_thread(save_ui_settings, self.config), group="settings")
+
+    def switch_mode(self, mode: str) -> Any:
+        # Textual masks a mode switch with a 50 ms update delay; our panels are built once
+        # and kept, so there is nothing to mask, and a panel key should repaint at once.
+        delay, self.delay_update = self.delay_update, lambda delay=0.0: None  # type: ignore[method-assign]
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self.delay_update = delay  # type: ignore[method-assign]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

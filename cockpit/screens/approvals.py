@@ -15,7 +15,7 @@ from textual.containers import ScrollableContainer, Vertical
 from textual.widgets import Static
 
 from .. import fmt
-from ..widgets import KeyedTable
+from ..widgets import KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class ApprovalsScreen(PanelScreen):
                           _decision(a), fmt.cell(a.get("summary", ""), 30)) for key, a in self.rows.items()})
         pending = [a for a in self.rows.values() if a.get("state") == "pending"]
         self.query_one("#empty").display = not self.rows
-        self.query_one("#summary", Static).update(
+        put(self.query_one("#summary", Static), 
             f"[b]{len(pending)}[/] pending · a approve · d deny · A approve all of the same kind")
         self._show(table.selected_key)
 

@@ -7,6 +7,7 @@ arrives while one runs just marks the panel dirty and one more pass follows.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,11 +17,11 @@ from textual.containers import Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer
 
 from ..messages import EngineEvents, EngineReady
 from ..panels import BY_MODE
 from ..widgets.halt_banner import HaltBanner
+from ..widgets.key_bar import KeyBar
 from ..widgets.nav_bar import NavBar
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class PanelScreen(Screen[None]):
     POLL_S: ClassVar[float | None] = None
     # Event types that make this panel refresh.
     WATCH: ClassVar[frozenset[str]] = frozenset()
+    # At most one refresh per this many seconds, however fast events come.
+    MIN_REFRESH_S: ClassVar[float] = 0.25
     # Focus a table, never a text field, on arrival: digits switch panels until you type.
     AUTO_FOCUS = "KeyedTable"
     BINDINGS = [Binding("escape", "leave_input", "Leave field", show=False)]
@@ -68,6 +71,8 @@ class PanelScreen(Screen[None]):
         self._again = False
         self._poll: Timer | None = None
         self._ready = False  # the panel body is mounted (it comes just after the first frame)
+        self._last_refresh = 0.0
+        self._deferred: Timer | None = None
 
     @property
     def cockpit(self) -> CockpitApp:
@@ -81,7 +86,7 @@ class PanelScreen(Screen[None]):
         yield NavBar(self.MODE)
         yield HaltBanner()
         yield Lazy(PanelBody(self.compose_panel))
-        yield Footer()
+        yield KeyBar()
 
     def compose_panel(self) -> ComposeResult:
         yield from ()
@@ -131,13 +136,23 @@ class PanelScreen(Screen[None]):
         if self._busy:
             self._again = True
             return
+        wait = self._last_refresh + self.MIN_REFRESH_S - time.monotonic()
+        if wait > 0:
+            if self._deferred is None:
+                self._deferred = self.set_timer(wait, self._deferred_refresh)
+            return
         self._busy = True
         self.run_worker(self._refresh_loop, group="refresh")
+
+    def _deferred_refresh(self) -> None:
+        self._deferred = None
+        self.request_refresh()
 
     async def _refresh_loop(self) -> None:
         try:
             while self.engine is not None:
                 self._again = False
+                self._last_refresh = time.monotonic()
                 try:
                     await self.refresh_data(self.engine)
                 except Exception as exc:  # one line for the operator, the panel stays usable

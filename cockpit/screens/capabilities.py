@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from .. import fmt
-from ..widgets import KeyedTable
+from ..widgets import KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class CapabilitiesScreen(PanelScreen):
                         fmt.ago(use.get(c["name"], {}).get("last_ts")))
             for c in caps})
         mode = getattr(engine, "policy_mode", None)
-        self.query_one("#mode", Static).update(
+        put(self.query_one("#mode", Static), 
             f"policy mode [b]{fmt.escape(mode or 'default')}[/] · l allow · k ask · x deny "
             "(for the selected tool)")
         self._show(self.query_one("#tools", KeyedTable).selected_key)

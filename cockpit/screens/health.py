@@ -11,6 +11,7 @@ from textual.containers import Grid
 from textual.widgets import Static
 
 from .. import fmt
+from ..widgets import put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class HealthScreen(PanelScreen):
         ping, self._ping = self._ping, False
         health = await engine.health(ping=ping) if ping else await engine.health()
         for key, (mark, body) in cards(health, self.cockpit.loop_lag_ms).items():
-            self.query_one(f"#card-{key}", Static).update(f"{mark}\n{body}")
+            put(self.query_one(f"#card-{key}", Static), f"{mark}\n{body}")
 
     def action_ping(self) -> None:
         self._ping = True

@@ -14,7 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Select, Static
 
 from .. import fmt
-from ..widgets import Confirm, EventLog, KeyedTable
+from ..widgets import Confirm, EventLog, KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class HistoryScreen(PanelScreen):
                              id="state")
                 yield Input(placeholder="since YYYY-MM-DD", id="since")
             yield KeyedTable(("ID", 8), ("Finished", 11), ("State", 11), ("Took", 7),
-                             ("Cost", 8), ("Task", 50), ("Outcome", 30), id="ended")
+                             ("Cost", 8), ("Task", 34), ("Outcome", 24), id="ended")
             yield EventLog(id="replay")
             yield Static("", id="summary")
 
@@ -72,11 +72,11 @@ class HistoryScreen(PanelScreen):
         self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({
             t["id"]: (t["id"][:8], fmt.clock(t.get("finished_at")), fmt.state(t["state"]),
-                      fmt.elapsed(t), fmt.money(t["cost_usd"]), fmt.cell(t["title"], 50),
-                      fmt.cell(t.get("error") or t.get("summary") or "", 30))
+                      fmt.elapsed(t), fmt.money(t["cost_usd"]), fmt.cell(t["title"], 34),
+                      fmt.cell(t.get("error") or t.get("summary") or "", 24))
             for t in tasks})
         ok = sum(1 for t in tasks if t["state"] == "succeeded")
-        self.query_one("#summary", Static).update(
+        put(self.query_one("#summary", Static), 
             f"{len(tasks)} shown · {ok} succeeded · enter replay · r rollback"
             + (" · [dim]first 200 only[/]" if len(tasks) >= PAGE else ""))
 

@@ -13,7 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from .. import fmt
-from ..widgets import KeyedTable
+from ..widgets import KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class LearningsScreen(PanelScreen):
                            fmt.ago(i["created_at"]))
             for i in items})
         counts = {c: sum(1 for i in items if i["category"] == c) for c in CATEGORY}
-        self.query_one("#counts", Static).update(
+        put(self.query_one("#counts", Static), 
             f"{counts['pattern']} patterns · {counts['improvement']} improvements · "
             f"{counts['nextStep']} next steps" + (f"  [dim](matching “{fmt.escape(query)}”)[/]"
                                                   if query else ""))

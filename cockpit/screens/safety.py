@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, ProgressBar, Select, Static
 
 from .. import fmt
+from ..widgets import put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class SafetyScreen(PanelScreen):
         spent, cap = float(budget.get("spent_today", 0)), float(budget.get("daily_cap", 0) or 0)
         self.query_one("#budget", ProgressBar).update(total=max(cap, 1e-9), progress=min(spent, cap))
         task_cap = budget.get("task_cap")
-        self.query_one("#budget-text", Static).update(
+        put(self.query_one("#budget-text", Static), 
             f"{fmt.money(spent)} spent of {fmt.money(cap)} daily cap"
             + (f" · {fmt.money(task_cap)} per task" if task_cap else ""))
         select = self.query_one("#mode", Select)

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from .. import fmt
-from ..widgets import EventLog, KeyedTable
+from ..widgets import EventLog, KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -77,6 +77,9 @@ class TaskExecutionScreen(PanelScreen):
                         for t in tasks})
         if tasks and (self.selected is None or self.follow):
             self.select(tasks[0]["id"])
+        if self.selected in table.rows:  # the highlighted row is the task shown
+            with table.prevent(KeyedTable.RowHighlighted):
+                table.move_cursor(row=table.get_row_index(self.selected), animate=False)
         if self.selected:
             task = await engine.get(self.selected)
             if task:
@@ -84,7 +87,7 @@ class TaskExecutionScreen(PanelScreen):
 
     def _show_head(self, task: dict[str, Any]) -> None:
         e = fmt.escape
-        self.query_one("#head", Static).update(
+        put(self.query_one("#head", Static), 
             f"[b]{e(fmt.short(task['title'], 70))}[/]  {fmt.state(task['state'])}\n"
             f"[dim]{task['id']} · {task['steps']} steps · {task['tokens']:,} tokens · "
             f"{fmt.money(task['cost_usd'])} · {fmt.elapsed(task)} · approve {task['approve_mode']}[/]")
@@ -146,7 +149,7 @@ class TaskExecutionScreen(PanelScreen):
         marks = {"done": "[green]✓[/]", "in_progress": "[b cyan]▶[/]"}
         text = "  ".join(f"{marks.get(s.get('status'), '[dim]·[/]')} {fmt.escape(s.get('title', ''))}"
                          for s in self._plan)
-        self.query_one("#plan", Static).update(text or "[dim]no plan yet[/]")
+        put(self.query_one("#plan", Static), text or "[dim]no plan yet[/]")
         done = sum(1 for s in self._plan if s.get("status") == "done")
         self.query_one("#progress", ProgressBar).update(total=max(1, len(self._plan)), progress=done)
 

@@ -99,10 +99,11 @@ class EventLog(RichLog):
             return
         self.last_seq = fresh[-1].get("seq", self.last_seq)
         self.events.extend(fresh)
-        for event in fresh[-self.max_lines :] if self.max_lines else fresh:
-            line = render(event, self.show_thinking)
-            if line is not None:
-                self.write(line)
+        if self.max_lines:
+            fresh = fresh[-self.max_lines :]
+        lines = [line for line in (render(ev, self.show_thinking) for ev in fresh) if line is not None]
+        if lines:  # one write per batch: one render, one trim, one scroll
+            self.write(Text("\n").join(lines))
 
     def reset(self) -> None:
         self.clear()

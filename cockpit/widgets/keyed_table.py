@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
@@ -30,6 +32,20 @@ class KeyedTable(DataTable[Any]):
         for column in self._spec:
             label, width = column if isinstance(column, tuple) else (column, None)
             self.add_column(label, key=label, width=width)
+
+    def notify_style_update(self) -> None:
+        """Keep the rendered rows when the styles did not really change.
+
+        Every panel switch re-applies styles to the whole screen, and DataTable answers by
+        dropping all its render caches: the table was most of a switch's repaint cost."""
+        signature = (self.app.theme, tuple(sorted(self.get_pseudo_classes())),
+                     repr(self.styles.get_render_rules()))
+        if signature == getattr(self, "_style_signature", None):
+            Widget.notify_style_update(self)
+            self.refresh()
+            return
+        self._style_signature = signature
+        super().notify_style_update()
 
     @property
     def selected_key(self) -> str | None:
@@ -59,11 +75,16 @@ class KeyedTable(DataTable[Any]):
                 cells = tuple(cells)
                 old = self._cells.get(key)
                 if old is None:
-                    self.add_row(*cells, key=key)
+                    self.add_row(*map(_text, cells), key=key)
                 elif old != cells:
                     for label, before, after in zip(labels, old, cells, strict=False):
                         if before != after:
-                            self.update_cell(key, label, after)
+                            self.update_cell(key, label, _text(after))
                 self._cells[key] = cells
             if selected in self._cells:
                 self.move_cursor(row=self.get_row_index(selected), animate=False)
+
+
+def _text(cell: Any) -> Any:
+    """Markup parsed once here, not by the table on every repaint."""
+    return Text.from_markup(cell, end="", overflow="ellipsis") if isinstance(cell, str) else cell

@@ -37,4 +37,7 @@ class NavBar(Static):
         status = getattr(app, "engine_status", "")
         flag = "[b red]■ HALTED[/]" if getattr(app, "halted", False) else ""
         pend = f"[b yellow]⚑{pending}[/]" if pending else "⚑0"
-        self.update("".join(parts) + f"  ▶{live} {pend} {flag} [dim]{status}[/]")
+        text = "".join(parts) + f"  ▶{live} {pend} {flag} [dim]{status}[/]"
+        if text != getattr(self, "_last", None):
+            self._last = text
+            self.update(text, layout=False)

@@ -169,7 +169,11 @@ async def feed(store_path: Path, events: int, rate: float, tasks: int, done: lis
     await store.close()
 
 
-def bench_load(events: int, rate: float, tasks: int) -> None:
+PANELS = [(b"2", [b"spent by live tasks"]), (b"1", [b"Recent tasks"])]
+
+
+def bench_load(events: int, rate: float, tasks: int, panels: list[tuple[bytes, list[bytes]]] = PANELS
+               ) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         term = Term(cockpit_argv(), base_env(tmp))
@@ -183,7 +187,6 @@ def bench_load(events: int, rate: float, tasks: int) -> None:
                                   args=(feed(tmp / "data" / "livhana.db", events, rate, tasks, done),))
         feeder.start()
         latencies: list[float] = []
-        panels = [(b"2", [b"spent by live tasks"]), (b"1", [b"Recent tasks"])]
         i = 0
         peak = 0.0
         while feeder.is_alive():

@@ -71,7 +71,7 @@ async def test_keyed_table_changes_only_the_cells_that_changed() -> None:
         original = table.update_cell
 
         def counting(row: Any, column: Any, value: Any, **kw: Any) -> None:
-            calls.append((row, column, value))
+            calls.append((row, column, str(value)))
             original(row, column, value, **kw)
 
         table.update_cell = counting  # type: ignore[method-assign]
