@@ -65,7 +65,11 @@ class Store:
         except OSError as exc:
             raise StoreError(f"store: cannot create {path.parent}: {exc.strerror}") from None
         try:
-            db = await aiosqlite.connect(str(path), timeout=LOCK_TIMEOUT_S, isolation_level=None)
+            pending = aiosqlite.connect(str(path), timeout=LOCK_TIMEOUT_S, isolation_level=None)
+            # A daemon thread: a store someone forgot to close must not keep the process
+            # alive at exit (Python joins non-daemon threads forever). WAL keeps data safe.
+            pending._thread.daemon = True  # noqa: SLF001
+            db = await pending
         except sqlite3.Error as exc:
             raise _explain(path, exc) from None
         db.row_factory = sqlite3.Row
