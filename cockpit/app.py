@@ -8,8 +8,11 @@ heavy imports never delay it. Live events reach the visible panel in coalesced b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+import select
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -42,8 +45,12 @@ class CockpitApp(App[None]):
     MODES = {p.mode: p.factory() for p in PANELS}
     DEFAULT_MODE = "tasks"
     BINDINGS = [
-        *(Binding(p.key, f"app.switch_mode('{p.mode}')", p.short, show=False,
-                  id=f"panel.{p.mode}") for p in PANELS),
+        *(
+            Binding(
+                p.key, f"app.switch_mode('{p.mode}')", p.short, show=False, id=f"panel.{p.mode}"
+            )
+            for p in PANELS
+        ),
         # The emergency stop is ONE keystroke and a PRIORITY binding. Priority, so it fires
         # even while a text field, table or modal has focus (nothing may swallow it). One
         # keystroke with no confirm, because stopping is the safe direction: it is fully
@@ -61,8 +68,12 @@ class CockpitApp(App[None]):
     live_count: reactive[int] = reactive(0)
     pending_count: reactive[int] = reactive(0)
 
-    def __init__(self, config: Config, demo: DemoPlan | None = None,
-                 model_factory: Callable[[str], Model] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        demo: DemoPlan | None = None,
+        model_factory: Callable[[str], Model] | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.demo = demo
@@ -90,6 +101,7 @@ class CockpitApp(App[None]):
         self.set_interval(TICK_S, self._tick)
         self._lag_mark = time.monotonic()
         self.set_interval(0.25, self._measure_lag)
+        self.set_interval(1.0, self._check_terminal)
 
     def on_ready(self) -> None:
         # The first frame is on screen: now the engine (and the demo set-up) may start. A
@@ -104,8 +116,12 @@ class CockpitApp(App[None]):
             engine = await self._open_engine()
         except Exception as exc:  # the cockpit stays up and says why, in one line
             self.engine_status = "engine failed"
-            self.notify(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                        title="Engine", severity="error", timeout=30)
+            self.notify(
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                title="Engine",
+                severity="error",
+                timeout=30,
+            )
             return
         self.engine = engine
         self.halted = engine.stopped
@@ -122,16 +138,20 @@ class CockpitApp(App[None]):
         # so a full collection never stalls a key press (gen-2 pauses were the p95 tail).
         gc.freeze()
         if self.demo is not None:
-            self.run_worker(self._guard(self.demo.seed(engine, self.workspace), "demo"),
-                            group="demo")
+            self.run_worker(
+                self._guard(self.demo.seed(engine, self.workspace), "demo"), group="demo"
+            )
 
     async def _guard(self, work: Awaitable[Any], what: str) -> None:
         """Run background work whose failure must not take the cockpit down."""
         try:
             await work
         except Exception as exc:
-            self.notify(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                        severity="error", timeout=15)
+            self.notify(
+                f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                severity="error",
+                timeout=15,
+            )
 
     async def _open_engine(self) -> Engine:
         from agent.engine import Engine  # after the first frame
@@ -189,6 +209,31 @@ class CockpitApp(App[None]):
         self.loop_lag_ms = lag if lag > self.loop_lag_ms else self.loop_lag_ms * 0.8 + lag * 0.2
         self._lag_mark = now
 
+    _hung_up = False
+
+    def _check_terminal(self) -> None:
+        """Leave when the terminal hangs up. Textual's input thread spins on a dead pty
+        (every read returns nothing at once), so an orphaned cockpit would burn a core."""
+        if self.is_headless:
+            return
+        bad = select.POLLHUP | select.POLLERR | select.POLLNVAL
+        try:
+            poller = select.poll()
+            poller.register(sys.__stdin__.fileno(), bad)
+            hung_up = any(mask & bad for _, mask in poller.poll(0))
+        except (OSError, ValueError, AttributeError):
+            return
+        if hung_up and not self._hung_up:
+            self._hung_up = True
+            self.run_worker(self._leave_dead_terminal(), group="hangup")
+
+    async def _leave_dead_terminal(self) -> None:
+        # Textual's own exit blocks writing to the dead terminal: stop the engine (its tasks
+        # become `interrupted`, its processes die), then leave without restoring the screen.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.close_engine(), 10)
+        os._exit(129)
+
     async def on_unmount(self) -> None:
         await self.close_engine()
 
@@ -207,8 +252,12 @@ class CockpitApp(App[None]):
             self._stop_requested = True
         else:
             await self.engine.emergency_stop(by="operator")
-        self.notify("Emergency stop engaged: running work killed, new work held.",
-                    title="STOP", severity="error", timeout=8)
+        self.notify(
+            "Emergency stop engaged: running work killed, new work held.",
+            title="STOP",
+            severity="error",
+            timeout=8,
+        )
 
     async def action_rearm(self) -> None:
         self._stop_requested = False
@@ -240,14 +289,21 @@ class CockpitApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for p in PANELS:
-            yield SystemCommand(f"Panel {p.key}: {p.title}", f"Switch to {p.title}",
-                                lambda mode=p.mode: self.switch_mode(mode))
-        yield SystemCommand("Emergency stop", "Kill all running work and hold new work",
-                            self.action_emergency_stop)
+            yield SystemCommand(
+                f"Panel {p.key}: {p.title}",
+                f"Switch to {p.title}",
+                lambda mode=p.mode: self.switch_mode(mode),
+            )
+        yield SystemCommand(
+            "Emergency stop", "Kill all running work and hold new work", self.action_emergency_stop
+        )
         yield SystemCommand("Re-arm", "Release the emergency stop", self.action_rearm)
         for theme in self._themes:
-            yield SystemCommand(f"Theme: {theme.name}", "Switch theme (saved in config)",
-                                lambda name=theme.name: self.action_set_theme(name))
+            yield SystemCommand(
+                f"Theme: {theme.name}",
+                "Switch theme (saved in config)",
+                lambda name=theme.name: self.action_set_theme(name),
+            )
 
 
 def run_app(config: Config, demo: bool = False) -> int:
