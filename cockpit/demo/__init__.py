@@ -139,13 +139,3 @@ async def settle(engine: Engine, task_id: str, timeout_s: float = 60) -> dict[st
             return task
         await asyncio.sleep(0.05)
 
-
-def run_demo(args: Any) -> int:
-    """`livhana-cockpit --demo`: the cockpit on the bundled sample (UI settings still saved
-    to the operator's config; the store and workspace live in a temp dir)."""
-    from agent.config import load_config
-
-    from ..app import run_app
-
-    config = load_config(getattr(args, "data_dir", None), getattr(args, "config", None))
-    return run_app(config, demo=True)
