@@ -1,16 +1,21 @@
-"""Stopping things: cancel, the emergency stop, and the control rows other processes
-write (stop, re-arm, cancel), picked up every CONTROL_INTERVAL_S by each engine."""
+"""Stopping things: cancel, the emergency stop, the control rows other processes write
+(stop, re-arm, cancel, picked up every CONTROL_INTERVAL_S), and, on start, interrupting
+the tasks of engines that died."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .errors import CockpitError
 
 if TYPE_CHECKING:
+    from .config import Config
     from .engine import Engine
 
 log = logging.getLogger(__name__)
@@ -86,3 +91,30 @@ async def _apply_commands(engine: Engine) -> None:
             and engine._states.get(cmd["task_id"], ev.FAILED) not in ev.END_STATES
         ):
             await halt_task(engine, cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
+
+
+async def recover(engine: Engine) -> None:
+    """Tasks left live by an engine that is gone become `interrupted`."""
+    alive = {e["id"] for e in await engine.store.engines() if _engine_alive(e, engine.config)}
+    for task in await engine.store.list_tasks(states=ev.LIVE_STATES, limit=10_000):
+        if task["engine_id"] not in alive:
+            await engine.bus.adopt(task["id"])
+            engine._states[task["id"]] = task["state"]
+            await engine.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
+            # Its open requests can never be acted on now: out of the approval queue.
+            for row in await engine.store.approvals("pending", task_id=task["id"]):
+                await engine.store.decide_approval(
+                    row["id"], False, "interrupted", "the process running it stopped"
+                )
+            await engine._complete(task["id"], False, "interrupted: the process running it stopped")
+
+
+def _engine_alive(row: dict[str, Any], config: Config) -> bool:
+    if row["host"] == socket.gethostname():
+        try:
+            os.kill(int(row["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    return time.time() - row["heartbeat"] < max(10.0, 5 * config.engine.heartbeat_s)

@@ -24,8 +24,9 @@ from .approvals import ApprovalDesk
 from .bus import EventBus
 from .config import Config
 from .errors import StopActive, TaskStopped, UsageError
+from .models import model_factory_for
 from .models.base import Model
-from .run import Limits, TaskRun
+from .run import TaskRun
 from .safety import Safety
 from .store import Store
 from .tools import load_tools
@@ -54,7 +55,7 @@ class Engine:
         self.desk = ApprovalDesk(store)
         self.tools = load_tools()
         self.stopped = False
-        self._model_factory = model_factory or _default_model_factory(config)
+        self._model_factory = model_factory or model_factory_for(config)
         self._runs: dict[str, TaskRun] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._states: dict[str, str] = {}
@@ -91,7 +92,7 @@ class Engine:
         self._command_cursor = await self.store.last_command_id()
         self.stopped = bool((await self.store.get_setting("emergency_stop", {})).get("engaged"))
         await self.bus.start()
-        await self._recover()
+        await control.recover(self)
         self._loops = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
             asyncio.create_task(control.control_loop(self), name="control"),
@@ -111,23 +112,6 @@ class Engine:
         await self.bus.close()
         await self.store.remove_engine(self.engine_id)
         await self.store.close()
-
-    async def _recover(self) -> None:
-        """Tasks left live by an engine that is gone become `interrupted`."""
-        alive = {e["id"] for e in await self.store.engines() if _engine_alive(e, self.config)}
-        for task in await self.store.list_tasks(states=ev.LIVE_STATES, limit=10_000):
-            if task["engine_id"] not in alive:
-                await self.bus.adopt(task["id"])
-                self._states[task["id"]] = task["state"]
-                await self.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
-                # Its open requests can never be acted on now: out of the approval queue.
-                for row in await self.store.approvals("pending", task_id=task["id"]):
-                    await self.store.decide_approval(
-                        row["id"], False, "interrupted", "the process running it stopped"
-                    )
-                await self._complete(
-                    task["id"], False, "interrupted: the process running it stopped"
-                )
 
     # -- public API ------------------------------------------------------------------------
     async def submit(
@@ -434,44 +418,3 @@ class Engine:
             task_id, summary=self.safety.redact(summary), changes=changes or []
         )
         await self.bus.flush()
-
-
-def _engine_alive(row: dict[str, Any], config: Config) -> bool:
-    if row["host"] == socket.gethostname():
-        try:
-            os.kill(int(row["pid"]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-    return time.time() - row["heartbeat"] < max(10.0, 5 * config.engine.heartbeat_s)
-
-
-def _default_model_factory(config: Config) -> Callable[[str], Model]:
-    def factory(spec: str) -> Model:
-        from .models import make_model
-
-        if spec.startswith("scripted:"):
-            return make_model(spec)
-        e = config.engine
-        return make_model(
-            spec,
-            thinking_budget=e.thinking_budget,
-            max_tokens=e.max_output_tokens,
-            max_retries=e.model_retries,
-            retry_base_s=e.retry_base_s,
-        )
-
-    return factory
-
-
-def limits_for(config: Config, options: dict[str, Any]) -> Limits:
-    e = config.engine
-    return Limits(
-        max_steps=options.get("max_steps") or e.max_steps,
-        max_tokens=e.max_tokens,
-        max_cost_usd=options.get("max_cost") or e.max_cost_usd,
-        verify_retries=e.verify_retries,
-        stall_repeats=e.stall_repeats,
-        stall_steps=e.stall_steps,
-    )

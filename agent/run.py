@@ -22,6 +22,7 @@ from .tools.base import Tool, ToolContext, ToolResult, spec, truncate
 from .workspace import TaskTree
 
 if TYPE_CHECKING:
+    from .config import Config
     from .engine import Engine
 
 WRAP_UP_AT = 0.8  # share of a budget at which the model is told to wrap up
@@ -35,6 +36,19 @@ class Limits:
     verify_retries: int
     stall_repeats: int
     stall_steps: int
+
+
+def limits_for(config: Config, options: dict[str, Any]) -> Limits:
+    """The task's own caps (from `run --max-steps/--max-cost`) over the configured ones."""
+    e = config.engine
+    return Limits(
+        max_steps=options.get("max_steps") or e.max_steps,
+        max_tokens=e.max_tokens,
+        max_cost_usd=options.get("max_cost") or e.max_cost_usd,
+        verify_retries=e.verify_retries,
+        stall_repeats=e.stall_repeats,
+        stall_steps=e.stall_steps,
+    )
 
 
 class TaskRun:

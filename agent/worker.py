@@ -13,7 +13,7 @@ from . import workspace
 from .errors import CockpitError, TaskStopped
 from .gitcmd import is_git_repo
 from .loop import run_agent
-from .run import TaskRun
+from .run import TaskRun, limits_for
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -41,8 +41,6 @@ async def execute(engine: Engine, task_id: str) -> None:
             started_at=time.time(),
         )
         await engine.transition(task_id, ev.PLANNING)
-        from .engine import limits_for
-
         model = engine._model_factory(task["model"])
         run = TaskRun(
             engine, task, model, engine.tools, tree, limits_for(engine.config, task["options"])

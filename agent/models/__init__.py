@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from .base import Model, ModelResponse, Usage
 
-__all__ = ["Model", "ModelResponse", "Usage", "make_model"]
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["Model", "ModelResponse", "Usage", "make_model", "model_factory_for"]
 
 
 def make_model(spec: str, **kwargs: object) -> Model:
@@ -16,3 +22,21 @@ def make_model(spec: str, **kwargs: object) -> Model:
     from .anthropic import AnthropicModel
 
     return AnthropicModel(model=spec, **kwargs)  # type: ignore[arg-type]
+
+
+def model_factory_for(config: Config) -> Callable[[str], Model]:
+    """Model spec -> model, with the engine settings (thinking, retries) applied."""
+
+    def factory(spec: str) -> Model:
+        if spec.startswith("scripted:"):
+            return make_model(spec)
+        e = config.engine
+        return make_model(
+            spec,
+            thinking_budget=e.thinking_budget,
+            max_tokens=e.max_output_tokens,
+            max_retries=e.model_retries,
+            retry_base_s=e.retry_base_s,
+        )
+
+    return factory
