@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import select
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +19,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.worker import Worker
 
+from . import hangup
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
 from .themes import load_themes
@@ -87,6 +87,7 @@ class CockpitApp(App[None]):
         self._approvals: set[int] = set()
         self._stop_requested = False
         self._closing = False
+        self._connecting: Worker[None] | None = None
         self._themes = load_themes()
         for theme in self._themes:
             self.register_theme(theme)
@@ -101,7 +102,8 @@ class CockpitApp(App[None]):
         self.set_interval(TICK_S, self._tick)
         self._lag_mark = time.monotonic()
         self.set_interval(0.25, self._measure_lag)
-        self.set_interval(1.0, self._check_terminal)
+        if not self.is_headless:
+            hangup.watch(asyncio.get_running_loop(), self.close_engine, self._driver)
 
     def on_ready(self) -> None:
         # The first frame is on screen: now the engine (and the demo set-up) may start. A
@@ -109,7 +111,9 @@ class CockpitApp(App[None]):
         self.set_timer(STARTUP_DELAY_S, self._start_engine)
 
     def _start_engine(self) -> None:
-        self.run_worker(self._connect, group="engine")
+        if self._closing:
+            return
+        self._connecting = self.run_worker(self._connect, group="engine")
 
     async def _connect(self) -> None:
         try:
@@ -137,7 +141,7 @@ class CockpitApp(App[None]):
         # Start-up objects live as long as the app: keep them out of the collector's scans,
         # so a full collection never stalls a key press (gen-2 pauses were the p95 tail).
         gc.freeze()
-        if self.demo is not None:
+        if self.demo is not None and not self._closing:
             self.run_worker(
                 self._guard(self.demo.seed(engine, self.workspace), "demo"), group="demo"
             )
@@ -209,41 +213,21 @@ class CockpitApp(App[None]):
         self.loop_lag_ms = lag if lag > self.loop_lag_ms else self.loop_lag_ms * 0.8 + lag * 0.2
         self._lag_mark = now
 
-    _hung_up = False
-
-    def _check_terminal(self) -> None:
-        """Leave when the terminal hangs up. Textual's input thread spins on a dead pty
-        (every read returns nothing at once), so an orphaned cockpit would burn a core."""
-        if self.is_headless:
-            return
-        bad = select.POLLHUP | select.POLLERR | select.POLLNVAL
-        try:
-            poller = select.poll()
-            poller.register(sys.__stdin__.fileno(), bad)
-            hung_up = any(mask & bad for _, mask in poller.poll(0))
-        except (OSError, ValueError, AttributeError):
-            return
-        if hung_up and not self._hung_up:
-            self._hung_up = True
-            self.run_worker(self._leave_dead_terminal(), group="hangup")
-
-    async def _leave_dead_terminal(self) -> None:
-        # Textual's own exit blocks writing to the dead terminal: stop the engine (its tasks
-        # become `interrupted`, its processes die), then leave without restoring the screen.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.close_engine(), 10)
-        os._exit(129)
-
     async def on_unmount(self) -> None:
         await self.close_engine()
 
     async def close_engine(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._connecting is not None:  # an engine still opening is closed too, not leaked
+            with contextlib.suppress(Exception):
+                await self._connecting.wait()
         engine, self.engine = self.engine, None
-        if engine is not None and not self._closing:
-            self._closing = True
+        if engine is not None:
             await engine.close()
-            if self.demo is not None:
-                self.demo.cleanup()
+        if self.demo is not None:
+            self.demo.cleanup()
 
     # -- actions ---------------------------------------------------------------------------
     async def action_emergency_stop(self) -> None:
