@@ -68,6 +68,7 @@ class Engine:
         # read another's half-made .git/worktrees entry and fail ("failed to read commondir").
         self.worktree_locks: dict[str, asyncio.Lock] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._orphans: set[asyncio.Future[None]] = set()  # end-state writes of unstarted tasks
         self._command_cursor = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -106,6 +107,7 @@ class Engine:
         for worker in list(self._workers.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker
+        await asyncio.gather(*self._orphans, return_exceptions=True)
         for task_id in self._queue:
             await self.transition(task_id, ev.INTERRUPTED, reason)
             await self._complete(task_id, False, f"interrupted: {reason}")
@@ -397,17 +399,30 @@ class Engine:
                     self._slots.release()
                     break
                 task_id = self._queue.pop(0)
-                self._workers[task_id] = asyncio.create_task(self._work(task_id), name=task_id)
+                worker = asyncio.create_task(self._work(task_id), name=task_id)
+                worker.add_done_callback(lambda _w, task_id=task_id: self._worker_done(task_id))
+                self._workers[task_id] = worker
 
     async def _work(self, task_id: str) -> None:
         from .worker import execute
 
-        try:
-            await execute(self, task_id)
-        finally:
-            self._slots.release()
-            self._workers.pop(task_id, None)
-            self._runs.pop(task_id, None)
+        await execute(self, task_id)
+
+    def _worker_done(self, task_id: str) -> None:
+        # A callback, not a `finally`: a worker cancelled before its first step never runs
+        # a line of its coroutine, and its slot and end state must not be lost with it.
+        self._slots.release()
+        self._workers.pop(task_id, None)
+        self._runs.pop(task_id, None)
+        if self._states.get(task_id, ev.FAILED) not in ev.END_STATES:
+            state, reason = self.stop_reasons.pop(task_id, (ev.CANCELLED, "cancelled"))
+            ending = asyncio.ensure_future(self._end_unstarted(task_id, state, reason))
+            self._orphans.add(ending)
+            ending.add_done_callback(self._orphans.discard)
+
+    async def _end_unstarted(self, task_id: str, state: str, reason: str) -> None:
+        await self.transition(task_id, state, reason)
+        await self._complete(task_id, False, reason)
 
     async def _complete(
         self, task_id: str, success: bool, summary: str, changes: list[str] | None = None

@@ -22,12 +22,12 @@ log = logging.getLogger(__name__)
 
 
 async def execute(engine: Engine, task_id: str) -> None:
-    task = await engine.store.get_task(task_id)
-    assert task is not None
-    ws = workspace.Path(task["workspace"])
     run: TaskRun | None = None
     lock = None
     try:
+        task = await engine.store.get_task(task_id)
+        assert task is not None
+        ws = workspace.Path(task["workspace"])
         if not await is_git_repo(ws):  # a plain folder is copied: one task at a time on it
             lock = engine._plain_locks.setdefault(str(ws), asyncio.Lock())
             await lock.acquire()

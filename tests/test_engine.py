@@ -241,3 +241,22 @@ async def test_closing_the_engine_interrupts_its_tasks(
         task = await store.get_task(task_id)
         assert task["state"] == "interrupted" and task["error"] == "cockpit closed"
     await store.close()
+
+
+async def test_a_cancel_at_any_moment_of_the_start_ends_the_task_and_frees_its_slot(
+    engine_factory: Any, config: Any, repo: Path
+) -> None:
+    """Cancelled between dispatch and the first line of its worker (or during it), a task
+    still ends `cancelled`, and the slot it held goes back to the queue."""
+    config.engine.max_concurrent = 1
+    engine = await engine_factory(scripted({"match": ".", "turns": [{**READ, "delay_s": 1}]}))
+    for yields in range(12):
+        task_id = await engine.submit(f"cancel after {yields} yields", repo, approve="auto")
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        await engine.cancel(task_id)
+        task = await asyncio.wait_for(engine.wait(task_id), 10)
+        assert task["state"] == "cancelled", task
+    # Nothing leaked: with one slot, a new task still runs to the end.
+    quick = await engine.submit("quick one", repo, approve="auto")
+    assert (await asyncio.wait_for(engine.wait(quick), 20))["state"] in ("succeeded", "failed")
