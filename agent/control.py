@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import pausing
 from .errors import CockpitError
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ async def _apply_commands(engine: Engine) -> None:
             and engine._states.get(cmd["task_id"], ev.FAILED) not in ev.END_STATES
         ):
             await halt_task(engine, cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
+        elif cmd["kind"] in ("pause", "resume"):
+            await pausing.apply_command(engine, cmd, by)
 
 
 async def recover(engine: Engine) -> None:

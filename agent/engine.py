@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from . import approvals, control, insights, workspace
+from . import approvals, control, insights, pausing, workspace
 from . import events as ev
 from .approvals import ApprovalDesk
 from .bus import EventBus
@@ -70,6 +70,7 @@ class Engine:
         self._loops: list[asyncio.Task[None]] = []
         self._orphans: set[asyncio.Future[None]] = set()  # end-state writes of unstarted tasks
         self._command_cursor = 0
+        self.paused: dict[str, asyncio.Event] = {}  # held tasks (agent/pausing.py)
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -206,6 +207,23 @@ class Engine:
             await control.halt_task(self, task_id, (ev.CANCELLED, f"cancelled by {by}"))
         else:
             await self.store.add_command("cancel", task_id, {"by": by})
+
+    async def pause(self, task_id: str, by: str = "operator") -> None:
+        """Hold the task before its next model or tool call (state unchanged)."""
+        await pausing.request(self, task_id, True, by)
+
+    async def resume(self, task_id: str, by: str = "operator") -> None:
+        await pausing.request(self, task_id, False, by)
+
+    async def activity(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each task's latest step and whether it is paused (agent/activity.py)."""
+        from .activity import now_doing
+
+        return await now_doing(self, task_ids)
+
+    async def recent_approvals(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Requests in every state, newest first, with who decided them."""
+        return await self.store.approvals(None, limit=limit)
 
     async def pending_approvals(self) -> list[dict[str, Any]]:
         return await self.store.approvals("pending")
@@ -414,6 +432,7 @@ class Engine:
         self._slots.release()
         self._workers.pop(task_id, None)
         self._runs.pop(task_id, None)
+        self.paused.pop(task_id, None)
         if self._states.get(task_id, ev.FAILED) not in ev.END_STATES:
             state, reason = self.stop_reasons.pop(task_id, (ev.CANCELLED, "cancelled"))
             ending = asyncio.ensure_future(self._end_unstarted(task_id, state, reason))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import prompts
+from . import pausing, prompts
 from .errors import TaskStopped, ToolError
 from .models.base import Model, ModelResponse
 from .procs import ProcessGroups
@@ -116,6 +116,7 @@ class TaskRun:
 
     async def call_model(self, messages: list[dict[str, Any]], tools: bool = True) -> ModelResponse:
         self.check()
+        await pausing.hold(self)  # a paused task waits here (agent/pausing.py)
         response = await self.model.complete(
             system=prompts.SYSTEM, messages=messages, tools=self._specs if tools else None
         )
@@ -174,6 +175,7 @@ class TaskRun:
     # -- steps -----------------------------------------------------------------------------
     async def begin_step(self, name: str, args: dict[str, Any]) -> int:
         self.check()
+        await pausing.hold(self)
         if self.steps >= self.limits.max_steps:
             raise TaskStopped("failed", f"step limit reached: {self.limits.max_steps} steps")
         self.steps += 1
