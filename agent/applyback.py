@@ -2,7 +2,8 @@
 
 Git workspaces:
     record = await apply(workspace, "livhana/<id>", base_commit, title="...", task_id="<id>")
-    result = await rollback_applied(workspace, record)   # {"action": "reset"|"revert"|"none"}
+    result = await rollback_applied(workspace, record)   # {"action": "reset"|"revert"|"none",
+                                                         #  "message": what happened, 1 line}
 
 `apply` makes one commit "livhana: <title> (task <id>)" on the current branch with the task
 branch's changes since `base_commit` (3-way merged if the operator committed meanwhile). It
@@ -43,7 +44,10 @@ _Out = tuple[int, bytes]  # (returncode, stdout — or stdout+stderr on failure)
 
 
 class ApplyError(CockpitError):
-    """Apply or rollback refused or failed; nothing was changed. One line for the operator."""
+    """Apply or rollback refused or failed; nothing was changed. One line for the operator.
+    Exit 2 (like bad input): the operator's workspace needs their action first."""
+
+    exit_code = 2
 
 
 class _Repo:
@@ -189,7 +193,7 @@ async def rollback_applied(workspace: Path, record: Mapping[str, Any]) -> dict[s
         return await rollback_plain(workspace, record)
     applied, pre = record.get("applied_commit"), record.get("pre_apply_head")
     if not applied:
-        return {"action": "none", "files": []}
+        return {"action": "none", "files": [], "message": _NOTHING}
     repo = await _Repo.open(workspace)
     if what := repo.busy():
         raise ApplyError(f"rollback refused: {what} is in progress in {repo.top}; finish it first")
@@ -211,7 +215,11 @@ async def rollback_applied(workspace: Path, record: Mapping[str, Any]) -> dict[s
     pushed = await repo.out("branch", "-r", "--contains", applied)
     if head == applied and not pushed and await repo.rev(f"{applied}^") == pre:
         await repo.move_head(pre, applied, files, f"livhana: roll back {applied[:10]}")
-        return {"action": "reset", "head": pre, "files": files}
+        message = (
+            f"restored the pre-apply state: HEAD back at {pre[:10]}, the task's "
+            f"{len(files)} file(s) as they were; your uncommitted work is untouched"
+        )
+        return {"action": "reset", "head": pre, "files": files, "message": message}
     # Newer commits on top, or already pushed: never rewrite, add a revert commit instead.
     code, _ = await repo.run("diff", "--cached", "--quiet", check=False)
     if code != 0:
@@ -227,8 +235,15 @@ async def rollback_applied(workspace: Path, record: Mapping[str, Any]) -> dict[s
             "revert it by hand"
         )
     reason = "pushed" if pushed else "newer commits on top"
+    why = "it was pushed" if pushed else "newer commits sit on top of it"
     revert = await repo.out("rev-parse", "HEAD")
-    return {"action": "revert", "revert_commit": revert, "reason": reason, "files": files}
+    subject = await repo.out("log", "-1", "--format=%s", revert)
+    message = (
+        f"made revert commit {revert[:10]} ({subject}) on top of HEAD, because {why}; "
+        f"history is kept, the task's {len(files)} file(s) are back as before the apply"
+    )
+    return {"action": "revert", "revert_commit": revert, "reason": reason, "files": files,
+            "message": message}  # fmt: skip
 
 
 def _confined(root: Path, rel: str) -> Path:
@@ -286,7 +301,7 @@ async def rollback_plain(workspace: Path, record: Mapping[str, Any]) -> dict[str
     applied, pre = record.get("applied_checkpoint"), record.get("pre_apply_checkpoint")
     files = list(record.get("files", []))
     if not applied or not pre:
-        return {"action": "none", "files": []}
+        return {"action": "none", "files": [], "message": _NOTHING}
     # Only the task's files go back, so operator edits elsewhere since the apply survive.
     cp = Checkpoints(Path(workspace), Path(record["shadow_dir"]))
     if touched := sorted(set(await cp.changed_files(applied)) & set(files)):
@@ -296,4 +311,11 @@ async def rollback_plain(workspace: Path, record: Mapping[str, Any]) -> dict[str
         )
     await cp.restore(pre, paths=files)
     await cp.snapshot("rolled back")
-    return {"action": "restore", "checkpoint": pre, "files": files}
+    message = (
+        f"restored the task's {len(files)} file(s) from the pre-apply snapshot; "
+        "your other files are untouched"
+    )
+    return {"action": "restore", "checkpoint": pre, "files": files, "message": message}
+
+
+_NOTHING = "the apply changed nothing, so there was nothing to undo"

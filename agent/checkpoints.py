@@ -10,6 +10,7 @@ The shadow repo never touches the user's history, index or config: every command
     await cp.restore(c1, paths=["a.py"])  # only these paths (deleted if absent in c1)
     await cp.list()                       # [{"commit", "label", "ts"}], oldest first
     await cp.current()                    # checkpoint of the last snapshot/restore
+    await cp.read(c1, "a.py")             # the file's bytes in c1, None if absent
     await cp.diff(c1), await cp.changed_files(c1, c2)   # b=None means the live tree
 
 Everything in the tree is captured (untracked files, edits made by shell commands) except
@@ -219,6 +220,13 @@ class Checkpoints:
                 )  # fmt: skip
             if paths is None:
                 await self._git("update-ref", BASE_REF, target)
+
+    async def read(self, commit: str, path: str) -> bytes | None:
+        """The bytes of `path` in checkpoint `commit`, or None if it had no such file."""
+        await self._ensure()
+        argv = [f"--git-dir={self.shadow_dir}", "cat-file", "blob", f"{commit}:{path}"]
+        code, out, _ = await run_git(argv, cwd=self.work_tree, env=self._env, check=False)
+        return out if code == 0 else None
 
     async def current(self) -> str | None:
         """The checkpoint the tree matched at the last snapshot or restore (None before any)."""

@@ -1,16 +1,28 @@
 """Stopping things: cancel, the emergency stop, the control rows other processes write
-(stop, re-arm, cancel, picked up every CONTROL_INTERVAL_S), and, on start, interrupting
-the tasks of engines that died."""
+(stop, re-arm, cancel, secrets, picked up every CONTROL_INTERVAL_S), and, on start,
+interrupting the tasks of engines that died.
+
+`engage_stop` / `lift_stop` work on a bare Store (no Engine, no policy, no config needed), so
+`livhana-cockpit stop` works even when policy.toml or config.toml is broken:
+
+    async with open_store(data_dir) as store:
+        await engage_stop(store, by="cli")
+        report = await await_stop(store)       # {"stopped": n, "unconfirmed": {...}, ...}
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import audit as audit_log
 from . import events as ev
 from . import pausing
 from .errors import CockpitError
@@ -18,9 +30,75 @@ from .errors import CockpitError
 if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
+    from .store import Store
 
 log = logging.getLogger(__name__)
 CONTROL_INTERVAL_S = 0.1  # cross-process stop must be noticed within 300 ms
+STOP_ACK_S = 2.0  # how long `stop` waits for every engine to confirm its tasks stopped
+WORKING = tuple(s for s in ev.LIVE_STATES if s != ev.QUEUED)  # queued ones are held, not stopped
+
+
+# -- the stop switch, on the store alone ------------------------------------------------------
+async def engage_stop(store: Store, by: str, engine_id: str | None = None) -> None:
+    """Engage the emergency stop: the persistent setting (survives restarts, refuses new
+    work), the control row every engine picks up, and the audit record."""
+    await store.set_setting("emergency_stop", {"engaged": True, "by": by, "ts": time.time()})
+    # "engine" marks the row as that engine's own: it must not replay it later (after a
+    # quick re-arm, a replayed stop would cancel work started since).
+    payload = {"by": by, **({"engine": engine_id} if engine_id else {})}
+    await store.add_command("stop", None, payload)
+    await audit_log.append(store, by, "emergency_stop", None, {"engine": engine_id})
+
+
+async def lift_stop(store: Store, by: str, engine_id: str | None = None) -> None:
+    await store.set_setting("emergency_stop", {"engaged": False, "by": by, "ts": time.time()})
+    payload = {"by": by, **({"engine": engine_id} if engine_id else {})}
+    await store.add_command("rearm", None, payload)
+    await audit_log.append(store, by, "rearm", None, {"engine": engine_id})
+
+
+async def await_stop(
+    store: Store, timeout_s: float = STOP_ACK_S, heartbeat_s: float = 2.0
+) -> dict[str, Any]:
+    """Wait (bounded) until no task of a live engine is still working. Returns how many
+    were working when the stop was written and stopped since, and per engine that did not
+    confirm in time, how many of its tasks still work."""
+    alive = {e["id"] for e in await store.engines() if _engine_alive(e, heartbeat_s)}
+    working = [t for t in await _working(store) if t["engine_id"] in alive]
+    deadline = time.monotonic() + timeout_s
+    left = working
+    while left and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        ids = {t["id"] for t in await _working(store)}
+        left = [t for t in working if t["id"] in ids]
+    unconfirmed: dict[str, int] = {}
+    for task in left:
+        unconfirmed[task["engine_id"]] = unconfirmed.get(task["engine_id"], 0) + 1
+    return {"engines": len(alive), "stopped": len(working) - len(left), "unconfirmed": unconfirmed}
+
+
+async def _working(store: Store) -> list[dict[str, Any]]:
+    return await store.list_tasks(states=WORKING, limit=10_000)
+
+
+@contextlib.asynccontextmanager
+async def open_store(data_dir: Path) -> AsyncIterator[Store]:
+    from .store import Store
+
+    store = await Store.open(Path(data_dir) / "livhana.db")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def secrets_changed(data_dir: Path, name: str) -> None:
+    """Tell running engines a keyring secret changed (the value never goes in the row):
+    each re-reads the keyring so its redactor knows the new value."""
+    if not (Path(data_dir) / "livhana.db").exists():  # no store yet: no engine to tell
+        return
+    async with open_store(Path(data_dir)) as store:
+        await store.add_command("secrets", None, {"name": name})
 
 
 async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> None:
@@ -37,7 +115,9 @@ async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> No
         run.stop_reason = reason
         pending = list(run.pending_approvals)
         engine.desk.cancel_for(pending)
-        await run.procs.kill_all()
+        survivors = await run.procs.kill_all()
+        if survivors:
+            await report_survivors(engine, task_id, survivors)
     worker = engine._workers.get(task_id)
     if worker:
         worker.cancel()
@@ -45,7 +125,20 @@ async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> No
         # Close the task's open requests too: left "pending" they would sit in the
         # approval queue forever, asking the operator about a task that is gone.
         for approval_id in pending:
-            await engine.store.decide_approval(approval_id, False, reason[1], "task stopped")
+            if await engine.store.decide_approval(approval_id, False, reason[1], "task stopped"):
+                detail = {"approval_id": approval_id, "reason": "task stopped"}
+                await engine.audit(reason[1], "deny", task_id, detail)
+
+
+async def report_survivors(engine: Engine, task_id: str, survivors: list[int]) -> None:
+    """A process that outlived SIGKILL and the wait: the operator must know, loudly."""
+    message = (
+        f"{len(survivors)} process(es) of this task survived the kill (pids "
+        f"{', '.join(map(str, survivors[:10]))}); check them by hand"
+    )
+    log.error("task %s: %s", task_id, message)
+    engine.bus.emit(task_id, ev.ERROR, message=message, pids=survivors)
+    await engine.audit("engine", "kill_failed", task_id, {"pids": survivors})
 
 
 async def halt_all(engine: Engine, by: str) -> None:
@@ -68,6 +161,7 @@ async def control_loop(engine: Engine) -> None:
         try:
             await _apply_commands(engine)
             await engine.desk.poll()
+            engine.safety.reload_policy()
             beats += 1
             if beats * CONTROL_INTERVAL_S >= engine.config.engine.heartbeat_s:
                 beats = 0
@@ -92,6 +186,8 @@ async def _apply_commands(engine: Engine) -> None:
             and engine._states.get(cmd["task_id"], ev.FAILED) not in ev.END_STATES
         ):
             await halt_task(engine, cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
+        elif cmd["kind"] == "secrets":
+            await engine.safety.refresh_secrets()
         elif cmd["kind"] in ("pause", "resume"):
             await pausing.apply_command(engine, cmd, by)
 
@@ -106,13 +202,20 @@ async def recover(engine: Engine) -> None:
             await engine.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
             # Its open requests can never be acted on now: out of the approval queue.
             for row in await engine.store.approvals("pending", task_id=task["id"]):
-                await engine.store.decide_approval(
+                if await engine.store.decide_approval(
                     row["id"], False, "interrupted", "the process running it stopped"
-                )
+                ):
+                    await engine.audit(
+                        "interrupted",
+                        "deny",
+                        task["id"],
+                        {"approval_id": row["id"], "kind": row["kind"],
+                         "reason": "the process running it stopped"},
+                    )  # fmt: skip
             await engine._complete(task["id"], False, "interrupted: the process running it stopped")
 
 
-def _engine_alive(row: dict[str, Any], config: Config) -> bool:
+def _engine_alive(row: dict[str, Any], config: Config | float) -> bool:
     if row["host"] == socket.gethostname():
         try:
             os.kill(int(row["pid"]), 0)
@@ -120,4 +223,5 @@ def _engine_alive(row: dict[str, Any], config: Config) -> bool:
             return False
         except PermissionError:
             pass
-    return time.time() - row["heartbeat"] < max(10.0, 5 * config.engine.heartbeat_s)
+    beat = config if isinstance(config, int | float) else config.engine.heartbeat_s
+    return time.time() - row["heartbeat"] < max(10.0, 5 * beat)

@@ -30,6 +30,7 @@ from .run import TaskRun
 from .safety import Safety
 from .store import Store
 from .tools import load_tools
+from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
 BUDGET_HOLD_S = 5.0  # how often tasks held by the daily budget re-check it
@@ -63,7 +64,8 @@ class Engine:
         self._queue: list[str] = []
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(config.engine.max_concurrent)
-        self._plain_locks: dict[str, asyncio.Lock] = {}
+        # Cross-process (a lock file per workspace in the data dir), dict-like for the worker.
+        self._plain_locks = WorkspaceLocks(config.data_dir)
         # `git worktree add/remove` on one repository must not overlap: a concurrent add can
         # read another's half-made .git/worktrees entry and fail ("failed to read commondir").
         self.worktree_locks: dict[str, asyncio.Lock] = {}
@@ -252,21 +254,11 @@ class Engine:
         return await rollback_task(self, task, to_step, by)
 
     async def emergency_stop(self, by: str = "operator") -> None:
-        await self.store.set_setting(
-            "emergency_stop", {"engaged": True, "by": by, "ts": time.time()}
-        )
-        # "engine" marks the row as ours: _apply_commands must not replay it later (after a
-        # quick re-arm, a replayed stop would cancel work started since).
-        await self.store.add_command("stop", None, {"by": by, "engine": self.engine_id})
-        await self.safety.audit(by, "emergency_stop", None, {"engine": self.engine_id})
+        await control.engage_stop(self.store, by, self.engine_id)
         await control.halt_all(self, by)
 
     async def rearm(self, by: str = "operator") -> None:
-        await self.store.set_setting(
-            "emergency_stop", {"engaged": False, "by": by, "ts": time.time()}
-        )
-        await self.store.add_command("rearm", None, {"by": by, "engine": self.engine_id})
-        await self.safety.audit(by, "rearm", None, {})
+        await control.lift_stop(self.store, by, self.engine_id)
         self.stopped = False
         self._wake.set()
 

@@ -1,6 +1,8 @@
 """Undoing a task exactly.
 
-- `--to-step N`: the task's worktree returns to the checkpoint taken after step N.
+- `--to-step N`: the task's worktree returns to the checkpoint taken after step N, its
+  branch gets a commit holding that tree (apply merges the branch), and a pending apply
+  request is refreshed to show what will land now.
 - not applied: the worktree and its branch are discarded.
 - applied: the operator's workspace returns to its pre-apply state, or gets a revert
   commit when newer commits (or a push) sit on top. Operator changes are never discarded.
@@ -9,15 +11,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import workspace
+from .checkpoints import Checkpoints, run_git
 from .errors import UsageError
 
 if TYPE_CHECKING:
     from .engine import Engine
+
+DIFF_LIMIT = 60_000  # as workspace.diff: the approval card shows a bounded patch
 
 
 async def rollback_task(
@@ -38,7 +44,7 @@ async def rollback_task(
     applied = task["options"].get("applied")
     if applied:
         result = await engine.safety.unapply(ws, applied)
-        message = result.get("message", "restored the pre-apply state")
+        message = result["message"]
     else:
         if task.get("worktree"):
             tree = workspace.TaskTree(
@@ -50,7 +56,10 @@ async def rollback_task(
             async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
                 await workspace.discard(ws, tree)
         message = "discarded the task's worktree and branch; the workspace was never changed"
-    await engine.audit(by, "rollback", task_id, {"applied": bool(applied), "message": message})
+    detail = {"applied": bool(applied), "message": message}
+    if applied:
+        detail.update(action=result["action"], revert_commit=result.get("revert_commit"))
+    await engine.audit(by, "rollback", task_id, detail)
     engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=bool(applied), by=by)
     await engine.transition(task_id, ev.ROLLED_BACK, message)
     await engine.bus.flush()
@@ -59,6 +68,8 @@ async def rollback_task(
 
 async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> dict[str, Any]:
     task_id = task["id"]
+    if task["state"] == ev.ROLLED_BACK:
+        raise UsageError(f"task {task_id} was rolled back already; there is no step to return to")
     if task["state"] in ev.LIVE_STATES and task["state"] != ev.AWAITING_APPROVAL:
         raise UsageError(f"task {task_id} is {task['state']}; cancel it before rolling back a step")
     if task["options"].get("applied"):
@@ -80,9 +91,87 @@ async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> 
     await cps.restore(str(target["commit"]))
     await engine.bus.adopt(task_id)
     message = f"worktree restored to the checkpoint after step {by_commit[str(target['commit'])]}"
-    await engine.audit(by, "rollback", task_id, {"to_step": step, "commit": target["commit"]})
+    branch = task.get("branch")
+    tree = workspace.TaskTree(Path(task["worktree"]), branch, task.get("base_commit"), bool(branch))
+    branch_commit = None
+    if tree.is_git:
+        # What apply merges is the task branch, not the worktree: the branch gets a new
+        # commit with the restored tree. A commit, not a reset: the later steps stay in the
+        # branch's history (and in the checkpoints), so this rollback is itself reversible.
+        before = await _head(tree)
+        branch_commit = await workspace.commit_all(
+            tree, f"livhana: back to step {by_commit[str(target['commit'])]} (task {task_id})"
+        )
+        if branch_commit and branch_commit != before:
+            message += f"; branch {tree.branch} now holds it (commit {branch_commit[:10]})"
+        else:
+            branch_commit = None
+    refreshed = await _refresh_apply_request(engine, task, tree, cps, str(points[0]["commit"]))
+    if refreshed:
+        message += f"; the pending apply request now shows {refreshed}"
+    await engine.audit(
+        by,
+        "rollback",
+        task_id,
+        {"to_step": step, "commit": target["commit"], "branch_commit": branch_commit},
+    )
     engine.bus.emit(
-        task_id, ev.ROLLBACK, message=message, to_step=step, commit=target["commit"], by=by
+        task_id,
+        ev.ROLLBACK,
+        message=message,
+        to_step=step,
+        commit=target["commit"],
+        branch_commit=branch_commit,
+        by=by,
     )
     await engine.bus.flush()
     return {"task_id": task_id, "message": message}
+
+
+async def _head(tree: workspace.TaskTree) -> str | None:
+    argv = ["rev-parse", "-q", "--verify", "HEAD"]
+    code, out, _ = await run_git(argv, cwd=tree.path, check=False)
+    return out.decode().strip() if code == 0 else None
+
+
+async def _refresh_apply_request(
+    engine: Engine,
+    task: dict[str, Any],
+    tree: workspace.TaskTree,
+    cps: Checkpoints,
+    start: str,
+) -> str:
+    """A task waiting for its apply approval must be approved for what will land now: its
+    pending request gets the new diff and file list (same id: a decision already on its way
+    applies to the current state, which the operator can see again)."""
+    rows = await engine.store.approvals("pending", task_id=task["id"])
+    pending = [r for r in rows if r["kind"] == "apply"]
+    if not pending:
+        return ""
+    if tree.is_git:
+        patch, files = await workspace.diff(tree)
+    else:
+        patch, files = await cps.diff(start), await cps.changed_files(start)
+        if len(patch) > DIFF_LIMIT:
+            more = len(patch) - DIFF_LIMIT
+            patch = patch[:DIFF_LIMIT] + f"\n[... diff truncated, {more} more characters ...]\n"
+    for row in pending:
+        summary = f"Apply {len(files)} changed file(s) to {task['workspace']}"
+        detail = {**row["detail"], "diff": patch, "files": files, "refreshed": "rolled back a step"}
+        summary, detail = engine.safety.redact(summary), engine.safety.redact(detail)
+        await engine.store.execute(
+            "UPDATE approvals SET summary = ?, detail = ? WHERE id = ? AND state = 'pending'",
+            [summary, json.dumps(detail, default=str), row["id"]],
+        )
+        # Shown again: the approval queue and `run --approve ask` re-read the request.
+        engine.bus.emit(
+            task["id"],
+            ev.APPROVAL_REQUESTED,
+            approval_id=row["id"],
+            kind="apply",
+            summary=summary,
+            detail=detail,
+            risk=row["risk"],
+            refreshed=True,
+        )
+    return f"{len(files)} file(s): {', '.join(files[:5]) or 'no changes'}"

@@ -21,6 +21,14 @@ INDEX_NAME = "__names__"
 ANTHROPIC_KEY_NAME = "anthropic_api_key"
 ANTHROPIC_KEY_ENV = "ANTHROPIC_API_KEY"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Environment variables whose value is a secret by its name: ...KEY, ...TOKEN, ...SECRET,
+# ...PASSWORD (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, PGPASSWORD, DJANGO_SECRET_KEY, ...).
+_SECRET_ENV = re.compile(
+    r"(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|_PAT|_AUTH)$|SECRET|PASSWORD", re.I
+)
+# ...but these name paths or switches, not secrets (redacting /home/op or "1" would mangle
+# ordinary output).
+_NOT_SECRET_ENV = re.compile(r"(?:_FILE|_PATH|_DIR|_SOCK|_ID|_NAME|_URL_PATH)$", re.I)
 
 
 class SecretStoreError(CockpitError):
@@ -104,6 +112,23 @@ def anthropic_api_key() -> str | None:
         raise MissingKeyError(f"no Anthropic API key: set ANTHROPIC_API_KEY ({exc})") from None
 
 
+def secret_env_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values of environment variables named like secrets. Paths and short values are left
+    out: they are not secrets, and as redaction targets they would eat ordinary output."""
+    found = []
+    for name, value in (os.environ if environ is None else environ).items():
+        value = value.strip()
+        if not _SECRET_ENV.search(name) or _NOT_SECRET_ENV.search(name):
+            continue
+        if len(value) < 8 or value.startswith(("/", "~", "./")) or value.lower() in _PLAIN:
+            continue
+        found.append(value)
+    return found
+
+
+_PLAIN = {"true", "false", "none", "null", "disabled", "enabled", "changeme"}
+
+
 def known_secret_values() -> list[str]:
     """Every secret value we know of, for redaction. Never raises: a broken keyring
     must not stop output from being printed, it only shrinks what can be redacted."""
@@ -111,6 +136,7 @@ def known_secret_values() -> list[str]:
     env = os.environ.get(ANTHROPIC_KEY_ENV, "").strip()
     if env:
         values.append(env)
+    values += [v for v in secret_env_values() if v not in values]
     try:
         # The Anthropic key may have been stored outside our index (plain `keyring set`).
         for name in [ANTHROPIC_KEY_NAME, *_names()]:

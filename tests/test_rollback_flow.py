@@ -127,6 +127,7 @@ async def test_apply_then_rollback_restores_pre_apply_state_and_keeps_operator_w
     assert (repo / "README.md").read_text().endswith("operator's unsaved note\n")
 
     result = await engine.rollback(task_id)
+    assert result["message"].startswith("restored the pre-apply state")
     assert tree(repo) == before  # byte for byte, the operator's unsaved work included
     assert git(repo, "rev-parse", "HEAD").strip() == head
     assert git(repo, "status", "--porcelain") == status
@@ -160,10 +161,14 @@ async def test_rollback_after_newer_commit_reverts_and_refuses_to_clobber_edits(
     (repo / "other.txt").write_text("later work\n")
     git(repo, "add", "other.txt")
     git(repo, "commit", "-q", "-m", "operator commit")
-    await engine.rollback(task_id)
+    result = await engine.rollback(task_id)
     assert not (repo / "new.txt").exists() and (repo / "other.txt").exists()
     log = git(repo, "log", "--format=%s").splitlines()
     assert log[1] == "operator commit" and log[0].lower().startswith("revert")
+    # The message says what really happened: a revert commit, named, not a restore.
+    revert = git(repo, "rev-parse", "HEAD").strip()
+    assert f"revert commit {revert[:10]}" in result["message"]
+    assert "pre-apply state" not in result["message"]
     assert git(repo, "status", "--porcelain") == ""
 
 
@@ -185,7 +190,7 @@ async def test_rollback_before_apply_discards_worktree_and_branch(
     assert str(worktree) not in git(repo, "worktree", "list")
     assert tree(repo) == before and git(repo, "status", "--porcelain") == ""
     assert (await engine.get(task_id))["state"] == ev.ROLLED_BACK
-    with pytest.raises(UsageError, match="no worktree left"):
+    with pytest.raises(UsageError, match="rolled back already"):
         await engine.rollback(task_id, to_step=1)
 
 
@@ -241,3 +246,66 @@ async def test_parallel_tasks_on_one_repo_each_get_a_worktree_and_roll_back(
         assert [(await engine.get(t))["state"] for t in ids] == [ev.ROLLED_BACK] * 10
         assert git(repo, "branch", "--list", "livhana/*") == ""
         assert git(repo, "worktree", "list").count("\n") == 1  # the operator's checkout only
+
+
+def write_steps_script(tmp_path: Path) -> str:
+    turns = [
+        {"tool_calls": [{"name": "write_file", "input": {"path": "one.txt", "content": "1\n"}}]},
+        {"tool_calls": [{"name": "write_file", "input": {"path": "two.txt", "content": "2\n"}}]},
+    ]
+    return write_script(tmp_path / "two-steps.json", [{"match": ".", "turns": turns}])
+
+
+async def pending_apply(engine: Any, task_id: str) -> list[dict[str, Any]]:
+    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
+        return []
+    rows = await engine.store.approvals("pending", task_id=task_id)
+    return [r for r in rows if r["kind"] == "apply"]
+
+
+@pytest.mark.parametrize("kind", ["git", "plain"])
+async def test_rollback_to_step_while_awaiting_apply_changes_what_lands(
+    kind: str, repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    """The apply merges the task branch (a plain folder: the task's copy): a step rollback
+    must change what lands, and the operator must be shown that before approving."""
+    from tests.conftest import until
+
+    ws = repo
+    if kind == "plain":
+        ws = tmp_path / "plain"
+        shutil.copytree(repo, ws, ignore=shutil.ignore_patterns(".git"))
+    engine = await engine_factory()
+    task_id = await engine.submit("two files", ws, model=write_steps_script(tmp_path))
+    (request,) = await until(lambda: pending_apply(engine, task_id))
+    assert request["detail"]["files"] == ["one.txt", "two.txt"]
+
+    result = await engine.rollback(task_id, to_step=1)
+    assert "after step 1" in result["message"] and "one.txt" in result["message"]
+    (request,) = await pending_apply(engine, task_id)
+    assert request["detail"]["files"] == ["one.txt"]  # the card shows what will land now
+    assert "two.txt" not in request["detail"]["diff"] and "one.txt" in request["detail"]["diff"]
+    shown = [e for e in await engine.events(task_id) if e["type"] == ev.APPROVAL_REQUESTED]
+    assert shown[-1]["refreshed"] is True and shown[-1]["detail"]["files"] == ["one.txt"]
+
+    assert await engine.decide_task(task_id, True) == 1
+    task = await engine.wait(task_id)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+    assert (ws / "one.txt").read_text() == "1\n"
+    assert not (ws / "two.txt").exists()  # step 2 was rolled back: it must not land
+    if kind == "git":
+        # The branch keeps step 2 in its history: the step rollback is a commit, not a reset.
+        log = git(repo, "log", "--format=%s", f"livhana/{task_id}").splitlines()
+        assert log[0].startswith("livhana: back to step 1") and len(log) == 3
+
+
+async def test_step_rollback_of_a_rolled_back_task_says_so(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    engine = await engine_factory()
+    model = write_steps_script(tmp_path)
+    task_id = await engine.submit("two files", repo, model=model, approve="auto")
+    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    await engine.rollback(task_id)
+    with pytest.raises(UsageError, match="rolled back already"):
+        await engine.rollback(task_id, to_step=1)
