@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
 def dispatch(args: argparse.Namespace) -> int:
     from agent.config import load_config
 
+    if args.command in ("stop", "rearm", "audit"):
+        # On the store alone: the emergency stop must work even when config.toml or
+        # policy.toml is broken (an engine needs both, the stop switch neither).
+        return asyncio.run(control_command(args))
     config = load_config(args.data_dir, args.config)
     if args.daemon:
         from .daemon import run_daemon
@@ -115,7 +119,12 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return run_app(config, demo=args.demo) or 0
     if args.command == "secrets":
-        return secrets_command(args)
+        code = secrets_command(args)
+        if args.action == "set":  # running engines learn the new value for redaction
+            from agent.control import secrets_changed
+
+            asyncio.run(secrets_changed(config.data_dir, args.name))
+        return code
     if args.command == "run":
         from .run_command import run_task
 
@@ -150,6 +159,46 @@ def secrets_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def control_command(args: argparse.Namespace) -> int:
+    """stop, rearm, audit verify: straight on the data dir's store (no engine, no policy)."""
+    from agent import audit, control
+    from agent.config import default_data_dir, load_config
+    from agent.errors import ConfigError
+
+    heartbeat = 2.0
+    try:
+        config = load_config(args.data_dir, args.config)
+        data_dir, heartbeat = config.data_dir, config.engine.heartbeat_s
+    except ConfigError as exc:
+        data_dir = (args.data_dir or default_data_dir()).expanduser()
+        print(f"livhana-cockpit: warning: {exc} (going ahead with {data_dir})", file=sys.stderr)
+    async with control.open_store(data_dir) as store:
+        if args.command == "audit":
+            ok, message = await audit.verify(store)
+            print(message)
+            return 0 if ok else 1
+        if args.command == "rearm":
+            await control.lift_stop(store, by="cli")
+            print("re-armed: new work accepted")
+            return 0
+        await control.engage_stop(store, by="cli")
+        report = await control.await_stop(store, heartbeat_s=heartbeat)
+    refused = "new work refused until `livhana-cockpit rearm`"
+    if not report["engines"]:
+        print(f"emergency stop engaged: no engine is running; {refused}")
+        return 0
+    engines = f"{report['engines']} engine(s)"
+    print(f"emergency stop engaged: {report['stopped']} running task(s) stopped on {engines}; "
+          f"{refused}")  # fmt: skip
+    for engine_id, left in report["unconfirmed"].items():
+        print(
+            f"livhana-cockpit: engine {engine_id} did not confirm within {control.STOP_ACK_S:g} s: "
+            f"{left} of its task(s) still running",
+            file=sys.stderr,
+        )
+    return 1 if report["unconfirmed"] else 0
+
+
 async def store_command(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
 
@@ -163,17 +212,7 @@ async def store_command(config: Any, args: argparse.Namespace) -> int:
 async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     from agent import events as ev
 
-    cmd = args.command
-    if cmd == "stop":
-        await engine.emergency_stop(by="cli")
-        print(
-            "emergency stop engaged: running tasks stopped, new work refused until `livhana-cockpit rearm`"
-        )
-        return 0
-    if cmd == "rearm":
-        await engine.rearm(by="cli")
-        print("re-armed: new work accepted")
-        return 0
+    cmd = args.command  # stop, rearm and audit: control_command (they need no engine)
     if cmd in ("approve", "deny"):
         n = await engine.decide_task(args.task_id, cmd == "approve", by="cli")
         print(f"{'approved' if cmd == 'approve' else 'denied'} {n} request(s)")
@@ -186,10 +225,6 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
         result = await engine.rollback(args.task_id, args.to_step, by="cli")
         print(result["message"])
         return 0
-    if cmd == "audit":
-        ok, message = await engine.audit_verify()
-        print(message)
-        return 0 if ok else 1
     data: Any
     if cmd == "tasks":
         data = await engine.list(states=ev.LIVE_STATES, limit=args.limit)

@@ -362,3 +362,64 @@ async def test_stop_reaches_processes_that_left_the_process_group(
     await until(lambda: not live_processes(mark), timeout=1)
     assert_all_gone(mark, pgids)
     assert (await engine.wait(task_id))["state"] == ev.CANCELLED
+
+
+# -- the stop switch works whatever else is broken -----------------------------------------
+@pytest.mark.parametrize("broken", ["policy.toml", "config.toml"])
+async def test_cli_stop_works_with_a_broken_policy_or_config(
+    broken: str, repo: Path, tmp_path: Path, config: Any, engine_factory: Any
+) -> None:
+    mark = marker()
+    engine = await engine_factory()
+    task_id = await engine.submit("sleep", repo, model=sleep_script(tmp_path, mark))
+    pgids = await running_sleepers(engine, task_id, mark)
+    (config.data_dir / broken).write_text("mode = [this is not toml\n")  # a hand edit gone wrong
+
+    result = await asyncio.to_thread(cli, "stop")
+    assert result.returncode == 0, result.stderr
+    assert "emergency stop engaged: 1 running task(s) stopped" in result.stdout
+    if broken == "config.toml":  # said, not hidden; and the stop went ahead anyway
+        assert "warning" in result.stderr and "config.toml" in result.stderr
+    task = await asyncio.wait_for(engine.wait(task_id), 5)
+    assert task["state"] == ev.CANCELLED and "emergency stop by cli" in task["error"]
+    assert_all_gone(mark, pgids)
+    assert engine.stopped
+
+    verify = await asyncio.to_thread(cli, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    rearm = await asyncio.to_thread(cli, "rearm")
+    assert rearm.returncode == 0, rearm.stderr
+    await until(lambda: not engine.stopped, timeout=2)
+    actions = [r["action"] for r in await engine.store.fetch("SELECT action FROM audit")]
+    assert actions[-1] == "rearm" and "emergency_stop" in actions
+
+
+async def test_cli_stop_with_no_engine_running_still_holds(repo: Path, tmp_path: Path) -> None:
+    result = cli("stop")
+    assert result.returncode == 0, result.stderr
+    assert "no engine is running" in result.stdout
+    refused = cli("run", "x", "--workspace", str(repo), "--model", sleep_script(tmp_path, "1"))
+    assert refused.returncode == 6 and "emergency stop is engaged" in refused.stderr
+
+
+async def test_cli_stop_says_when_an_engine_does_not_confirm(
+    repo: Path, tmp_path: Path, config: Any
+) -> None:
+    """An engine that is alive (its process runs, its heartbeat is fresh) but never stops
+    its task: the stop is still engaged, and the operator is told, not reassured."""
+    import socket
+
+    from agent.store import Store
+
+    store = await Store.open(config.store_path)
+    try:
+        await store.register_engine("ghost-1", os.getpid(), socket.gethostname(), "test")
+        await store.create_task({"id": "t-ghost", "title": "stuck", "workspace": str(repo),
+                                 "state": ev.RUNNING, "engine_id": "ghost-1"})  # fmt: skip
+        result = await asyncio.to_thread(cli, "stop")
+        assert result.returncode == 1
+        assert "emergency stop engaged: 0 running task(s) stopped" in result.stdout
+        assert "engine ghost-1 did not confirm" in result.stderr and "1 of its task" in result.stderr
+        assert (await store.get_setting("emergency_stop"))["engaged"] is True
+    finally:
+        await store.close()
