@@ -2,6 +2,11 @@
 
 Paths: the data dir comes from --data-dir, else $LIVHANA_DATA_DIR, else platformdirs.
 The config file is `<data dir>/config.toml` unless $LIVHANA_CONFIG points elsewhere.
+Both are made absolute at load: git resolves a relative worktree path against the
+workspace, not our cwd, so a relative data dir would land worktrees in the operator's tree.
+
+Numbers carry their allowed range as field metadata (`_at_least`); a value outside it is
+a one-line ConfigError naming the key, never a stuck queue or a traceback later.
 """
 
 from __future__ import annotations
@@ -15,27 +20,38 @@ from typing import Any, get_type_hints
 
 from .errors import ConfigError
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+# The newest Sonnet the installed SDK lists that still takes a manual thinking budget
+# (Sonnet 5 and later answer `thinking.type=enabled` with a 400; 4.5 reached end-of-life
+# on 2026-11-30).
+DEFAULT_MODEL = "claude-sonnet-4-6"
+
+
+def _at_least(default: Any, low: float, *, above: bool = False) -> Any:
+    """A numeric field with a floor: `low` allowed, or only values above it."""
+    return field(default=default, metadata={"min": low, "above": above})
 
 
 @dataclass
 class EngineConfig:
     model: str = DEFAULT_MODEL
-    max_concurrent: int = 4
-    max_steps: int = 60
-    max_tokens: int = 3_000_000  # per task, input+output
-    max_cost_usd: float = 5.0  # per task
-    daily_budget_usd: float = 50.0
-    verify_retries: int = 2
-    thinking_budget: int = 10_000
-    max_output_tokens: int = 16_000
-    command_timeout_s: int = 300
-    stall_repeats: int = 4  # identical tool calls in a row before the task pauses
-    stall_steps: int = 15  # steps with no file change and no plan progress before it pauses
-    heartbeat_s: float = 2.0
-    model_retries: int = 4  # retries of an overloaded/failed model call
-    retry_base_s: float = 1.0  # first backoff; doubles each retry
-    approval_timeout_s: float = 0  # 0: wait for the operator; otherwise deny after this
+    max_concurrent: int = _at_least(4, 1)
+    max_steps: int = _at_least(60, 1)
+    max_tokens: int = _at_least(3_000_000, 1)  # per task, input+output
+    max_cost_usd: float = _at_least(5.0, 0, above=True)  # per task
+    daily_budget_usd: float = _at_least(50.0, 0, above=True)
+    verify_retries: int = _at_least(2, 0)
+    thinking_budget: int = _at_least(10_000, 0)  # 0 turns thinking off
+    max_output_tokens: int = _at_least(16_000, 1)
+    command_timeout_s: int = _at_least(300, 1)
+    # identical tool calls in a row before the task pauses
+    stall_repeats: int = _at_least(4, 2)
+    # steps with no file change and no plan progress before it pauses
+    stall_steps: int = _at_least(15, 1)
+    heartbeat_s: float = _at_least(2.0, 0, above=True)
+    model_retries: int = _at_least(4, 0)  # retries of an overloaded/failed model call
+    retry_base_s: float = _at_least(1.0, 0)  # first backoff; doubles each retry
+    # 0: wait for the operator; otherwise deny after this
+    approval_timeout_s: float = _at_least(0.0, 0)
 
 
 @dataclass
@@ -68,7 +84,7 @@ class UIConfig:
 @dataclass
 class APIConfig:
     host: str = "127.0.0.1"
-    port: int = 4002
+    port: int = field(default=4002, metadata={"min": 1, "max": 65535})
 
 
 @dataclass
@@ -113,14 +129,26 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"config: [{where}] must be a table")
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"config: unknown key '{where}.{unknown[0]}'")
     values: dict[str, Any] = {}
     for key, value in raw.items():
         values[key] = _coerce(hints[key], value, f"{where}.{key}")
+        _check_range(fields[key], values[key], f"{where}.{key}")
     return cls(**values)
+
+
+def _check_range(f: dataclasses.Field[Any], value: Any, where: str) -> None:
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if low is not None:
+        above = f.metadata.get("above", False)
+        if value < low or (above and value == low):
+            bound = f"> {low}" if above else f">= {low}"
+            raise ConfigError(f"config: '{where}' must be {bound}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"config: '{where}' must be <= {high}, got {value!r}")
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -146,11 +174,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def load_config(data_dir: Path | None = None, config_path: Path | None = None) -> Config:
-    data_dir = (data_dir or default_data_dir()).expanduser()
+    data_dir = (data_dir or default_data_dir()).expanduser().absolute()
     path = config_path or (
         Path(os.environ["LIVHANA_CONFIG"]) if os.environ.get("LIVHANA_CONFIG") else None
     )
-    path = path or data_dir / "config.toml"
+    path = (path or data_dir / "config.toml").expanduser().absolute()
     raw: dict[str, Any] = {}
     if path.exists():
         try:

@@ -41,10 +41,13 @@ class Limits:
 def limits_for(config: Config, options: dict[str, Any]) -> Limits:
     """The task's own caps (from `run --max-steps/--max-cost`) over the configured ones."""
     e = config.engine
+    # `is None`, not `or`: an explicit value is never silently swapped for the default
+    # (the CLI and config already refuse non-positive ones).
+    steps, cost = options.get("max_steps"), options.get("max_cost")
     return Limits(
-        max_steps=options.get("max_steps") or e.max_steps,
+        max_steps=e.max_steps if steps is None else int(steps),
         max_tokens=e.max_tokens,
-        max_cost_usd=options.get("max_cost") or e.max_cost_usd,
+        max_cost_usd=e.max_cost_usd if cost is None else float(cost),
         verify_retries=e.verify_retries,
         stall_repeats=e.stall_repeats,
         stall_steps=e.stall_steps,

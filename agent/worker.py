@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 async def execute(engine: Engine, task_id: str) -> None:
     run: TaskRun | None = None
+    tree: workspace.TaskTree | None = None
     lock = None
     try:
         task = await engine.store.get_task(task_id)
@@ -85,21 +86,23 @@ async def execute(engine: Engine, task_id: str) -> None:
         record = await engine.safety.apply(ws, tree, task, files)
         options = {**task["options"], "applied": record}
         await engine.store.update_task(task_id, options=options)
-        await engine.audit("operator", "apply", task_id, record)
+        # Whoever decided: the operator, or a rule (approve=auto) acting for nobody.
+        await engine.audit(run.last_decision or "operator", "apply", task_id, record)
         await engine.transition(task_id, ev.SUCCEEDED)
         await engine._complete(task_id, True, outcome.summary, files)
     except TaskStopped as stop:
-        await _finish(engine, task_id, stop.state, stop.reason, run)
+        await _finish(engine, task_id, stop.state, stop.reason, run, tree)
     except asyncio.CancelledError:
         state, reason = engine.stop_reasons.get(task_id, (ev.CANCELLED, "cancelled"))
-        await _finish(engine, task_id, state, reason, run)
+        await _finish(engine, task_id, state, reason, run, tree)
     except CockpitError as exc:
-        await _finish(engine, task_id, ev.FAILED, str(exc), run)
+        # The error's class is recorded so front ends can tell a dead model API (exit 5)
+        # from a bad config (2) or a plain failure (1).
+        await _finish(engine, task_id, ev.FAILED, str(exc), run, tree, type(exc).__name__)
     except Exception as exc:  # a bug of ours: fail the task, keep the engine
         log.error("task %s crashed:\n%s", task_id, traceback.format_exc())
-        await _finish(
-            engine, task_id, ev.FAILED, f"internal error: {type(exc).__name__}: {exc}", run
-        )
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        await _finish(engine, task_id, ev.FAILED, reason, run, tree, "InternalError")
     finally:
         if run is not None:
             await run.procs.kill_all()
@@ -110,12 +113,47 @@ async def execute(engine: Engine, task_id: str) -> None:
 
 
 async def _finish(
-    engine: Engine, task_id: str, state: str, reason: str, run: TaskRun | None
+    engine: Engine,
+    task_id: str,
+    state: str,
+    reason: str,
+    run: TaskRun | None,
+    tree: workspace.TaskTree | None,
+    kind: str = "",
 ) -> None:
+    if tree is not None:
+        await _drop_if_unchanged(engine, task_id, tree, run)
     if state == ev.FAILED:
-        engine.bus.emit(task_id, ev.ERROR, message=reason)
+        engine.bus.emit(task_id, ev.ERROR, message=reason, **({"kind": kind} if kind else {}))
+        if kind:
+            task = await engine.store.get_task(task_id)
+            options = {**(task or {}).get("options", {}), "error_kind": kind}
+            await engine.store.update_task(task_id, options=options)
     await engine.transition(task_id, state, reason)
     await engine._complete(task_id, False, reason, sorted(run.changed) if run else [])
+
+
+async def _drop_if_unchanged(
+    engine: Engine, task_id: str, tree: workspace.TaskTree, run: TaskRun | None
+) -> None:
+    """A task that ended without success and without a single change leaves nothing
+    behind: no worktree, no branch (one with changes stays, for review or rollback)."""
+    ws = workspace.Path((await engine.store.get_task(task_id) or {}).get("workspace", ""))
+    try:
+        if tree.is_git:
+            changed = await workspace.has_changes(tree)
+        elif run is not None and run.checkpoint_steps:  # a copied plain folder
+            start = run.checkpoint_steps[0]["commit"]
+            await engine.checkpoint(run, "final")
+            changed = bool(await run.checkpoints.changed_files(start))
+        else:
+            changed = run is not None  # no start checkpoint to compare with: keep it
+        if changed:
+            return
+        async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+            await workspace.discard(ws, tree)
+    except Exception as exc:  # cleanup must never change how the task ended
+        log.warning("task %s: could not remove its unchanged worktree: %s", task_id, exc)
 
 
 async def _save_learnings(engine: Engine, task_id: str, learnings: dict[str, list[str]]) -> None:

@@ -24,25 +24,34 @@ class TaskTree:
 
 
 async def check_workspace(workspace: Path) -> Path:
+    """The workspace, resolved, or a UsageError before any task is created for it."""
     workspace = workspace.expanduser()
     if not workspace.exists():
         raise UsageError(f"workspace {workspace} does not exist")
     if not workspace.is_dir():
         raise UsageError(f"workspace {workspace} is not a directory")
-    return workspace.resolve()
+    workspace = workspace.resolve()
+    if await is_git_repo(workspace) and not await _head(workspace):
+        raise UsageError(_NO_COMMITS.format(workspace=workspace))
+    return workspace
+
+
+_NO_COMMITS = "workspace {workspace} is a git repo with no commits yet; commit once first"
+
+
+async def _head(workspace: Path) -> str:
+    return (await git("rev-parse", "--verify", "-q", "HEAD", cwd=workspace, check=False)).strip()
 
 
 async def prepare(workspace: Path, task_id: str, worktrees_dir: Path) -> TaskTree:
+    # Absolute: git resolves a relative path against the workspace, not our cwd.
+    worktrees_dir = worktrees_dir.expanduser().absolute()
     target = worktrees_dir / task_id
     worktrees_dir.mkdir(parents=True, exist_ok=True)
     if await is_git_repo(workspace):
-        head = (
-            await git("rev-parse", "--verify", "-q", "HEAD", cwd=workspace, check=False)
-        ).strip()
-        if not head:
-            raise UsageError(
-                f"workspace {workspace} is a git repo with no commits yet; commit once first"
-            )
+        head = await _head(workspace)
+        if not head:  # checked at submit too; the repo may have changed since
+            raise UsageError(_NO_COMMITS.format(workspace=workspace))
         branch = f"livhana/{task_id}"
         await git("worktree", "add", "-q", "-b", branch, str(target), head, cwd=workspace)
         return TaskTree(target, branch, head, True)
@@ -59,6 +68,15 @@ async def commit_all(tree: TaskTree, message: str) -> str | None:
     if status.strip():
         await git("commit", "-q", "-m", message, cwd=tree.path)
     return (await git("rev-parse", "HEAD", cwd=tree.path)).strip()
+
+
+async def has_changes(tree: TaskTree) -> bool:
+    """Whether the task's git worktree differs from its base (committed or not)."""
+    if not tree.path.exists():
+        return False
+    status = await git("status", "--porcelain", "--untracked-files=all", cwd=tree.path)
+    head = (await git("rev-parse", "HEAD", cwd=tree.path)).strip()
+    return bool(status.strip()) or head != tree.base_commit
 
 
 async def diff(tree: TaskTree, limit: int = 60_000) -> tuple[str, list[str]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_CODES = """\
 exit codes:
@@ -22,8 +23,15 @@ exit codes:
   130 interrupted (Ctrl-C)"""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line (with where to look), not a usage dump and an error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="livhana-cockpit",
         description="Run, watch, approve, stop and roll back an autonomous coding agent.",
         epilog=EXIT_CODES,
@@ -52,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     run.add_argument("--model", help="model id, or scripted:FILE for a replayed script")
-    run.add_argument("--max-steps", type=int)
-    run.add_argument("--max-cost", type=float, help="USD cap for this task")
+    run.add_argument("--max-steps", type=_positive_int, help="step cap for this task")
+    run.add_argument("--max-cost", type=_positive_usd, help="USD cap for this task")
     run.add_argument(
         "--no-apply",
         action="store_true",
@@ -88,17 +96,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of USD, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from agent.errors import CockpitError
 
     try:
         code = dispatch(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
     except CockpitError as exc:
         print(f"livhana-cockpit: {exc}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # `livhana-cockpit tasks | head -3`: the reader left early
+        from .run_command import silence_stdout
+
+        silence_stdout()
+        code = 1
     sys.exit(code)
 
 

@@ -1,23 +1,36 @@
-"""`livhana-cockpit run`: one task, headless, its events streamed to stdout."""
+"""`livhana-cockpit run`: one task, headless, its events streamed to stdout.
+
+The exit code comes from how the task ended: 0 succeeded, 7 cancelled/denied/rolled back,
+and for a failure the code of the error class the engine recorded (5 for a dead model
+API, 2 for a config problem, ...), else 1. When stdout is closed under us (`| head -1`)
+nobody reads the events any more: the task is cancelled and the exit code is 7.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .render import describe
 
 
 async def run_task(config: Any, args: argparse.Namespace) -> int:
-    from agent import events as ev
     from agent.engine import Engine
     from agent.errors import MissingKeyError
 
     model = args.model or config.engine.model
-    if not model.startswith("scripted:"):
+    if model.startswith("scripted:"):
+        from agent.models.scripted import ScriptedModel
+
+        path = Path(model.split(":", 1)[1]).expanduser().absolute()
+        ScriptedModel.from_file(path)  # a missing or broken script: exit 2, no task
+        model = f"scripted:{path}"
+    else:
         from agent.secrets import anthropic_api_key
 
         if not anthropic_api_key():
@@ -42,14 +55,38 @@ async def run_task(config: Any, args: argparse.Namespace) -> int:
             await engine.cancel(task_id, by="cli (Ctrl-C)")
             await engine.wait(task_id)
             return 130
+        except BrokenPipeError:
+            silence_stdout()
+            await engine.cancel(task_id, by="cli (stdout closed)")
+            await engine.wait(task_id)
+            return 7
         task = await engine.wait(task_id)
     finally:
         await engine.close()
+    return exit_code(task)
+
+
+def exit_code(task: dict[str, Any]) -> int:
+    from agent import errors
+    from agent import events as ev
+
     if task["state"] == ev.SUCCEEDED:
         return 0
     if task["state"] in (ev.CANCELLED, ev.ROLLED_BACK):
         return 7
+    kind = getattr(errors, str((task.get("options") or {}).get("error_kind", "")), None)
+    if isinstance(kind, type) and issubclass(kind, errors.CockpitError):
+        return kind.exit_code
     return 1
+
+
+def silence_stdout() -> None:
+    """The reader of stdout is gone: send the rest to /dev/null, so neither our next
+    write nor the interpreter's final flush raises BrokenPipeError (the Python docs'
+    recipe, signal module, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _stream(engine: Any, task_id: str, args: argparse.Namespace) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from agent import secrets
+from agent.config import DEFAULT_MODEL
 from agent.errors import MissingKeyError, ModelError
 from agent.models.anthropic import AnthropicModel
-from agent.models.pricing import cost_usd
+from agent.models.pricing import PRICES, Price, cost_usd, family_of, price_for
 from tests.fake_anthropic import FakeAnthropic, Invalid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,7 +358,7 @@ async def test_key_from_keyring() -> None:
     assert reply.text == "All done."
 
 
-async def test_sdk_environment_variables_are_honoured(monkeypatch) -> None:
+async def test_sdk_environment_variables_are_honoured(monkeypatch, caplog) -> None:
     with FakeAnthropic([FINAL_TURN], api_key="sk-env") as fake:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-env")
@@ -365,8 +366,44 @@ async def test_sdk_environment_variables_are_honoured(monkeypatch) -> None:
         reply = await model.complete(system=SYSTEM, messages=[user("go")], tools=TOOLS)
         latency = await model.ping()
         await model.aclose()
-    assert reply.text == "All done." and fake.requests[0]["model"] == "claude-sonnet-4-5"
+    assert reply.text == "All done." and fake.requests[0]["model"] == DEFAULT_MODEL
     assert 0 <= latency < 5
+    # The default is a current model: the SDK has nothing to warn about it.
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]
+
+
+def test_default_model_is_one_the_sdk_lists_and_does_not_retire() -> None:
+    from typing import get_args
+
+    from anthropic._data import DEPRECATED_MODELS
+    from anthropic.types.model import Model
+
+    listed = {m for part in get_args(Model) for m in get_args(part)}
+    assert DEFAULT_MODEL in listed and DEFAULT_MODEL.startswith("claude-sonnet-")
+    assert DEFAULT_MODEL not in DEPRECATED_MODELS
+
+
+def test_every_opus_sonnet_haiku_the_sdk_lists_has_a_price() -> None:
+    from typing import get_args
+
+    from anthropic.types.model import Model
+
+    listed = {m for part in get_args(Model) for m in get_args(part)}
+    families = [m for m in listed if any(f in m for f in ("opus", "sonnet", "haiku"))]
+    assert families and all(family_of(m) for m in families), [
+        m for m in families if not family_of(m)
+    ]
+    assert price_for("claude-sonnet-4-6") == Price(3.0, 15.0)
+    assert price_for("claude-opus-5-5").cache_read == pytest.approx(0.20)
+
+
+def test_an_unknown_model_is_priced_at_the_dearest_tier_with_one_warning(caplog) -> None:
+    usage = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
+    dearest = max(cost_usd(family, usage) for family in PRICES)
+    assert cost_usd("claude-nova-9", usage) == pytest.approx(dearest)
+    assert cost_usd("claude-nova-9", usage) > cost_usd("claude-sonnet-4-6", usage)
+    warned = [r for r in caplog.records if "claude-nova-9" in r.getMessage()]
+    assert len(warned) == 1 and "dearest" in warned[0].getMessage()
 
 
 async def test_learnings_call_without_tools() -> None:

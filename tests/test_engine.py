@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.models.scripted import ScriptedModel
 from agent.store import Store
-from tests.conftest import git
+from tests.conftest import git, until
 
 READ = {"tool_calls": [{"name": "read_file", "input": {"path": "app.py"}}]}
 
@@ -260,3 +260,78 @@ async def test_a_cancel_at_any_moment_of_the_start_ends_the_task_and_frees_its_s
     # Nothing leaked: with one slot, a new task still runs to the end.
     quick = await engine.submit("quick one", repo, approve="auto")
     assert (await asyncio.wait_for(engine.wait(quick), 20))["state"] in ("succeeded", "failed")
+
+
+def _leftovers(repo: Path) -> tuple[int, str]:
+    """(worktrees besides the operator's checkout, task branches)."""
+    branches = git(repo, "branch", "--list", "--format=%(refname:short)", "livhana/*")
+    return git(repo, "worktree", "list").count("\n") - 1, branches
+
+
+async def test_a_task_that_ends_without_any_change_leaves_no_worktree_or_branch(
+    engine_factory: Any, config: Any, repo: Path
+) -> None:
+    engine = await engine_factory(
+        scripted(
+            {"match": "broken", "turns": [READ, {"error": "model API unavailable"}]},
+            {"match": "slow", "turns": [{**READ, "delay_s": 30}]},
+        )
+    )
+    failed = await engine.wait(await engine.submit("broken task", repo, approve="auto"))
+    assert failed["state"] == "failed" and failed["steps"] == 1
+    slow = await engine.submit("slow task", repo, approve="auto")
+    await until(lambda: engine.state_of(slow) == "planning")  # inside its first model call
+    await engine.cancel(slow)
+    cancelled = await engine.wait(slow)
+    assert cancelled["state"] == "cancelled"
+    assert _leftovers(repo) == (0, "")
+    for task in (failed, cancelled):
+        assert not Path(task["worktree"]).exists()
+    assert list(config.worktrees_dir.iterdir()) == []
+
+
+async def test_a_failed_task_with_changes_keeps_them_for_review_and_rollback(
+    engine_factory: Any, repo: Path
+) -> None:
+    write = {
+        "tool_calls": [{"name": "write_file", "input": {"path": "new.py", "content": "x = 1\n"}}]
+    }
+    engine = await engine_factory(
+        scripted({"match": ".", "turns": [write, {"error": "model API unavailable"}]})
+    )
+    task = await engine.wait(await engine.submit("write then break", repo, approve="auto"))
+    assert task["state"] == "failed"
+    assert Path(task["worktree"], "new.py").read_text() == "x = 1\n"
+    assert _leftovers(repo) == (1, f"livhana/{task['id']}\n")
+    result = await engine.rollback(task["id"])
+    assert "discarded" in result["message"]
+    assert _leftovers(repo) == (0, "") and not Path(task["worktree"]).exists()
+    assert (await engine.get(task["id"]))["state"] == "rolled_back"
+
+
+async def test_a_plain_folder_task_without_changes_leaves_no_copy(
+    engine_factory: Any, config: Any, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "app.py").write_text("x = 1\n")
+    engine = await engine_factory(
+        scripted({"match": ".", "turns": [READ, {"error": "model API unavailable"}]})
+    )
+    task = await engine.wait(await engine.submit("read then break", plain, approve="auto"))
+    assert task["state"] == "failed"
+    assert list(config.worktrees_dir.iterdir()) == []
+    assert (plain / "app.py").read_text() == "x = 1\n"
+
+
+async def test_the_apply_audit_record_names_who_approved_it(
+    engine_factory: Any, repo: Path
+) -> None:
+    write = {
+        "tool_calls": [{"name": "write_file", "input": {"path": "new.py", "content": "x = 1\n"}}]
+    }
+    engine = await engine_factory(scripted({"match": ".", "turns": [write]}))
+    task = await engine.wait(await engine.submit("write", repo, approve="auto"))
+    assert task["state"] == "succeeded" and (repo / "new.py").exists()
+    rows = await engine.store.fetch("SELECT actor FROM audit WHERE action = 'apply'")
+    assert [r["actor"] for r in rows] == ["rule:approve=auto"]

@@ -60,7 +60,7 @@ def test_run_against_fake_messages_api(repo: Path, tmp_path: Path) -> None:
             env=fake.env,
         )
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
+    events = envelope_checked(result.stdout)
     types = [e["type"] for e in events]
     assert types[0] == "status" and types[-1] == "complete"
     assert "analysis" in types and "thinking" in types and "usage" in types
@@ -96,13 +96,68 @@ def test_dead_model_api_fails_cleanly(repo: Path, tmp_path: Path) -> None:
             env=fake.env,
         )
         attempts = len(fake.requests)
-    assert result.returncode == 1
+    assert result.returncode == 5, result.stderr  # `--help`: the model API is unreachable
     assert "Traceback" not in result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
+    events = envelope_checked(result.stdout)
     assert events[-1]["type"] == "complete" and events[-1]["success"] is False
-    errors = [e["message"] for e in events if e["type"] == "error"]
-    assert errors and "unavailable" in errors[0] and "\n" not in errors[0]
+    errors = [e for e in events if e["type"] == "error"]
+    assert errors and "unavailable" in errors[0]["message"] and "\n" not in errors[0]["message"]
+    assert errors[0]["kind"] == "ModelError"
     assert attempts >= 3
     history = json.loads(cli("history", "--json").stdout)
     assert history[0]["state"] == "failed"
     assert git(repo, "status", "--porcelain") == ""
+    # Nothing changed, so nothing is left behind: no worktree, no task branch.
+    assert git(repo, "worktree", "list").count("\n") == 1
+    assert git(repo, "branch", "--list", "livhana/*") == ""
+
+
+def test_applied_run_streams_the_whole_lifecycle_and_keeps_operator_edits(
+    repo: Path, tmp_path: Path
+) -> None:
+    (repo / "README.md").write_text("# demo project\noperator's unsaved note\n")
+    with FakeAnthropic(TURNS) as fake:
+        result = cli(
+            "--config",
+            _config(tmp_path),
+            "run",
+            "add a shout helper",
+            "--workspace",
+            str(repo),
+            "--json",
+            "--approve",
+            "auto",
+            env=fake.env,
+        )
+    assert result.returncode == 0, result.stderr
+    events = envelope_checked(result.stdout)
+    states = [e["state"] for e in events if e["type"] == "status"]
+    assert states == [
+        "queued",
+        "planning",
+        "running",
+        "verifying",
+        "awaiting_approval",
+        "applying",
+        "succeeded",
+    ]
+    decided = [e for e in events if e["type"] == "approval_decided"]
+    assert [(d["kind"], d["approved"], d["by"]) for d in decided] == [
+        ("apply", True, "rule:approve=auto")
+    ]
+    assert events[-1]["type"] == "complete" and events[-1]["success"] is True
+    assert "def shout" in (repo / "app.py").read_text()  # applied to the workspace
+    assert (repo / "README.md").read_text() == "# demo project\noperator's unsaved note\n"
+    assert git(repo, "status", "--porcelain") == " M README.md\n"
+
+
+def envelope_checked(stdout: str) -> list[dict]:
+    """Every line one event with the shared envelope, numbered 1, 2, 3, ... for one task."""
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events, "no events on stdout"
+    for event in events:
+        assert {"task_id", "seq", "ts", "type"} <= set(event), event
+        assert isinstance(event["ts"], float | int) and isinstance(event["type"], str)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["task_id"] for e in events}) == 1
+    return events

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-from tests.conftest import cli, git, write_script
+import pytest
+
+from tests.conftest import ROOT, cli, git, write_script
 
 EDIT = [
     {
@@ -142,3 +148,138 @@ def test_broken_config_is_one_line(tmp_path: Path) -> None:
         result.stderr.strip()
         == "livhana-cockpit: config: 'config.engine.max_steps' must be int, got 'many'"
     )
+
+
+def _cli_in(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """The command line run from `cwd` (relative paths are the point)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("how", ["--data-dir", "LIVHANA_DATA_DIR"])
+def test_a_relative_data_dir_keeps_worktrees_out_of_the_workspace(
+    repo: Path, tmp_path: Path, how: str
+) -> None:
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": EDIT}])
+    flag = ["--data-dir", "rel"] if how == "--data-dir" else []
+    env = {"LIVHANA_DATA_DIR": "rel"} if how == "LIVHANA_DATA_DIR" else {}
+    result = _cli_in(
+        tmp_path,
+        *flag,
+        "run",
+        "add a farewell function",
+        "--workspace",
+        "project",
+        "--model",
+        model,
+        "--approve",
+        "auto",
+        "--no-apply",
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    task_id = json.loads(result.stdout.splitlines()[-1])["task_id"]
+    assert not (repo / "rel").exists()  # nothing landed inside the operator's checkout
+    assert (tmp_path / "rel" / "worktrees" / task_id / "app.py").exists()
+    assert git(repo, "status", "--porcelain") == ""
+    assert "farewell" in git(repo, "show", f"livhana/{task_id}:app.py")
+
+
+def _no_tasks() -> bool:
+    return json.loads(cli("history", "--json").stdout) == [] and json.loads(
+        cli("tasks", "--json").stdout
+    ) == []
+
+
+def test_setup_problems_are_one_line_exit_2_before_any_task(repo: Path, tmp_path: Path) -> None:
+    script = cli("run", "x", "--workspace", str(repo), "--model", f"scripted:{tmp_path}/no.json")
+    assert script.returncode == 2 and script.stderr.count("\n") == 1
+    assert "no.json" in script.stderr
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q")
+    model = write_script(tmp_path / "s.json", [])
+    empty = cli("run", "x", "--workspace", str(fresh), "--model", model)
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1
+    assert "no commits yet" in empty.stderr
+    assert _no_tasks()
+    assert git(fresh, "worktree", "list").count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "flag", [("--max-steps", "0"), ("--max-steps", "-1"), ("--max-cost", "0"), ("--max-cost", "-1")]
+)
+def test_non_positive_limits_are_refused(repo: Path, tmp_path: Path, flag: tuple[str, str]) -> None:
+    model = write_script(tmp_path / "s.json", [])
+    result = cli("run", "x", "--workspace", str(repo), "--model", model, *flag)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and flag[0] in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _no_tasks()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_concurrent = 0", "'config.engine.max_concurrent' must be >= 1, got 0"),
+        ("max_concurrent = -1", "'config.engine.max_concurrent' must be >= 1, got -1"),
+        ("max_cost_usd = 0", "'config.engine.max_cost_usd' must be > 0, got 0.0"),
+        ("verify_retries = -2", "'config.engine.verify_retries' must be >= 0, got -2"),
+    ],
+)
+def test_out_of_range_config_is_one_line_naming_the_key(
+    repo: Path, tmp_path: Path, line: str, message: str
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"[engine]\n{line}\n")
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": EDIT}])
+    result = cli("--config", str(bad), "run", "x", "--workspace", str(repo), "--model", model)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"livhana-cockpit: config: {message}"
+
+
+def test_run_json_into_a_closed_pipe_cancels_the_task_without_a_traceback(
+    repo: Path, tmp_path: Path
+) -> None:
+    slow = [{**turn, "delay_s": 0.3} for turn in EDIT]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": slow}])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit", "run", "add farewell", "--workspace", str(repo)]
+        + ["--model", model, "--approve", "auto", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())  # `| head -1`
+    proc.stdout.close()
+    code = proc.wait(timeout=60)
+    stderr = proc.stderr.read()
+    assert code == 7, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    task = json.loads(cli("history", "--json").stdout)[0]
+    assert task["id"] == first["task_id"] and task["state"] == "cancelled"
+    assert "stdout closed" in task["error"]
+
+
+def test_a_listing_into_a_closed_pipe_exits_without_a_traceback() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit", "capabilities"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    code = proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    assert code == 1
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and stderr == ""
