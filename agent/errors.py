@@ -28,9 +28,14 @@ class MissingKeyError(CockpitError):
 
 
 class ModelError(CockpitError):
-    """The model API is unreachable or kept failing after retries."""
+    """The model API is unreachable, kept failing after retries, or rejected the call."""
 
     exit_code = 5
+
+
+class ContextTooLong(ModelError):
+    """The API said the prompt is too long for the model's window (400): the loop
+    condenses harder and asks again once before it gives up."""
 
 
 class ToolError(Exception):

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import prompts
 from .context import condense, estimate_tokens
-from .errors import TaskStopped, ToolError
+from .errors import ContextTooLong, TaskStopped, ToolError
 from .tools.base import ToolResult, truncate
 
 if TYPE_CHECKING:
+    from .models.base import ModelResponse
     from .run import TaskRun
+
+MAX_CUT_OFFS = 3  # replies in a row that hit max_tokens before the task gives up
 
 
 @dataclass
@@ -29,13 +32,23 @@ class Outcome:
 
 async def run_agent(run: TaskRun) -> Outcome:
     messages: list[dict[str, Any]] = [{"role": "user", "content": await run.opening_prompt()}]
-    retries = 0
+    retries = cut_offs = 0
     while True:
-        response = await run.call_model(messages)
+        response = await _ask(run, messages)
+        if response.stop_reason == "refusal":
+            said = " ".join(response.text.split())[:300]
+            reason = "the model refused to continue (stop_reason: refusal)"
+            raise TaskStopped("failed", f"{reason}: {said}" if said else reason)
         messages.append({"role": "assistant", "content": response.content})
+        cut_offs = cut_offs + 1 if response.stop_reason == "max_tokens" else 0
+        if cut_offs > MAX_CUT_OFFS:
+            raise TaskStopped("failed", f"{cut_offs} replies in a row were cut off by max_tokens")
         calls = response.tool_uses
         if calls:
-            results = [await _call_tool(run, call) for call in calls]
+            if response.stop_reason == "max_tokens":  # the last call's input is incomplete
+                results = await _cut_off(run, calls)
+            else:
+                results = [await _call_tool(run, call) for call in calls]
             messages.append({"role": "user", "content": results + run.notes()})
             used = (
                 run.context_tokens + estimate_tokens(messages[-2:]) if run.context_tokens else None
@@ -55,6 +68,34 @@ async def run_agent(run: TaskRun) -> Outcome:
             raise TaskStopped("failed", f"verification still failing after {retries} retries")
         learnings = await _learnings(run, messages, response.text)
         return Outcome(response.text.strip() or "Done.", verified, learnings)
+
+
+async def _ask(run: TaskRun, messages: list[dict[str, Any]]) -> ModelResponse:
+    """One model call; when the API says the prompt is too long, condense hard and ask once
+    more (a second refusal ends the task with the API's reason)."""
+    try:
+        return await run.call_model(messages)
+    except ContextTooLong as exc:
+        if not condense(messages, run.model.context_window, hard=True):
+            raise
+        await run.emit("warning", message=f"{exc}; older turns condensed, asking again")
+        return await run.call_model(messages)
+
+
+async def _cut_off(run: TaskRun, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every tool_use of a reply cut off by max_tokens gets an error result (the API wants
+    one per call); none is run, since the last one's input is incomplete."""
+    names = ", ".join(call["name"] for call in calls)
+    await run.emit("warning", message=f"reply cut off by max_tokens during {names}; not run")
+    return [
+        {
+            "type": "tool_result",
+            "tool_use_id": call["id"],
+            "content": prompts.CUT_OFF.format(name=call["name"]),
+            "is_error": True,
+        }
+        for call in calls
+    ]
 
 
 async def _call_tool(run: TaskRun, call: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,12 @@ WRAP_UP = (
     "step, then stop calling tools and summarise."
 )
 
+CUT_OFF = (
+    "Your reply was cut off (it reached max_tokens) before this {name} call was complete, "
+    "so it was not run, and neither was any other call in that reply. Send it again, "
+    "smaller: split a large file into several smaller files, one write_file call each."
+)
+
 VERIFY_FAILED = (
     "Verification failed: the test command `{command}` reported {failed} failing test(s). "
     "Fix the failures, then finish again.\n\n{output}"

@@ -10,7 +10,11 @@ can both talk to it.
         ...  # fake.url, fake.requests, fake.headers, fake.outcomes
 
 A turn is {"thinking", "text", "tool_calls": [{"name", "input", "id"?}], "stop_reason"?,
-"usage"?: {...overrides}, "redacted_thinking"?: bool, "delay_s"?: float}. `turns` may also
+"usage"?: {...overrides}, "redacted_thinking"?: bool, "delay_s"?: float, "cut_off"?: bool}.
+`cut_off` ends the turn like a reply that hit `max_tokens` in the middle of its last tool
+call: the input JSON stops halfway through its last string value (the SDK's partial parse
+then drops that key), `stop_reason` is "max_tokens" and output_tokens is max_tokens.
+`"stop_reason": "refusal"` answers like a refusal. `turns` may also
 be a callable `turns(request_body) -> turn`. The Nth successful tool-bearing request gets
 turns[N]; past the end the reply is a plain "Done." end_turn. A request without tools (or
 with tool_choice none) is the learnings question and gets `learnings_reply` as text.
@@ -18,15 +22,19 @@ with tool_choice none) is the learnings question and gets `learnings_reply` as t
 Failures, in this order: `always_fail` answers every request 529; `fail_status=[529, 500]`
 answers the next requests with those statuses; `midstream_errors=N` streams a few deltas
 then an `error` event (overloaded_error) N times; `midstream_drops=N` just closes the stream
-early N times. A request that fails validation gets its 400 before any of these.
+early N times. A request that fails validation gets its 400 before any of these; with
+`context_window=N`, a prompt over N (estimated) tokens gets the API's 400 "prompt is too
+long: X tokens > N maximum" right after validation.
 
 Validation mirrors the real API (400 invalid_request_error, with its wording) so the fake
 cannot hide a bug: required fields, thinking budget >= 1024 and < max_tokens, roles
 alternating from "user", every tool_use answered first thing in the next user turn and no
 orphan tool_result, tool blocks only with tools defined, thinking blocks sent back
-unchanged (their signature is an HMAC of the text) and, with thinking on, tool-using
-assistant turns starting with one; no extra fields on blocks; at most 4 cache_control
-breakpoints; tool names `^[a-zA-Z0-9_-]{1,64}$`.
+unchanged (their signature is an HMAC of the text) and, with thinking on, the last
+tool-using assistant turn (the current tool-use cycle) starting with one and carrying every
+thinking block it was served with, in order; older turns may drop theirs, as the real API
+allows (`thinking_rule="every"` demands it of every tool-using turn); no extra fields on
+blocks; at most 4 cache_control breakpoints; tool names `^[a-zA-Z0-9_-]{1,64}$`.
 
 Prompt caching is simulated: each breakpoint stores a hash of the prefix up to it, and a
 later request reads the longest stored prefix found within 20 blocks before one of its
@@ -100,7 +108,8 @@ class FakeAnthropic:
         always_fail: bool = False,
         learnings_reply: dict[str, Any] | str | None = DEFAULT_LEARNINGS,
         api_key: str | None = None,
-        thinking_rule: str = "every",
+        thinking_rule: str = "last",
+        context_window: int | None = None,
     ) -> None:
         self.turns = turns if turns is not None else []
         self.fail_status = list(fail_status or [])
@@ -109,7 +118,12 @@ class FakeAnthropic:
         self.always_fail = always_fail
         self.learnings_reply = learnings_reply
         self.api_key = api_key  # when set, any other key gets 401
-        self.thinking_rule = thinking_rule  # "every" tool-using assistant turn, or "last"
+        # "last": only the current tool-use turn must keep its thinking (the real API);
+        # "every": each tool-using assistant turn must (stricter than the API)
+        self.thinking_rule = thinking_rule
+        self.context_window = context_window  # prompt tokens above this get a 400
+        # tool_use id -> the thinking blocks served in the same turn (echo check)
+        self._served_thinking: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []  # every JSON body received, in order
         self.headers: list[dict[str, str]] = []  # lower-cased headers, same order
         # "ok", "learnings", "midstream_error", "midstream_drop", or the HTTP status
@@ -190,6 +204,12 @@ class FakeAnthropic:
             return 401, _error(401, "invalid x-api-key")
         try:
             thinking_on = self.validate(body)
+            if self.context_window is not None:
+                size = _prompt_tokens(body)
+                if size > self.context_window:
+                    raise Invalid(
+                        f"prompt is too long: {size} tokens > {self.context_window} maximum"
+                    )
         except Invalid as exc:
             return 400, _error(400, str(exc))
         if self.always_fail or self.fail_status:
@@ -220,6 +240,7 @@ class FakeAnthropic:
         if not body.get("stream"):
             if midstream:  # a non-streamed call cannot fail mid-way; it gets the 529 instead
                 return 529, _error(529, "Overloaded")
+            message.pop("_cut_json", None)
             return 200, (kind, "json", message, 0.0)
         return 200, (kind, "stream", _events(message, midstream), float(turn.get("delay_s", 0)))
 
@@ -237,30 +258,38 @@ class FakeAnthropic:
         if turn.get("text"):
             blocks.append({"type": "text", "text": turn["text"]})
         calls = turn.get("tool_calls") or []
-        for call in calls:
+        cut_json = None
+        for n, call in enumerate(calls):
             tool_id = call.get("id") or f"toolu_fake{next(self._ids):06d}"
+            tool_input = call.get("input", {})
+            if turn.get("cut_off") and n == len(calls) - 1:
+                tool_input, cut_json = _cut_input(tool_input)
             blocks.append(
-                {
-                    "type": "tool_use",
-                    "id": tool_id,
-                    "name": call["name"],
-                    "input": call.get("input", {}),
-                }
+                {"type": "tool_use", "id": tool_id, "name": call["name"], "input": tool_input}
             )
+            self._served_thinking[tool_id] = [
+                b for b in blocks if b["type"] in ("thinking", "redacted_thinking")
+            ]
         if not any(b["type"] in ("text", "tool_use") for b in blocks):
             blocks.append({"type": "text", "text": "Done."})
         produced = sum(len(json.dumps(b)) for b in blocks) // 4 + 1
+        if turn.get("cut_off"):
+            produced = body["max_tokens"]
         usage = {**usage, "output_tokens": produced, **(turn.get("usage") or {})}
-        return {
+        stop = turn.get("stop_reason") or ("tool_use" if calls else "end_turn")
+        message = {
             "id": f"msg_fake{next(self._ids):06d}",
             "type": "message",
             "role": "assistant",
             "model": body["model"],
             "content": blocks,
-            "stop_reason": turn.get("stop_reason") or ("tool_use" if calls else "end_turn"),
+            "stop_reason": "max_tokens" if turn.get("cut_off") else stop,
             "stop_sequence": None,
             "usage": usage,
         }
+        if cut_json is not None:
+            message["_cut_json"] = cut_json  # what the stream sends for the cut call
+        return message
 
     # -- prompt caching ----------------------------------------------------------------
     def _cache_usage(self, body: dict[str, Any]) -> dict[str, int]:
@@ -413,6 +442,8 @@ class FakeAnthropic:
                 raise Invalid(
                     f"{where}.content.0.type: " + THINKING_FIRST.format(found=blocks[0]["type"])
                 )
+            if thinking_on and ids and i == tool_turns[-1]:
+                _check_echo(blocks, self._served_thinking.get(ids[0]), where)
             pending = ids
         if pending:
             raise _unanswered(len(messages) - 1, pending)
@@ -425,6 +456,46 @@ class FakeAnthropic:
                 f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
             )
         return thinking_on
+
+
+def _check_echo(
+    blocks: list[dict[str, Any]], served: list[dict[str, Any]] | None, where: str
+) -> None:
+    """The current tool-use turn must come back with all the thinking it was served with
+    (the API answers a rebuilt turn, or one missing its redacted_thinking, with a 400)."""
+    if served is None:  # a turn this fake did not serve (hand-made in a test)
+        return
+    sent = [
+        {k: v for k, v in b.items() if k != "cache_control"}
+        for b in blocks
+        if b["type"] in ("thinking", "redacted_thinking")
+    ]
+    if sent != served:
+        raise Invalid(
+            f"{where}: the thinking blocks of the latest assistant turn must be passed back "
+            "complete and unmodified, in their original order"
+        )
+
+
+def _cut_input(tool_input: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A tool input cut off halfway through its last string value: (what the SDK's partial
+    JSON parse makes of it, the partial JSON the stream sent)."""
+    keys = list(tool_input)
+    last = next((k for k in reversed(keys) if isinstance(tool_input[k], str)), None)
+    if last is None:  # nothing to cut inside a string: cut the JSON itself
+        full = json.dumps(tool_input)
+        return {}, full[: max(1, len(full) // 2)]
+    kept = {k: v for k, v in tool_input.items() if k != last}
+    head = json.dumps(kept)[:-1]  # without its closing brace
+    value = tool_input[last]
+    piece = json.dumps(value[: len(value) // 2])[:-1]  # an open string, no escape cut
+    sep = ", " if kept else ""
+    return kept, f"{head}{sep}{json.dumps(last)}: {piece}"
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """The fake's token estimate of a whole prompt (tools, system, messages)."""
+    return len(json.dumps([body.get("tools"), body.get("system"), body["messages"]])) // 4
 
 
 def _unanswered(index: int, ids: list[str]) -> Invalid:
@@ -552,6 +623,8 @@ def _chunks(text: str) -> Iterator[str]:
 def _events(message: dict[str, Any], midstream: str) -> list[Event]:
     """The SSE sequence for `message`; cut short after a few deltas when `midstream` is
     "midstream_error" (then an overloaded_error event) or "midstream_drop" (just closed)."""
+    message = {**message}
+    cut_json = message.pop("_cut_json", None)
     start = {**message, "content": [], "stop_reason": None}
     start["usage"] = {**message["usage"], "output_tokens": 1}
     events: list[Event] = [("message_start", {"type": "message_start", "message": start})]
@@ -577,10 +650,9 @@ def _events(message: dict[str, Any], midstream: str) -> list[Event]:
             deltas = [{"type": "text_delta", "text": c} for c in _chunks(block["text"])]
         elif kind == "tool_use":
             deltas = [{"type": "input_json_delta", "partial_json": ""}]  # the API opens with ""
-            deltas += [
-                {"type": "input_json_delta", "partial_json": c}
-                for c in _chunks(json.dumps(block["input"]))
-            ]
+            cut = cut_json if index == len(message["content"]) - 1 else None
+            sent = cut if cut is not None else json.dumps(block["input"])
+            deltas += [{"type": "input_json_delta", "partial_json": c} for c in _chunks(sent)]
         events += [
             ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
             for d in deltas
@@ -618,9 +690,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0].rstrip("/") == "/v1/models":
             model = {
                 "type": "model",
-                "id": "claude-sonnet-4-5-20250929",
-                "display_name": "Claude Sonnet 4.5",
-                "created_at": "2025-09-29T00:00:00Z",
+                "id": "claude-sonnet-4-6",
+                "display_name": "Claude Sonnet 4.6",
+                "created_at": "2026-02-17T00:00:00Z",
             }
             page = {
                 "data": [model],

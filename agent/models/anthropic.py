@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import secrets
 from ..config import DEFAULT_MODEL
-from ..errors import MissingKeyError, ModelError
+from ..errors import ContextTooLong, MissingKeyError, ModelError
 from .base import DeltaCallback, ModelResponse, Usage
 from .pricing import cost_usd
 
@@ -351,6 +351,8 @@ def _fatal(exc: BaseException) -> ModelError | None:
         return ModelError(f"Anthropic API refused access (403): {_describe(exc)}")
     if status == 404:
         return ModelError(f"model API: not found, check the model id: {_describe(exc)}")
+    if status == 413 or (status == 400 and "prompt is too long" in _describe(exc).lower()):
+        return ContextTooLong(f"model API: the conversation is too long: {_describe(exc)}")
     return ModelError(f"model API rejected the request: {_describe(exc)}")
 
 
