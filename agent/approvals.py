@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .errors import UsageError
+from .policy import NETWORK_RULE
+from .sandbox import GRANT, bwrap_available, sandbox_status
 from .store import Store
 
 if TYPE_CHECKING:
     from .engine import Engine
     from .run import TaskRun
 
+COMMAND_TOOLS = ("execute_bash", "run_tests", "deploy_code")  # they run shell commands
 RISK = {
     "deploy": "high",
     "db_write": "high",
@@ -111,6 +114,15 @@ async def ask(
     """Persist a request, show it, and wait for a decision (rule, operator or timeout).
     The task sits in awaiting_approval meanwhile and returns to its previous state."""
     timeout = engine.config.engine.approval_timeout_s
+    tool, rule = detail.get("tool"), detail.get("rule")
+    if tool in COMMAND_TOOLS and not bwrap_available():
+        # Said before the answer, not after: without bubblewrap this runs with the
+        # operator's own rights, everywhere on the machine.
+        reason = sandbox_status()["reason"]
+        summary = f"UNSANDBOXED (no bubblewrap: {reason}): {summary}"
+        await run.emit(ev.WARNING, message=f"UNSANDBOXED command: {reason}", tool=tool)
+    if rule == NETWORK_RULE and not engine.config.sandbox.network:
+        summary += " (approving gives this one command network access)"
     # Redacted before the row is written: a command or diff may carry a secret (the
     # event below is redacted by the bus; the approvals table is not).
     summary, detail = engine.safety.redact(summary), engine.safety.redact(detail)
@@ -141,7 +153,23 @@ async def ask(
     finally:
         run.pending_approvals.remove(approval_id)
     approved = row["state"] == "approved"
-    run.last_decision = row["decided_by"] or ""
+    by = row["decided_by"] or ""
+    run.last_decision = by
+    if _self_decided(by):  # an operator's answer is audited where it is made (decide())
+        await engine.safety.audit(
+            by,
+            "approve" if approved else "deny",
+            run.task_id,
+            {"approval_id": approval_id, "kind": kind, "reason": row.get("reason") or ""},
+        )
+    run.ctx.state.pop(GRANT, None)
+    if approved and tool:
+        # What this yes covers: the tool call of this step, once (agent/sandbox.py takes it).
+        # Network only when an operator said yes to a request asked for network use.
+        network = rule == NETWORK_RULE and not _self_decided(by)
+        run.ctx.state[GRANT] = {
+            "step": run.ctx.state.get("step"), "tool": tool, "by": by, "network": network,
+        }  # fmt: skip
     engine.bus.emit(
         run.task_id,
         ev.APPROVAL_DECIDED,
@@ -154,6 +182,11 @@ async def ask(
     if kind != "apply" and previous != ev.AWAITING_APPROVAL:
         await engine.transition(run.task_id, previous)
     return approved
+
+
+def _self_decided(by: str) -> bool:
+    """Decided by the engine itself (a rule, the timeout), not by a person."""
+    return by.startswith("rule:") or by in ("timeout", "interrupted", "")
 
 
 async def decide(engine: Engine, approval_id: int, approved: bool, by: str, reason: str) -> None:

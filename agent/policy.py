@@ -41,7 +41,7 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "search_codebase": ("allow", "reads are allowed"),
     "analyze_logs": ("allow", "reads are allowed"),
     "update_plan": ("allow", "planning is allowed"),
-    "generate_reports": ("allow", "reports are written inside the worktree"),
+    "generate_reports": ("allow", "reports are written to the data dir's reports folder"),
     "run_tests": ("allow", "tests run sandboxed in the worktree"),
     "write_file": ("allow", "writes are confined to the task's worktree"),
     "execute_bash": ("allow", "sandboxed commands are allowed"),
@@ -62,12 +62,15 @@ _NET = (
     r"\b(?:cargo\s+(?:install|fetch|publish)|go\s+(?:get|install|mod\s+download)|gem\s+install)\b",
     r"\bdocker\s+(?:pull|push|login)\b",
 )
+# The rule that asks about network use: an operator's yes to it runs that one command with
+# network (agent/tools/execute_bash.py); a rule's yes (approve=auto) does not.
+NETWORK_RULE = "built-in: looks like network use"
 BUILTIN_COMMANDS: list[tuple[str, str, str]] = [
     (r"\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(?:-\S+\s+)*(?:/|/\*|~|~/|\$HOME)(?:\s|$)", "deny",
      "built-in: recursive delete of / or home"),
     (r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}", "deny", "built-in: fork bomb"),
     (r"\bmkfs(?:\.\w+)?\b|\bdd\b.*\bof=/dev/", "deny", "built-in: writes a raw device"),
-    *((rx, "ask", "built-in: looks like network use") for rx in _NET),
+    *((rx, "ask", NETWORK_RULE) for rx in _NET),
 ]  # fmt: skip
 _SPLIT = re.compile(r";|&&|\|\||\||\n|\$\(|`|\)")
 

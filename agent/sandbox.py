@@ -36,6 +36,10 @@ _TOOL_HOMES = {
     "NVM_DIR": ".nvm",
 }
 
+# ctx.state key of an approval given to this step's tool call (set by agent/approvals.py):
+# {"step", "tool", "by", "network"}. Taken once, so it never covers a later command.
+GRANT = "approved_call"
+
 # Environment variables never handed to agent commands: a prompt-injected command must not
 # be able to read the operator's API keys.
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
@@ -148,6 +152,15 @@ def child_env(*, keep_secrets: bool = False) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
 
 
+def take_grant(ctx: ToolContext, tool: str) -> dict[str, Any] | None:
+    """The approval given to this step's call of `tool`, if any (consumed)."""
+    grant = ctx.state.get(GRANT)
+    if not grant or grant.get("tool") != tool or grant.get("step") != ctx.state.get("step"):
+        return None
+    ctx.state.pop(GRANT, None)
+    return dict(grant)
+
+
 async def run_command(
     ctx: ToolContext,
     command: str,
@@ -155,11 +168,13 @@ async def run_command(
     network: bool,
     timeout_s: float,
     keep_secrets: bool = False,
+    grant: dict[str, Any] | None = None,
 ) -> Completed:
     """Run `command` in the task's worktree, sandboxed when possible.
 
-    Unsandboxed: a `warning` event, then the operator is asked (or, with sandbox.require,
-    refused). Raises ToolError("denied by operator") when the answer is no.
+    Unsandboxed: a `warning` event, and the operator is asked (or, with sandbox.require,
+    refused) unless `grant` (the policy's approval of this very call, whose summary said
+    UNSANDBOXED) already covers it. Raises ToolError("denied by operator") on a no.
     """
     sandboxed = bwrap_available()
     if not sandboxed:
@@ -169,9 +184,9 @@ async def run_command(
         await ctx.emit("warning", message=f"UNSANDBOXED command: {reason}", command=command)
         detail = {"command": command, "sandboxed": False, "reason": reason, "network": network}
         # The policy may already have asked the operator about this very call: once is enough.
-        preapproved = ctx.state.get("preapproved") == command
+        preapproved = grant is not None or ctx.state.get("preapproved") == command
         if not preapproved and not await ctx.ask(
-            "command", f"run unsandboxed: {command[:200]}", detail
+            "command", f"run UNSANDBOXED: {command[:200]}", detail
         ):
             raise ToolError("denied by operator")
     argv = sandbox_argv(command, ctx.root, network=network)

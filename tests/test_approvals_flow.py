@@ -194,3 +194,115 @@ async def test_requests_of_a_crashed_engine_leave_the_queue_on_restart(
     assert await engine.pending_approvals() == []
     (row,) = await engine.store.approvals(None, task_id=task_id)
     assert row["state"] == "denied" and row["decided_by"] == "interrupted"
+
+
+# -- network: an operator's yes to a network request opens the network for that command ------
+@pytest.fixture
+def http_server() -> Any:
+    import http.server
+    import threading
+
+    class Pong(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"pong\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pong)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def fetch(port: int) -> str:
+    return f"curl -s -m 5 http://127.0.0.1:{port}/ping"
+
+
+def sneak(port: int) -> str:
+    """Network use the policy does not recognise (so it is not asked about)."""
+    code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)"
+    return f"{sys.executable} -c \"{code}\" && echo SNEAKED"
+
+
+async def test_approved_network_command_gets_network_and_only_that_one(
+    repo: Path, tmp_path: Path, engine_factory: Any, http_server: int
+) -> None:
+    model = script(
+        tmp_path, call("execute_bash", command=fetch(http_server)),
+        call("execute_bash", command=sneak(http_server)),
+    )  # fmt: skip
+    engine = await engine_factory()
+    task_id = await engine.submit("fetch", repo, model=model, apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id))
+    assert request["detail"]["rule"] == "built-in: looks like network use"
+    assert "network access" in request["summary"]  # the operator knows what a yes means
+    await engine.decide(request["id"], True, by="alice")
+
+    task = await asyncio.wait_for(engine.wait(task_id), 10)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+    first, second = await of_type(engine, task_id, ev.TOOL_RESULT)
+    assert first["is_error"] is False and "pong" in first["output"], first["output"]
+    assert first["data"]["network"] is True
+    warnings = [e["message"] for e in await of_type(engine, task_id, ev.WARNING)]
+    assert "network allowed for this command only: approved by alice" in warnings
+    # The next command was not asked about: it runs without network.
+    assert second["is_error"] is True and "SNEAKED" not in second["output"]
+    assert second["data"]["network"] is False
+
+
+async def test_network_command_allowed_by_a_rule_keeps_no_network(
+    repo: Path, tmp_path: Path, engine_factory: Any, http_server: int
+) -> None:
+    model = script(tmp_path, call("execute_bash", command=fetch(http_server)))
+    engine = await engine_factory()
+    task_id = await engine.submit("fetch", repo, model=model, apply=False, approve="auto")
+    task = await asyncio.wait_for(engine.wait(task_id), 10)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+    (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
+    assert decided["by"] == "rule:approve=auto"
+    (result,) = await of_type(engine, task_id, ev.TOOL_RESULT)
+    assert result["is_error"] is True and "pong" not in result["output"]  # refused: no network
+    assert result["data"]["network"] is False
+
+
+# -- without bubblewrap: said before the answer, asked once ---------------------------------
+@pytest.fixture
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent import sandbox
+
+    monkeypatch.setattr(sandbox, "_probe", lambda: (False, "", "bwrap missing (test)"))
+
+
+@pytest.mark.parametrize(
+    "tool_call, ran",
+    [
+        (call("deploy_code", target="prod"), "deployed.txt"),
+        (call("run_tests", command="touch tested.txt"), "tested.txt"),
+        (call("execute_bash", command="touch ran.txt"), "ran.txt"),
+    ],
+)
+async def test_unsandboxed_tools_are_asked_once_and_the_card_says_unsandboxed(
+    tool_call: dict[str, Any],
+    ran: str,
+    repo: Path,
+    tmp_path: Path,
+    deploy_config: Any,
+    engine_factory: Any,
+    no_bwrap: None,
+) -> None:
+    engine = await engine_factory()
+    task_id = await engine.submit("do it", repo, model=script(tmp_path, tool_call), apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id))
+    assert request["summary"].startswith("UNSANDBOXED")
+    kinds = [e["type"] for e in await engine.events(task_id)]
+    assert kinds.index(ev.WARNING) < kinds.index(ev.APPROVAL_REQUESTED)  # warned first
+    await engine.decide(request["id"], True, by="alice")
+    task = await asyncio.wait_for(engine.wait(task_id), 10)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+    assert len(await engine.store.approvals(None, task_id=task_id)) == 1  # not asked twice
+    assert ran in task["changes"]

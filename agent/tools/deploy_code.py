@@ -68,7 +68,12 @@ class DeployCode:
         # usually needs the operator's credentials, and the command is the operator's own).
         try:
             done = await sandbox.run_command(
-                ctx, target.command, network=True, timeout_s=timeout, keep_secrets=True
+                ctx,
+                target.command,
+                network=True,
+                timeout_s=timeout,
+                keep_secrets=True,
+                grant=sandbox.take_grant(ctx, self.name),
             )
         except ToolError as exc:
             return ToolResult(str(exc), is_error=True, data=data)

@@ -36,9 +36,21 @@ class ExecuteBash:
         if not isinstance(command, str) or not command.strip():
             raise ToolError("command must be a non-empty string")
         timeout = clamp_timeout(args.get("timeout_s"), ctx.config.engine.command_timeout_s)
+        grant = sandbox.take_grant(ctx, self.name)
+        network = ctx.config.sandbox.network
+        if grant and grant["network"] and not network:
+            # The operator said yes to a request that asked because of network use: that
+            # one command gets the network (a rule's yes, approve=auto, does not).
+            network = True
+            await ctx.emit(
+                "warning",
+                message=f"network allowed for this command only: approved by {grant['by']}",
+                command=command,
+                network=True,
+            )
         try:
             done = await sandbox.run_command(
-                ctx, command, network=ctx.config.sandbox.network, timeout_s=timeout
+                ctx, command, network=network, timeout_s=timeout, grant=grant
             )
         except ToolError as exc:
             return ToolResult(str(exc), is_error=True, data={"exit_code": None})
@@ -50,6 +62,7 @@ class ExecuteBash:
                 "timed_out": done.timed_out,
                 "seconds": round(done.seconds, 3),
                 "sandboxed": sandbox.bwrap_available(),
+                "network": network,
             },
         )
 

@@ -170,7 +170,11 @@ class RunTests:
         timeout = clamp_timeout(args.get("timeout_s"), ctx.config.engine.command_timeout_s)
         try:
             done = await sandbox.run_command(
-                ctx, command, network=ctx.config.sandbox.network, timeout_s=timeout
+                ctx,
+                command,
+                network=ctx.config.sandbox.network,
+                timeout_s=timeout,
+                grant=sandbox.take_grant(ctx, self.name),
             )
         except ToolError as exc:
             return ToolResult(str(exc), is_error=True, data={"found": True, "command": command})
