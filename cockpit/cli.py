@@ -17,9 +17,10 @@ exit codes:
   2   bad input or configuration
   3   the store is unusable (corrupt, locked, newer schema)
   4   no API key / secret store problem
-  5   the model API is unreachable
+  5   the model API is unreachable (or rejected the task's requests)
   6   the emergency stop is engaged (re-arm first)
-  7   the task was cancelled, denied or rolled back
+  7   the task was cancelled, denied or rolled back; for `run`, also when its
+      stdout was closed (`| head`): nobody reads the events, so the task is cancelled
   130 interrupted (Ctrl-C)"""
 
 

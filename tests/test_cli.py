@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from agent.context import ELIDED, condense
-from tests.conftest import cli, write_script
+from tests.conftest import ROOT, cli, write_script
 
 
 def test_help_documents_exit_codes() -> None:
@@ -86,3 +89,55 @@ def test_condense_elides_old_tool_output_but_keeps_pairs_and_recent_turns() -> N
     assert all(r["content"] == ELIDED for r in results[:-3])
     assert all(r["content"] == "x" * 4000 for r in results[-3:])
     assert all(r["tool_use_id"] == f"t{i}" for i, r in enumerate(results))
+
+
+def _ci_with_shims(tmp_path: Path, python_too_old: bool) -> tuple[Any, str]:
+    """Run .ci/run with git, dpkg, apt and python3 replaced by recording shims: what it
+    would install on a fresh Debian/Ubuntu machine, without installing anything."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    shims = {
+        "dpkg": "exit 0",  # git, bubblewrap, tmux: already there
+        "apt-cache": "exit 0",
+        "apt-get": f'echo "apt-get $*" >> {log}',
+        "git": "exit 0",
+        "python3": f"""case "$*" in
+  *"version_info < (3, 11)"*) exit {1 if python_too_old else 0} ;;
+  -V) echo "Python 3.10.12" ;;
+  *"import ensurepip"*) exit 1 ;;
+  *version_info*) echo 3.11 ;;
+  *) echo "python3 $*" >> {log}; exit 1 ;;
+esac""",
+    }
+    for name, body in shims.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    result = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "run")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"},
+        timeout=60,
+    )
+    return result, log.read_text() if log.exists() else ""
+
+
+def test_ci_installs_venv_support_when_python_lacks_it(tmp_path: Path) -> None:
+    result, calls = _ci_with_shims(tmp_path, python_too_old=False)
+    assert "apt-get install -y -qq python3.11-venv" in calls
+    assert "python3 -m venv .venv" in calls  # then the README's command runs
+    assert result.returncode != 0  # the shim's venv fails; so must the script
+
+
+def test_ci_refuses_python_older_than_3_11_loudly(tmp_path: Path) -> None:
+    result, calls = _ci_with_shims(tmp_path, python_too_old=True)
+    assert result.returncode == 1
+    assert "3.11 or newer" in result.stderr and "3.10.12" in result.stderr
+    assert calls == ""  # nothing installed, no venv made
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = readme.split("## Test", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
+    assert command.endswith("pytest -q -p no:cacheprovider")
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith(command)
