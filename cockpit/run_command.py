@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +116,111 @@ def _print(event: dict[str, Any], args: argparse.Namespace, seen: int) -> int:
 
 
 async def _prompt(engine: Any, event: dict[str, Any]) -> None:
-    detail = event.get("detail") or {}
+    """Ask on the terminal until answered here or decided elsewhere (another process, the
+    timeout, the task stopping): then the prompt is withdrawn, saying who decided, and a
+    line typed for it later is dropped, never given to the next request."""
+    approval_id = event["approval_id"]
+    row = await engine.store.get_approval(approval_id)
+    if row is None or row["state"] != "pending":
+        return  # already decided (or a refreshed request shown again after its answer)
+    detail = row.get("detail") or {}  # the row, not the event: a step rollback refreshes it
     if detail.get("diff"):
         sys.stderr.write(detail["diff"][:4000] + "\n")
     elif detail.get("input"):
         sys.stderr.write(json.dumps(detail["input"], indent=2)[:2000] + "\n")
-    sys.stderr.write(f"Approve: {event['summary']}? [y/N] ")
+    sys.stderr.write(f"Approve: {row['summary']}? [y/N] ")
     sys.stderr.flush()
-    answer = await asyncio.to_thread(sys.stdin.readline)
-    approved = answer.strip().lower() in ("y", "yes")
+    answer = asyncio.ensure_future(_TERMINAL.readline())
+    watch = asyncio.ensure_future(_until_changed(engine, row))
     try:
-        await engine.decide(event["approval_id"], approved, by="operator (terminal)")
-    except Exception as exc:  # decided elsewhere meanwhile (cockpit, another CLI)
-        sys.stderr.write(f"{exc}\n")
+        await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (answer, watch):
+            pending.cancel()
+    if answer.done() and not answer.cancelled():
+        approved = answer.result().strip().lower() in ("y", "yes")
+        try:
+            await engine.decide(approval_id, approved, by="operator (terminal)")
+            return
+        except Exception:  # decided elsewhere just before the answer came: say by whom
+            now = await engine.store.get_approval(approval_id) or row
+    else:
+        now = watch.result()
+    if now["state"] == "pending":  # the request changed (a step rollback): asked anew
+        sys.stderr.write(f"\n(request {approval_id} changed; it is shown again)\n")
+    else:
+        sys.stderr.write(
+            f"\n(withdrawn: request {approval_id} was {now['state']} by "
+            f"{now['decided_by'] or 'someone else'}; an answer typed for it is not used)\n"
+        )
+    sys.stderr.flush()
+
+
+async def _until_changed(engine: Any, row: dict[str, Any]) -> dict[str, Any]:
+    while True:
+        await asyncio.sleep(PROMPT_POLL_S)
+        now = await engine.store.get_approval(row["id"])
+        if now is None:
+            return {**row, "state": "withdrawn", "decided_by": "its task"}
+        if now["state"] != "pending" or (now["summary"], now["detail"]) != (
+            row["summary"], row["detail"],
+        ):  # fmt: skip
+            return now
+
+
+PROMPT_POLL_S = 0.2
+
+
+class _Terminal:
+    """stdin lines for prompts, read by a daemon thread only while a prompt waits (a
+    blocked read must not keep the process alive, nor eat input nobody asked for). A line
+    completed after its prompt was withdrawn is dropped. EOF answers every prompt "no"."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._want = threading.Event()
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[str]] | None = None
+        self._thread: threading.Thread | None = None
+        self._eof = False
+
+    async def readline(self) -> str:
+        if self._eof:
+            return ""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        with self._lock:
+            self._waiter = (loop, future)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._read, name="prompt-stdin", daemon=True)
+            self._thread.start()
+        self._want.set()
+        try:
+            return await future
+        finally:
+            with self._lock:
+                if self._waiter is not None and self._waiter[1] is future:
+                    self._waiter = None
+
+    def _read(self) -> None:
+        while True:
+            self._want.wait()
+            try:
+                line = sys.stdin.readline()
+            except (OSError, ValueError):
+                line = ""
+            with self._lock:
+                waiter, self._waiter = self._waiter, None
+                self._want.clear()
+                self._eof = line == ""
+            if waiter is not None:
+                waiter[0].call_soon_threadsafe(_answer, waiter[1], line)
+            if line == "":
+                return
+
+
+def _answer(future: asyncio.Future[str], line: str) -> None:
+    if not future.done():
+        future.set_result(line)
+
+
+_TERMINAL = _Terminal()

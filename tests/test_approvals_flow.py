@@ -4,9 +4,11 @@ another process (the real CLI), with the decider recorded and a timeout that den
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -306,3 +308,63 @@ async def test_unsandboxed_tools_are_asked_once_and_the_card_says_unsandboxed(
     assert task["state"] == ev.SUCCEEDED, task["error"]
     assert len(await engine.store.approvals(None, task_id=task_id)) == 1  # not asked twice
     assert ran in task["changes"]
+
+
+# -- run --approve ask: a prompt decided elsewhere is withdrawn ------------------------------
+def pending_rows(db: Path) -> list[tuple[int, str]]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db) as conn:
+            sql = "SELECT id, task_id FROM approvals WHERE state = 'pending' ORDER BY id"
+            return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return []
+
+
+async def test_terminal_prompt_is_withdrawn_when_decided_elsewhere(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The first request is denied from another process while `run --approve ask` waits
+    on stdin: its prompt says so and the stream goes on; the answer typed next goes to the
+    request now shown, not to the one already decided."""
+    model = script(
+        tmp_path, call("execute_bash", command="curl -s -m 1 http://127.0.0.1:9/a ; true"),
+        call("execute_bash", command="curl -s -m 1 http://127.0.0.1:9/b ; true"),
+    )  # fmt: skip
+    argv = [sys.executable, "-m", "cockpit", "run", "fetch twice", "--workspace", str(repo),
+            "--model", model, "--approve", "ask", "--no-apply"]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdin is not None and proc.stderr is not None
+    err: list[str] = []  # what the operator sees on the terminal, as it comes
+
+    def read_terminal() -> None:  # raw reads: a prompt has no newline to wait for
+        while chunk := os.read(proc.stderr.fileno(), 4096):
+            err.append(chunk.decode(errors="replace"))
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    db = tmp_path / "data" / "livhana.db"
+    try:
+        ((first, task_id),) = await until(lambda: pending_rows(db), timeout=15)
+        await until(lambda: "Approve:" in "".join(err), timeout=10)
+        denied = await asyncio.to_thread(cli, "deny", task_id)
+        assert denied.returncode == 0, denied.stderr
+        withdrawn = f"(withdrawn: request {first} was denied by cli"
+        await until(lambda: withdrawn in "".join(err), timeout=10)  # said, and the stream goes on
+        ((second, _),) = await until(
+            lambda: [r for r in pending_rows(db) if r[0] != first], timeout=10
+        )
+        proc.stdin.write("y\n")  # the operator answers the prompt now shown
+        proc.stdin.flush()
+        await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        reader.join(5)
+    assert proc.returncode == 0, "".join(err)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, state, decided_by FROM approvals ORDER BY id").fetchall()
+    assert rows == [(first, "denied", "cli"), (second, "approved", "operator (terminal)")]
