@@ -5,42 +5,116 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from datetime import datetime
 from typing import Any
 
 from rich.markup import escape as rich_escape
+from textual._context import active_app
+from textual.theme import Theme
 
+# Colours are roles, not colour names: each names a theme variable ("$text-success") and is
+# resolved to the current theme's colour when a cell is formatted, so every theme in
+# themes/ reads well (a fixed "yellow" is invisible on the light theme's white). The
+# `text-*` variables are Textual's contrast-adjusted text colours for the theme's background.
+TONE = {
+    "ok": "$text-success",
+    "warn": "$text-warning",
+    "bad": "$text-error",
+    "info": "$text-primary",
+    "alt": "$text-secondary",
+    "accent": "$text-accent",
+    "muted": "dim",
+}
 STATE_STYLE = {
     "queued": "dim",
-    "planning": "cyan",
-    "running": "bold cyan",
-    "verifying": "cyan",
-    "awaiting_approval": "bold yellow",
-    "applying": "magenta",
-    "succeeded": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "rolled_back": "magenta",
-    "interrupted": "red",
+    "planning": "$text-primary",
+    "running": "bold $text-primary",
+    "verifying": "$text-primary",
+    "awaiting_approval": "bold $text-warning",
+    "applying": "$text-accent",
+    "succeeded": "$text-success",
+    "failed": "bold $text-error",
+    "cancelled": "$text-secondary",
+    "rolled_back": "italic $text-accent",
+    "interrupted": "$text-error",
 }
-RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
+RISK_STYLE = {"low": "$text-success", "medium": "$text-warning", "high": "bold $text-error"}
+_VARIABLE = re.compile(r"\$([a-z][a-z0-9-]*)")
+_FALLBACK_THEME = "livhana-dark"
 
 
 def now() -> float:
     return time.time()
 
 
-def state(value: str) -> str:
-    """Rich markup for a task state."""
+_COLOURS: dict[tuple[str, int], dict[str, str]] = {}
+
+
+def _colours(theme: Theme) -> dict[str, str]:
+    key = (theme.name, id(theme))  # a Theme is not hashable; formatting runs per cell
+    found = _COLOURS.get(key)
+    if found is None:
+        found = _COLOURS[key] = {**theme.to_color_system().generate(), **theme.variables}
+    return found
+
+
+def _current_theme() -> Theme | None:
+    try:
+        app = active_app.get()
+    except LookupError:
+        app = None
+    return app.current_theme if app is not None else _fallback_theme()
+
+
+@functools.cache
+def _fallback_theme() -> Theme | None:
+    """With no app running (a unit test, a script): the cockpit's default theme."""
+    from .themes import load_themes
+
+    return next((t for t in load_themes() if t.name == _FALLBACK_THEME), None)
+
+
+def resolve(style: str, theme: Theme | None = None) -> str:
+    """A style with theme variables ("bold $text-warning") as one Rich and Textual markup both
+    read ("bold #F6D68A"), in the given theme or the running app's."""
+    if "$" not in style:
+        return style
+    theme = theme or _current_theme()
+    colours = _colours(theme) if theme is not None else {}
+
+    def colour(match: re.Match[str]) -> str:
+        value = colours.get(match.group(1), "")
+        return value if value.startswith("#") else ""
+
+    return " ".join(_VARIABLE.sub(colour, style).split()) or "none"
+
+
+def paint(text: Any, style: str, theme: Theme | None = None) -> str:
+    """Markup for `text` (escaped) in a style that may name theme variables or TONE roles."""
+    style = TONE.get(style, style)
+    resolved = resolve(style, theme)
+    label = escape(text)
+    return f"[{resolved}]{label}[/]" if resolved and resolved != "none" else label
+
+
+def state(value: str, theme: Theme | None = None) -> str:
+    """Markup for a task state, in the current theme's colours."""
     style = STATE_STYLE.get(value, "")
-    label = escape(value.replace("_", " "))
-    return f"[{style}]{label}[/]" if style else label
+    label = value.replace("_", " ")
+    return paint(label, style, theme) if style else escape(label)
 
 
-def risk(value: str) -> str:
+def risk(value: str, theme: Theme | None = None) -> str:
     style = RISK_STYLE.get(value)
-    return f"[{style}]{value}[/]" if style else escape(value)
+    return paint(value, style, theme) if style else escape(value)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 pattern', '2 patterns', '0 next steps' (pass `many` for irregular words)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def duration(seconds: float | None) -> str:
@@ -51,7 +125,9 @@ def duration(seconds: float | None) -> str:
         return f"{seconds}s"
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def elapsed(task: dict[str, Any]) -> str:
@@ -96,6 +172,18 @@ def size(n: int | float | None) -> str:
 def short(text: str | None, width: int = 60) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def tail(text: str | None, width: int = 40) -> str:
+    """The end of a long text (a path: its file name matters most), cut at the front."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def count(n: int | None) -> str:
+    """A count that fits a narrow card: 987, 12,345, 1.2M."""
+    n = int(n or 0)
+    return f"{n:,}" if n < 1_000_000 else f"{n / 1_000_000:.1f}M"
 
 
 def escape(text: Any) -> str:

@@ -95,6 +95,8 @@ class PanelScreen(Screen[None]):
     def on_mount(self) -> None:
         if self.POLL_S:
             self._poll = self.set_interval(self.POLL_S, self.request_refresh, pause=True)
+        # Cells carry colours of the theme they were formatted in (fmt): re-format on a switch.
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.request_refresh())
 
     def body_ready(self) -> None:
         self._ready = True

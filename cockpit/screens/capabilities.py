@@ -19,7 +19,13 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-POLICY = {"allow": "[green]allow[/]", "ask": "[yellow]ask[/]", "deny": "[red]deny[/]"}
+POLICY_TONE = {"allow": "ok", "ask": "warn", "deny": "bad"}
+
+
+def policy(decision: str) -> str:
+    """A tool's policy, coloured in the current theme."""
+    tone = POLICY_TONE.get(decision)
+    return fmt.paint(decision, tone) if tone else fmt.escape(decision or "?")
 
 
 class CapabilitiesScreen(PanelScreen):
@@ -50,7 +56,7 @@ class CapabilitiesScreen(PanelScreen):
         use = await engine.recent_tool_use()
         self.tools = {c["name"]: c for c in caps}
         self.query_one("#tools", KeyedTable).sync({
-            c["name"]: (c["name"], c.get("kind", ""), POLICY.get(c.get("policy", ""), c.get("policy", "")),
+            c["name"]: (c["name"], c.get("kind", ""), policy(c.get("policy", "")),
                         str(use.get(c["name"], {}).get("count", 0)),
                         fmt.ago(use.get(c["name"], {}).get("last_ts")))
             for c in caps})
@@ -74,7 +80,7 @@ class CapabilitiesScreen(PanelScreen):
         rule = f" [dim](rule: {e(tool['rule'])})[/]" if tool.get("rule") else ""
         self.query_one("#detail", Static).update(
             f"[b]{e(tool['name'])}[/] · {e(tool.get('kind', ''))} · policy "
-            f"{POLICY.get(tool.get('policy', ''), '?')}{rule}\n\n{e(tool.get('description', ''))}"
+            f"{policy(tool.get('policy', ''))}{rule}\n\n{e(tool.get('description', ''))}"
             f"\n\n[b]input schema[/]\n{e(schema)}")
 
     def action_policy(self, decision: str) -> None:
