@@ -340,16 +340,25 @@ class Store:
             )
 
     async def learnings(self, query: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        if query:
-            rows = await self._all(
-                "SELECT * FROM learnings WHERE text LIKE ? ORDER BY created_at DESC LIMIT ?",
-                [f"%{query}%", limit],
-            )
-        else:
-            rows = await self._all(
-                "SELECT * FROM learnings ORDER BY created_at DESC LIMIT ?", [limit]
-            )
-        return [dict(r) for r in rows]
+        """One row per distinct learning: the same lesson taught by several tasks is merged
+        (`taught`: how many times, `task_ids`: by whom, oldest first; `uses` summed; `id`,
+        `task_id` and `created_at` are the first teaching's, `last_at` the latest's)."""
+        where, params = ("WHERE text LIKE ?", [f"%{query}%"]) if query else ("", [])
+        rows = await self._all(
+            "SELECT first.id, first.task_id, g.category, g.text, g.created_at, g.last_at, "
+            "g.taught, g.uses, g.task_ids FROM (SELECT MIN(id) AS id, category, text, "
+            "MIN(created_at) AS created_at, MAX(created_at) AS last_at, COUNT(*) AS taught, "
+            "SUM(uses) AS uses, json_group_array(task_id) AS task_ids FROM "
+            f"(SELECT * FROM learnings {where} ORDER BY id) GROUP BY category, text) AS g "
+            "JOIN learnings AS first ON first.id = g.id ORDER BY g.last_at DESC LIMIT ?",
+            [*params, limit],
+        )
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["task_ids"] = list(dict.fromkeys(t for t in json.loads(item["task_ids"]) if t))
+            out.append(item)
+        return out
 
     async def mark_learnings_used(self, ids: list[int]) -> None:
         for learning_id in ids:
