@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
@@ -39,11 +38,14 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
     start = today - dt.timedelta(days=days - 1)
     since = dt.datetime.combine(start, dt.time()).timestamp()
     rows = await engine.store.fetch(
-        "SELECT date(created_at, 'unixepoch', 'localtime') AS day, state, "
-        "COALESCE(finished_at - started_at, 0) AS secs, cost_usd FROM tasks "
-        "WHERE created_at >= ? AND kind = 'task'",
+        "SELECT id, date(created_at, 'unixepoch', 'localtime') AS day, state, started_at, "
+        "finished_at, cost_usd FROM tasks WHERE created_at >= ? AND kind = 'task'",
         [since],
     )
+    ends = await run_ends(engine, [r["id"] for r in rows if r["state"] == ev.ROLLED_BACK])
+    for r in rows:
+        end = ends.get(r["id"]) if r["state"] == ev.ROLLED_BACK else r["finished_at"]
+        r["secs"] = end - r["started_at"] if end and r["started_at"] else 0
     learn = await engine.store.fetch(
         "SELECT date(created_at, 'unixepoch', 'localtime') AS day, COUNT(*) AS n "
         "FROM learnings GROUP BY day"
@@ -85,10 +87,11 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
         total_learn += learned.get(day, 0)
         out["learnings_total"].append(total_learn)
     ended_all = [r for r in rows if r["state"] in ev.END_STATES]
+    by_state = {state: sum(1 for r in rows if r["state"] == state) for state in ev.END_STATES}
     totals = {
         "tasks": len(rows),
-        "succeeded": sum(1 for r in rows if r["state"] == ev.SUCCEEDED),
-        "failed": sum(1 for r in rows if r["state"] == ev.FAILED),
+        **by_state,
+        "live": len(rows) - len(ended_all),
         "success_rate": round(
             sum(1 for r in ended_all if r["state"] == ev.SUCCEEDED) / len(ended_all), 3
         )
@@ -104,11 +107,9 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
     from .sandbox import sandbox_status
 
     store_path = engine.store.path
-    size = sum(
-        os.path.getsize(p)
-        for p in (store_path, store_path.with_name(store_path.name + "-wal"))
-        if p.exists()
-    )
+    files = {"db": store_path, "wal": store_path.with_name(store_path.name + "-wal")}
+    sizes = {k: p.stat().st_size if p.exists() else 0 for k, p in files.items()}
+    size = sum(sizes.values())
     engines = await engine.store.engines()
     now = time.time()
     daemons = [e for e in engines if e["role"] == "daemon"]
@@ -119,16 +120,25 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
         "latency_ms": None,
     }
     if ping:
-        model.update(await _ping_model(engine))
+        model.update(await ping_model(engine))
     return {
         "model": model,
         "key_present": await asyncio.to_thread(_key_present),
         "store": {
             "path": str(store_path),
             "size_bytes": size,
+            "db_bytes": sizes["db"],
+            "wal_bytes": sizes["wal"],
             "integrity": await engine.store.integrity(),
+            "counts": await _store_counts(engine),
         },
-        "sandbox": sandbox_status(),
+        "recent_failures": await engine.store.fetch(
+            "SELECT id, title, state, error, finished_at FROM tasks WHERE state IN (?, ?) "
+            "ORDER BY finished_at DESC LIMIT 5",
+            [ev.FAILED, ev.INTERRUPTED],
+        ),
+        # The first probe runs bwrap (cached after): never on the event loop.
+        "sandbox": await asyncio.to_thread(sandbox_status),
         "daemon": {
             "alive": beat is not None and beat < 10 * engine.config.engine.heartbeat_s,
             "heartbeat_age_s": round(beat, 1) if beat is not None else None,
@@ -137,6 +147,45 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
         "engines": engines,
         "stopped": engine.stopped,
     }
+
+
+async def _store_counts(engine: Engine) -> dict[str, int]:
+    """What the store holds, cheaply: events are append-only (never deleted), so their
+    highest id is their count without scanning a table that may hold millions."""
+    row = (await engine.store.fetch(
+        "SELECT (SELECT COUNT(*) FROM tasks) AS tasks, "
+        "(SELECT COALESCE(MAX(id), 0) FROM events) AS events, "
+        "(SELECT COUNT(*) FROM approvals WHERE state = 'pending') AS pending_approvals, "
+        "(SELECT COUNT(*) FROM learnings) AS learnings, "
+        "(SELECT COUNT(*) FROM audit) AS audit_records"
+    ))[0]
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+async def run_ends(engine: Engine, task_ids: list[str]) -> dict[str, float]:
+    """When each task's run ended (its first end state). A rollback later moves the row's
+    finished_at to the rollback's time; how long the task ran is what this keeps."""
+    if not task_ids:
+        return {}
+    marks = ", ".join("?" for _ in task_ids)
+    ran = [s for s in ev.END_STATES if s != ev.ROLLED_BACK]
+    rows = await engine.store.fetch(
+        f"SELECT task_id, MIN(ts) AS ended FROM events WHERE task_id IN ({marks}) "
+        f"AND type = ? AND json_extract(data, '$.state') IN ({', '.join('?' for _ in ran)}) "
+        "GROUP BY task_id",
+        [*task_ids, ev.STATUS, *ran],
+    )
+    return {r["task_id"]: float(r["ended"]) for r in rows}
+
+
+async def spend_by_task(engine: Engine, since: float, limit: int = 5) -> list[dict[str, Any]]:
+    """The tasks that spent most since `since` (Safety Controls: top spenders today)."""
+    return await engine.store.fetch(
+        "SELECT u.task_id, COALESCE(t.title, '') AS title, t.state, SUM(u.cost_usd) AS cost_usd "
+        "FROM usage AS u LEFT JOIN tasks AS t ON t.id = u.task_id WHERE u.ts >= ? "
+        "GROUP BY u.task_id ORDER BY cost_usd DESC LIMIT ?",
+        [since, limit],
+    )
 
 
 def _key_present() -> bool:
@@ -148,17 +197,24 @@ def _key_present() -> bool:
         return False
 
 
-async def _ping_model(engine: Engine) -> dict[str, Any]:
+async def ping_model(engine: Engine) -> dict[str, Any]:
+    """One cheap authenticated request to the model API: reachable, latency, checked_at.
+    A model with no network behind it (scripted) is reachable, with no latency to show."""
+    checked = {"checked_at": time.time()}
     try:
-        model = engine._model_factory(engine.config.engine.model)
+        # The factory may import the SDK (a few hundred ms): in a thread, not on the loop.
+        model = await asyncio.to_thread(engine._model_factory, engine.config.engine.model)
         ping = getattr(model, "ping", None)
-        if ping is None:
-            return {"reachable": True, "latency_ms": 0}
-        seconds = await asyncio.wait_for(ping(), 15)
-        await model.aclose()
-        return {"reachable": True, "latency_ms": round(seconds * 1000)}
+        try:
+            if ping is None:
+                return {"reachable": True, "latency_ms": None, "local": True, **checked}
+            seconds = await asyncio.wait_for(ping(), 15)
+        finally:
+            await model.aclose()
+        return {"reachable": True, "latency_ms": round(seconds * 1000), **checked}
     except Exception as exc:
-        return {"reachable": False, "error": str(exc).splitlines()[0][:200]}
+        message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return {"reachable": False, "latency_ms": None, "error": message, **checked}
 
 
 async def budget(engine: Engine) -> dict[str, Any]:

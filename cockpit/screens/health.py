@@ -1,5 +1,10 @@
 """8 · System Health: model reachability and latency, API key, store size and integrity,
-sandbox, daemon heartbeat, disk space and the cockpit's own event-loop lag."""
+sandbox, daemon heartbeat, disk space and the cockpit's own event-loop lag; below, what the
+store holds, the engines sharing it and the latest failures.
+
+The model is pinged on its own when the panel opens and then every minute while it is
+shown (one ping at a time, in a worker); the last result stays up, with its age, until
+the next one lands."""
 
 from __future__ import annotations
 
@@ -7,58 +12,101 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid
-from textual.widgets import Static
+from textual.containers import Grid, Vertical
+from textual.timer import Timer
+from textual.widgets import Label, Static
 
 from .. import fmt
-from ..widgets import put
+from ..widgets import KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-OK, WARN, BAD, UNKNOWN = "[b green]● ok[/]", "[b yellow]● warn[/]", "[b red]● fail[/]", "[dim]● n/a[/]"
 LOW_DISK = 1 << 30
+PING_EVERY_S = 60.0
+OK, WARN, BAD, UNKNOWN = "ok", "warn", "bad", "muted"
+MARK = {OK: "● ok", WARN: "● warn", BAD: "● fail", UNKNOWN: "● n/a"}
 
 
-def cards(h: dict[str, Any], lag_ms: float) -> dict[str, tuple[str, str]]:
-    """Card id -> (status mark, body text)."""
+def mark(level: str) -> str:
+    return fmt.paint(MARK[level], f"bold {fmt.TONE[level]}" if level != UNKNOWN else "dim")
+
+
+def model_card(name: str, ping: dict[str, Any] | None, pinging: bool) -> tuple[str, str]:
     e = fmt.escape
-    model = h.get("model", {})
-    reach = model.get("reachable")
-    latency = f"{model['latency_ms']} ms" if model.get("latency_ms") is not None else "not measured"
+    if name.startswith("scripted:"):  # a script path says little; its file name says enough
+        name = "scripted: " + name.rsplit("/", 1)[-1]
+    if ping is None:
+        return UNKNOWN, f"{e(name)}\n{'checking…' if pinging else 'not checked yet (p)'}"
+    if ping.get("reachable"):
+        level = OK
+        latency = ("local model, no network" if ping.get("local")
+                   else f"latency {ping.get('latency_ms')} ms")
+    else:
+        level, latency = BAD, fmt.paint(fmt.short(ping.get("error") or "unreachable", 80), "bad")
+    when = "checking again…" if pinging else f"checked {fmt.ago(ping.get('checked_at'))}"
+    return level, f"{e(name)}\n{latency}\n[dim]{when}[/]"
+
+
+def sandbox_card(sandbox: dict[str, Any]) -> tuple[str, str]:
+    version = str(sandbox.get("version") or "")
+    if version and "bubblewrap" not in version:
+        version = f"bubblewrap {version}"
+    if sandbox.get("available"):
+        return OK, f"{fmt.escape(version)}\ncommands run sandboxed"
+    lines = [version, str(sandbox.get("reason") or "bubblewrap is not available")]
+    return WARN, fmt.escape("\n".join(line for line in lines if line))
+
+
+def cards(h: dict[str, Any], lag_ms: float, ping: dict[str, Any] | None = None,
+          pinging: bool = False) -> dict[str, tuple[str, str]]:
+    """Card id -> (status level, body markup)."""
+    e = fmt.escape
     store = h.get("store", {})
-    sandbox = h.get("sandbox", {})
+    counts = store.get("counts", {})
     daemon = h.get("daemon", {})
     disk = h.get("disk_free_bytes")
     age = daemon.get("heartbeat_age_s")
-    engines = h.get("engines", [])
-    name = str(model.get("name", "?"))
-    if name.startswith("scripted:"):  # a script path says little; its file name says enough
-        name = "scripted: " + name.rsplit("/", 1)[-1]
     return {
-        "model": (OK if reach else UNKNOWN if reach is None else BAD,
-                  f"{e(name)}\nlatency {latency}"
-                  + (f"\n[red]{e(model['error'])}[/]" if model.get("error") else "")),
+        "model": model_card(str(h.get("model", {}).get("name", "?")), ping, pinging),
         "key": (OK if h.get("key_present") else WARN,
-                "API key present" if h.get("key_present") else "no API key (demo and scripted models only)"),
+                "API key present" if h.get("key_present")
+                else "no API key\n(demo and scripted models only)"),
         "store": (OK if store.get("integrity") == "ok" else BAD,
-                  f"{fmt.size(store.get('size_bytes'))} · integrity {e(store.get('integrity', '?'))}"
-                  f"\n[dim]{e(fmt.short(store.get('path', ''), 44))}[/]"),
-        "sandbox": (OK if sandbox.get("available") else WARN,
-                    f"{e(sandbox.get('version') or '')} " + (e(sandbox.get("reason") or "")
-                                                            if not sandbox.get("available") else "bubblewrap")),
+                  f"integrity {e(store.get('integrity', '?'))}"
+                  f"\n{fmt.size(store.get('db_bytes'))} + WAL {fmt.size(store.get('wal_bytes'))}"
+                  f"\n[dim]{e(fmt.tail(store.get('path', ''), 24))}[/]"),
+        "sandbox": sandbox_card(h.get("sandbox", {})),
         "daemon": (OK if daemon.get("alive") else UNKNOWN,
-                   f"heartbeat {age:.0f}s ago" if age is not None else "no daemon running"),
+                   f"heartbeat {fmt.duration(age)} ago" if age is not None else "no daemon running"),
         "disk": (OK if disk is None or disk > LOW_DISK else WARN, f"{fmt.size(disk)} free"),
         "loop": (OK if lag_ms < 50 else WARN if lag_ms < 250 else BAD, f"{lag_ms:.0f} ms lag"),
-        "engines": (OK, f"{len(engines)} engine(s) on this store\n" + "\n".join(
-            f"[dim]{e(x.get('role', '?'))} pid {x.get('pid', '?')}[/]" for x in engines[:3])),
+        "contents": (OK, f"tasks {fmt.count(counts.get('tasks'))} · "
+                         f"events {fmt.count(counts.get('events'))}\n"
+                         f"learnings {fmt.count(counts.get('learnings'))} · "
+                         f"audit {fmt.count(counts.get('audit_records'))}\n"
+                         f"approvals pending {fmt.count(counts.get('pending_approvals'))}"),
     }
 
 
+def engine_rows(engines: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    now = fmt.now()
+    return {str(x.get("id")): (fmt.cell(x.get("role", "?"), 8), str(x.get("pid", "?")),
+                               fmt.cell(x.get("host", ""), 16), fmt.clock(x.get("started_at")),
+                               fmt.duration(now - x["heartbeat"]) + " ago"
+                               if x.get("heartbeat") else "—")
+            for x in engines}
+
+
+def failure_rows(tasks: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    return {t["id"]: (fmt.clock(t.get("finished_at")), fmt.state(t["state"]),
+                      fmt.cell(t.get("title"), 34), fmt.cell(t.get("error") or "", 52))
+            for t in tasks}
+
+
 TITLES = {"model": "Model", "key": "API key", "store": "Store", "sandbox": "Sandbox",
-          "daemon": "Daemon", "disk": "Disk", "loop": "Event loop", "engines": "Engines"}
+          "daemon": "Daemon", "disk": "Disk", "loop": "Event loop", "contents": "Store contents"}
 
 
 class HealthScreen(PanelScreen):
@@ -69,21 +117,85 @@ class HealthScreen(PanelScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ping = False
+        self._last_ping: dict[str, Any] | None = None
+        self._pinging = False
+        self._ping_timer: Timer | None = None
+        self._health: dict[str, Any] = {}
 
     def compose_panel(self) -> ComposeResult:
-        with Grid(classes="panel-body", id="cards"):
-            for key, title in TITLES.items():
-                card = Static("[dim]…[/]", id=f"card-{key}", classes="card")
-                card.border_title = title
-                yield card
+        with Vertical(classes="panel-body"):
+            with Grid(id="cards"):
+                for key, title in TITLES.items():
+                    card = Static("[dim]…[/]", id=f"card-{key}", classes="card")
+                    card.border_title = title
+                    yield card
+            yield Label("Engines on this store", classes="section-title")
+            yield KeyedTable(("Role", 8), ("PID", 8), ("Host", 24), ("Started", 11),
+                             ("Heartbeat", 10), id="engines")
+            yield Label("Recent failures", classes="section-title")
+            yield KeyedTable(("When", 11), ("State", 11), ("Task", 34), ("Error", 52),
+                             id="failures")
+            yield Static("[dim]No failed tasks.[/]", id="no-failures", classes="empty-state")
+
+    def body_mounted(self) -> None:
+        self._ping_timer = self.set_interval(PING_EVERY_S, self._ping_now)
+        self._ping_now()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self._ping_timer is not None:
+            self._ping_timer.resume()
+            checked = (self._last_ping or {}).get("checked_at") or 0
+            if fmt.now() - checked >= PING_EVERY_S:
+                self._ping_now()
+
+    def on_screen_suspend(self) -> None:
+        super().on_screen_suspend()
+        if self._ping_timer is not None:
+            self._ping_timer.pause()
+
+    def on_engine_ready(self, message: Any) -> None:
+        super().on_engine_ready(message)
+        if self._last_ping is None:
+            self._ping_now()
 
     async def refresh_data(self, engine: Engine) -> None:
-        ping, self._ping = self._ping, False
-        health = await engine.health(ping=ping) if ping else await engine.health()
-        for key, (mark, body) in cards(health, self.cockpit.loop_lag_ms).items():
-            put(self.query_one(f"#card-{key}", Static), f"{mark}\n{body}")
+        self._health = await engine.health()
+        self._paint()
+
+    def _paint(self) -> None:
+        if not self._health:
+            return
+        for key, (level, body) in cards(self._health, self.cockpit.loop_lag_ms,
+                                        self._last_ping, self._pinging).items():
+            put(self.query_one(f"#card-{key}", Static), f"{mark(level)}\n{body}")
+        self.query_one("#engines", KeyedTable).sync(engine_rows(self._health.get("engines", [])))
+        failures = failure_rows(self._health.get("recent_failures", []))
+        table = self.query_one("#failures", KeyedTable)
+        table.sync(failures)
+        table.display = bool(failures)
+        self.query_one("#no-failures").display = not failures
+
+    # -- the model ping: on its own every PING_EVERY_S, or now with p; never two at once ---
+    def _ping_now(self) -> bool:
+        if self._pinging or self.engine is None or not self._ready:
+            return False
+        self._pinging = True
+        self._paint()
+        self.run_worker(self._ping, group="refresh")
+        return True
+
+    async def _ping(self) -> None:
+        from agent import insights
+
+        try:
+            engine = self.engine
+            if engine is not None:
+                self._last_ping = await insights.ping_model(engine)
+        finally:
+            self._pinging = False
+        self._paint()
 
     def action_ping(self) -> None:
-        self._ping = True
-        self.request_refresh()
+        if not self._ping_now() and self._pinging:
+            self.notify("A ping is already on its way.")
