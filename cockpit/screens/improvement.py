@@ -17,9 +17,13 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-NO_SCHEDULES = ("[b]No schedules yet.[/] Self-improvement runs (daily, weekly, monthly) are "
-                "scheduled by the daemon: `livhana-cockpit --daemon`, or run one now with "
-                "`livhana-cockpit improve daily`. Their runs and proposals will appear here.")
+# Honest until the improvement work exists: no command to point at, no made-up rows.
+NO_SCHEDULES = ("[b]No schedules yet.[/] This version of Liv Hana does not run "
+                "self-improvement yet: no daily, weekly or monthly review is scheduled, and "
+                "nothing here can start one. When that arrives with a later version, each "
+                "schedule shows here with its next run and last result, finished runs "
+                "below, and the changes they propose wait for your approval in the last "
+                "list (and in the Approval Queue, 3).")
 
 
 class ImprovementScreen(PanelScreen):

@@ -1,11 +1,16 @@
 """0 · Charts & Metrics: tasks per day, success-rate trend, average execution time, cost
-per day and learnings accumulated, over the last two weeks (plotext via textual-plotext)."""
+per day and learnings accumulated, over the last two weeks (plotext via textual-plotext).
+
+A day without finished tasks has no success rate or duration: the line breaks there
+instead of diving to zero. Each y axis fits its data, so cents of cost stay readable."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
+from textual.color import Color
 from textual.containers import Grid
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
@@ -17,14 +22,18 @@ if TYPE_CHECKING:
     from agent.engine import Engine
 
 DAYS = 14
-# chart id -> (title, metrics key, kind, scale)
-CHARTS: dict[str, tuple[str, str, str, float]] = {
-    "tasks": ("Tasks per day", "tasks_per_day", "bar", 1.0),
-    "success": ("Success rate %", "success_rate", "line", 100.0),
-    "duration": ("Avg execution time (s)", "avg_duration_s", "line", 1.0),
-    "cost": ("Cost per day ($)", "cost_per_day", "bar", 1.0),
-    "learnings": ("Learnings accumulated", "learnings_total", "line", 1.0),
+# chart id -> (title, metrics key, kind, scale, fixed top of the y axis or None to fit)
+CHARTS: dict[str, tuple[str, str, str, float, float | None]] = {
+    "tasks": ("Tasks per day", "tasks_per_day", "bar", 1.0, None),
+    "success": ("Success rate %", "success_rate", "line", 100.0, 100.0),
+    "duration": ("Avg execution time (s)", "avg_duration_s", "line", 1.0, None),
+    "cost": ("Cost per day ($)", "cost_per_day", "bar", 1.0, None),
+    "learnings": ("Learnings accumulated", "learnings_total", "line", 1.0, None),
 }
+# Totals box: (state key, label, tone)
+ENDINGS = (("succeeded", "succeeded", "ok"), ("failed", "failed", "bad"),
+           ("cancelled", "cancelled", "alt"), ("rolled_back", "rolled back", "accent"),
+           ("interrupted", "interrupted", "bad"))
 
 
 def day_labels(n: int) -> list[str]:
@@ -32,29 +41,97 @@ def day_labels(n: int) -> list[str]:
     return [f"-{n - 1 - i}d" if i < n - 1 else "today" for i in range(n)]
 
 
-def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: float) -> None:
+def runs(values: list[float | None]) -> list[list[tuple[int, float]]]:
+    """Consecutive days that have a value, as (x, y) runs; a None day breaks the line."""
+    out: list[list[tuple[int, float]]] = []
+    current: list[tuple[int, float]] = []
+    for x, y in enumerate(values, start=1):
+        if y is None:
+            if current:
+                out.append(current)
+            current = []
+        else:
+            current.append((x, y))
+    if current:
+        out.append(current)
+    return out
+
+
+def y_ticks(top: float, count: int = 4) -> list[float]:
+    """Round tick values from 0 to at least `top` (1, 2 or 5 times a power of ten apart)."""
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    n = math.ceil(top / step - 1e-9)
+    return [round(i * step, 10) for i in range(n + 1)]
+
+
+def tick_label(value: float, step: float, money: bool) -> str:
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    if money and step < 1:
+        decimals = max(decimals, 2)  # $0.10, not $0.1
+    text = f"{value:.{decimals}f}"
+    return f"${text}" if money else text
+
+
+def _rgb(style: str) -> tuple[int, int, int] | None:
+    try:
+        return Color.parse(fmt.resolve(style)).rgb
+    except Exception:
+        return None
+
+
+def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: float,
+         fixed_top: float | None = None, money: bool = False) -> None:
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
+    ys = [None if v is None else v * scale for v in values]
     xs = list(range(1, len(values) + 1))
-    ys = [(v or 0) * scale for v in values]
     labels = day_labels(len(values))
-    ticks = [x for x in xs if (len(xs) - x) % 4 == 0]
+    colour = _rgb("$text-primary")
     plt.title(title)
     if kind == "bar":
-        plt.bar(xs, ys, width=0.6)
+        plt.bar(xs, [y or 0 for y in ys], width=0.6, color=colour)
     else:
-        plt.plot(xs, ys, marker="braille")
+        for run in runs(ys):
+            xs_run, ys_run = [x for x, _ in run], [y for _, y in run]
+            if len(run) > 1:
+                plt.plot(xs_run, ys_run, marker="braille", color=colour)
+            else:  # a lone day between gaps: a dot, or it would not show at all
+                plt.scatter(xs_run, ys_run, marker="•", color=colour)
+    ticks = [x for x in xs if (len(xs) - x) % 4 == 0]
     plt.xticks(ticks, [labels[x - 1] for x in ticks])
-    plt.ylim(0, max(ys + [1.0]) * 1.1)
+    plt.xlim(0.5, len(xs) + 0.5)
+    top = fixed_top or max((y for y in ys if y is not None), default=0.0)
+    yt = y_ticks(top)
+    step = yt[1] - yt[0]
+    plt.ylim(0, yt[-1] * 1.05)
+    plt.yticks(yt, [tick_label(v, step, money) for v in yt])
     plot.refresh()
+
+
+def totals_text(t: dict[str, Any]) -> str:
+    rate = t.get("success_rate")
+    lines = [f"[b]{fmt.plural(t.get('tasks', 0), 'task')}[/]"]
+    for key, label, tone in ENDINGS:
+        if t.get(key) or key in ("succeeded", "failed"):
+            lines.append(f"{fmt.paint(t.get(key, 0), tone)} {label}")
+    if t.get("live"):
+        lines.append(f"{t['live']} still running")
+    lines.append(f"success {f'{rate * 100:.0f}%' if rate is not None else '—'}")
+    lines.append(f"cost {fmt.money(t.get('cost_usd'))}")
+    lines.append(fmt.plural(t.get("learnings", 0), "learning"))
+    return "\n".join(lines)
 
 
 class MetricsScreen(PanelScreen):
     MODE = "metrics"
     CSS_PATH = "metrics.tcss"
     POLL_S = 10.0
-    WATCH = frozenset({"complete", "learning"})
+    WATCH = frozenset({"complete", "learning", "rollback"})
 
     def compose_panel(self) -> ComposeResult:
         with Grid(id="charts", classes="panel-body"):
@@ -64,14 +141,9 @@ class MetricsScreen(PanelScreen):
 
     async def refresh_data(self, engine: Engine) -> None:
         data = await engine.metrics(days=DAYS)
-        for key, (title, field, kind, scale) in CHARTS.items():
-            draw(self.query_one(f"#chart-{key}", PlotextPlot), title, data.get(field, []), kind, scale)
-        t = data.get("totals", {})
-        rate = t.get("success_rate")
+        for key, (title, field, kind, scale, top) in CHARTS.items():
+            draw(self.query_one(f"#chart-{key}", PlotextPlot), title, data.get(field, []), kind,
+                 scale, top, money=key == "cost")
         totals = self.query_one("#totals", Static)
         totals.border_title = f"Last {DAYS} days"
-        totals.update(
-            f"[b]{t.get('tasks', 0)}[/] tasks\n[green]{t.get('succeeded', 0)}[/] succeeded\n"
-            f"[red]{t.get('failed', 0)}[/] failed\n"
-            f"success {f'{rate * 100:.0f}%' if rate is not None else '—'}\n"
-            f"cost {fmt.money(t.get('cost_usd'))}\n{t.get('learnings', 0)} learnings")
+        totals.update(totals_text(data.get("totals", {})))
