@@ -1,12 +1,27 @@
 """The event bus: numbering, fan-out to in-process subscribers, batched persistence, and
-tailing events written by other processes (a daemon's tasks seen from the cockpit)."""
+tailing events written by other processes (a daemon's tasks seen from the cockpit).
+
+Live deltas: while a model turn streams, its thinking/text pieces reach subscribers that
+opted in (`subscribe(task_id, transient=True)`) as notifications
+`{"task_id", "type": "delta", "ts", "kind": "thinking"|"text", "text", "reset", "final"}`:
+no seq, never stored, at most DELTA_RATE_S apart per task (pieces are coalesced), and
+redacted like events. So that a secret split across two pieces is never shown half-way,
+the text after the last whitespace is held back until the block goes on or ends, and the
+block's text so far is redacted as a whole; in the rare case that changes what was
+already sent, the notification has `reset: true` and `text` is the whole block so far
+(replace, don't append). `final: true` ends a block; the stored `thinking`/`text` event
+with the complete text follows. `kind: "restart"` (text "", reset and final true) says a
+retried model call starts the turn over: drop the live text shown for it so far.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .events import make_event
@@ -18,6 +33,17 @@ FLUSH_INTERVAL_S = 0.02
 FLUSH_BATCH = 2000
 TAIL_INTERVAL_S = 0.1
 SUBSCRIBER_QUEUE = 100_000
+DELTA_RATE_S = 0.25  # live deltas: at most ~4 notifications a second per task
+
+
+@dataclass
+class _Block:
+    """The streamed text of one thinking/text block of one task, for live deltas."""
+
+    kind: str
+    text: str = ""  # everything received
+    sent: str = ""  # the redacted text already notified
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 class EventBus:
@@ -26,7 +52,9 @@ class EventBus:
         self._redact = redact
         self._seq: dict[str, int] = {}
         self._buffer: list[dict[str, Any]] = []
-        self._subscribers: list[tuple[str | None, asyncio.Queue[dict[str, Any] | None]]] = []
+        # (task filter, queue, wants transient deltas)
+        self._subscribers: list[tuple[str | None, asyncio.Queue[dict[str, Any] | None], bool]] = []
+        self._blocks: dict[str, _Block] = {}  # task id -> the block streaming now
         self._local_tasks: set[str] = set()  # tasks whose events we emit ourselves
         self._tail_cursor = 0
         self._data_version = -1
@@ -47,7 +75,11 @@ class EventBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
-        for _, queue in self._subscribers:
+        for block in self._blocks.values():
+            if block.timer is not None:
+                block.timer.cancel()
+        self._blocks.clear()
+        for _, queue, _ in self._subscribers:
             queue.put_nowait(None)
 
     async def adopt(self, task_id: str) -> None:
@@ -65,15 +97,90 @@ class EventBus:
         self._publish(event)
         return event
 
-    def _publish(self, event: dict[str, Any]) -> None:
-        for task_filter, queue in self._subscribers:
+    def _publish(self, event: dict[str, Any], transient: bool = False) -> None:
+        for task_filter, queue, wants_transient in self._subscribers:
+            if transient and not wants_transient:
+                continue
             if task_filter is None or task_filter == event["task_id"]:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(event)  # a stuck subscriber loses events, never the engine
 
-    async def subscribe(self, task_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    # -- live deltas (transient) -------------------------------------------------------
+    def wants_deltas(self, task_id: str) -> bool:
+        return any(
+            wants and (task_filter is None or task_filter == task_id)
+            for task_filter, _, wants in self._subscribers
+        )
+
+    def delta(self, task_id: str, kind: str, text: str) -> None:
+        """A piece of a streaming thinking/text block; notified coalesced, not at once."""
+        if kind == "restart":
+            self._restart(task_id)
+            return
+        block = self._blocks.get(task_id)
+        if block is not None and block.kind != kind:  # thinking gave way to text, or back
+            self.end_deltas(task_id)
+            block = None
+        if block is None:
+            if not self.wants_deltas(task_id):
+                return
+            block = self._blocks[task_id] = _Block(kind)
+        block.text += text
+        if block.timer is None:
+            loop = asyncio.get_running_loop()
+            block.timer = loop.call_later(DELTA_RATE_S, self._notify, task_id, False)
+
+    def _restart(self, task_id: str) -> None:
+        block = self._blocks.pop(task_id, None)
+        if block is not None and block.timer is not None:
+            block.timer.cancel()
+        if self.wants_deltas(task_id):
+            note = {"task_id": task_id, "type": "delta", "ts": time.time(), "kind": "restart",
+                    "text": "", "reset": True, "final": True}  # fmt: skip
+            self._publish(note, transient=True)
+
+    def end_deltas(self, task_id: str) -> None:
+        """The turn (or block) is over: send what was held back, marked final."""
+        if task_id in self._blocks:
+            self._notify(task_id, True)
+
+    def _notify(self, task_id: str, final: bool) -> None:
+        block = self._blocks.get(task_id)
+        if block is None:
+            return
+        if block.timer is not None:
+            block.timer.cancel()
+            block.timer = None
+        if final:
+            del self._blocks[task_id]
+            ready = block.text
+        else:  # hold back a word that may still grow (a key split across two pieces)
+            cut = max(block.text.rfind(c) for c in " \n\t") + 1
+            ready = block.text[:cut]
+        shown = self._redact({"text": ready})["text"]
+        reset = not shown.startswith(block.sent)
+        piece = shown if reset else shown[len(block.sent) :]
+        block.sent = shown
+        if not piece and not reset and not final:
+            return
+        note = {
+            "task_id": task_id,
+            "type": "delta",
+            "ts": time.time(),
+            "kind": block.kind,
+            "text": piece,
+            "reset": reset,
+            "final": final,
+        }
+        self._publish(note, transient=True)
+
+    async def subscribe(
+        self, task_id: str | None = None, transient: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events as they are emitted (and those other processes write, tailed). With
+        `transient`, also the live `delta` notifications described above."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        entry = (task_id, queue)
+        entry = (task_id, queue, transient)
         self._subscribers.append(entry)
         try:
             while (event := await queue.get()) is not None:

@@ -174,8 +174,11 @@ class Engine:
         await self.bus.flush()
         return await self.store.task_events(task_id, after_seq)
 
-    def subscribe(self, task_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        return self.bus.subscribe(task_id)
+    def subscribe(
+        self, task_id: str | None = None, transient: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events as emitted; `transient=True` adds live `delta` notifications (agent/bus.py)."""
+        return self.bus.subscribe(task_id, transient=transient)
 
     async def wait(self, task_id: str) -> dict[str, Any]:
         """Until the task reaches an end state (whoever runs it)."""

@@ -120,9 +120,18 @@ class TaskRun:
     async def call_model(self, messages: list[dict[str, Any]], tools: bool = True) -> ModelResponse:
         self.check()
         await pausing.hold(self)  # a paused task waits here (agent/pausing.py)
-        response = await self.model.complete(
-            system=prompts.SYSTEM, messages=messages, tools=self._specs if tools else None
-        )
+        bus = self.engine.bus
+        try:
+            response = await self.model.complete(
+                system=prompts.SYSTEM,
+                messages=messages,
+                tools=self._specs if tools else None,
+                # Live thinking/text for opted-in subscribers (agent/bus.py); the learnings
+                # answer is not chat, so it streams to nobody.
+                on_delta=self._on_delta if tools else None,
+            )
+        finally:
+            bus.end_deltas(self.task_id)
         self.check()
         usage = response.usage
         self.tokens += (
@@ -155,6 +164,9 @@ class TaskRun:
                 "failed", f"token limit reached: {self.tokens:,} > {self.limits.max_tokens:,}"
             )
         return response
+
+    def _on_delta(self, kind: str, text: str) -> None:
+        self.engine.bus.delta(self.task_id, kind, text)
 
     def engine_state(self) -> str:
         return self.engine.state_of(self.task_id)

@@ -4,19 +4,23 @@ token limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+from agent.bus import DELTA_RATE_S
 from agent.context import ELIDED
 from agent.models.anthropic import AnthropicModel
+from agent.models.scripted import ScriptedModel
 from tests.conftest import git
 from tests.fake_anthropic import FakeAnthropic
 
 BIG = "x = 1\n" * 2000  # 12,000 characters, ~3,000 tokens
+READ_CALL = {"name": "read_file", "input": {"path": "app.py"}}
 
 
-def model_factory(fake: FakeAnthropic, context_window: int = 200_000) -> Any:
+def model_factory(fake: FakeAnthropic, context_window: int = 200_000, retries: int = 0) -> Any:
     def make(spec: str) -> AnthropicModel:
         return AnthropicModel(
             "claude-sonnet-4-6",
@@ -24,7 +28,8 @@ def model_factory(fake: FakeAnthropic, context_window: int = 200_000) -> Any:
             base_url=fake.url,
             thinking_budget=1024,
             max_tokens=8192,
-            max_retries=0,
+            max_retries=retries,
+            retry_base_s=0.001,
             context_window=context_window,
         )
 
@@ -153,3 +158,87 @@ async def test_the_per_task_token_limit_stops_the_task(
     assert task["state"] == "failed" and "token limit reached" in task["error"]
     assert task["tokens"] > 3_000
     assert len(fake.requests) < len(turns)  # stopped, not run to the end
+
+
+async def _follow(engine: Any, task_id_box: list[str], transient: bool) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    async for event in engine.subscribe(transient=transient):
+        seen.append(event)
+        if event["type"] == "complete":
+            return seen
+    return seen
+
+
+async def test_live_deltas_reach_opted_in_subscribers_only_and_are_never_stored(
+    engine_factory: Any, repo: Path
+) -> None:
+    thought = "Reading app.py first, then I will add the helper it needs. " * 3
+    turns = [{"thinking": thought, "text": "Looking at app.py.", "tool_calls": [READ_CALL]}]
+    with FakeAnthropic(turns) as fake:
+        engine = await engine_factory(model_factory(fake))
+        live = asyncio.create_task(_follow(engine, [], transient=True))
+        plain = asyncio.create_task(_follow(engine, [], transient=False))
+        await asyncio.sleep(0)
+        task = await engine.wait(await engine.submit("read app", repo, approve="auto"))
+        live_seen, plain_seen = await asyncio.wait_for(asyncio.gather(live, plain), 10)
+    assert task["state"] == "succeeded"
+    assert all("seq" not in e for e in live_seen if e["type"] == "delta")
+    assert not [e for e in plain_seen if e["type"] == "delta"]
+    assert not [e for e in await engine.events(task["id"]) if e["type"] == "delta"]
+    # The first turn: its deltas, then its stored events (unchanged by the deltas).
+    stored = next(i for i, e in enumerate(live_seen) if e["type"] == "thinking")
+    assert live_seen[stored]["text"] == thought
+    deltas = [e for e in live_seen[:stored] if e["type"] == "delta"]
+    assert "".join(d["text"] for d in deltas if d["kind"] == "thinking") == thought
+    assert "".join(d["text"] for d in deltas if d["kind"] == "text") == "Looking at app.py."
+    assert [d["final"] for d in deltas if d["kind"] == "thinking"][-1] is True
+    # Coalesced: far fewer notifications than the stream's pieces (1..7 chars each).
+    assert len(deltas) < len(thought) // 7
+
+
+async def test_a_secret_split_across_live_deltas_is_never_shown(
+    engine_factory: Any, repo: Path
+) -> None:
+    key = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8J9k0" * 2
+    pieces = ["The deploy key is ", key[:9], key[9:30], key[30:], " so I will not print it."]
+
+    class Slow(ScriptedModel):
+        async def complete(self, **kw: Any) -> Any:
+            if kw.get("on_delta") and kw.get("tools"):
+                for piece in pieces:  # each piece after the last one was notified
+                    kw["on_delta"]("thinking", piece)
+                    await asyncio.sleep(DELTA_RATE_S + 0.05)
+            return await super().complete(**kw)
+
+    turn = {"thinking": "".join(pieces), "tool_calls": [READ_CALL]}
+    engine = await engine_factory(lambda spec: Slow([{"match": ".", "turns": [turn]}]))
+    live = asyncio.create_task(_follow(engine, [], transient=True))
+    await asyncio.sleep(0)
+    task = await engine.wait(await engine.submit("read app", repo, approve="auto"))
+    seen = await asyncio.wait_for(live, 10)
+    assert task["state"] == "succeeded"
+    deltas = [e for e in seen if e["type"] == "delta" and e["kind"] == "thinking"]
+    assert len(deltas) >= 3  # notified piece by piece, not all at the end
+    shown = "".join(d["text"] for d in deltas)
+    assert all(p not in d["text"] for d in deltas for p in (key[:9], key[9:30], key[30:]))
+    assert "sk-ant" not in shown and "[REDACTED" in shown
+    assert shown.endswith(" so I will not print it.")
+
+
+async def test_a_retried_turn_tells_live_subscribers_to_start_over(
+    engine_factory: Any, repo: Path
+) -> None:
+    thought = "Reading app.py before changing anything in it."
+    turns = [{"thinking": thought, "tool_calls": [READ_CALL]}]
+    with FakeAnthropic(turns, midstream_errors=1) as fake:
+        engine = await engine_factory(model_factory(fake, retries=2))
+        live = asyncio.create_task(_follow(engine, [], transient=True))
+        await asyncio.sleep(0)
+        task = await engine.wait(await engine.submit("read app", repo, approve="auto"))
+        seen = await asyncio.wait_for(live, 10)
+    assert task["state"] == "succeeded" and fake.outcomes[:2] == ["midstream_error", "ok"]
+    kinds = [e["kind"] for e in seen if e["type"] == "delta"]
+    restart = kinds.index("restart")
+    after = [e for e in seen if e["type"] == "delta"][restart + 1 :]
+    first_turn = after[: [e["final"] for e in after].index(True) + 1]
+    assert "".join(e["text"] for e in first_turn) == thought

@@ -6,8 +6,8 @@ first frame (and `import agent.models` stays cheap) without it.
 
 Retries are ours alone (the SDK's are switched off): the SDK retries a 529 at connect but
 not an `error` event inside a 200 stream, and two nested retry loops would make the
-attempt count unpredictable. A retried attempt restarts the turn, so `on_delta` may see
-the start of that turn's thinking/text again.
+attempt count unpredictable. A retried attempt restarts the turn: `on_delta("restart", "")`
+says so before the turn's thinking/text streams again from its start.
 """
 
 from __future__ import annotations
@@ -135,6 +135,10 @@ class AnthropicModel:
         params = self._params(system, messages, tools)
         attempts = self.max_retries + 1
         for attempt in range(1, attempts + 1):
+            if attempt > 1 and on_delta is not None:  # live text shown so far is void
+                result = on_delta("restart", "")
+                if inspect.isawaitable(result):
+                    await result
             try:
                 return await self._stream_once(client, params, on_delta)
             except Exception as exc:

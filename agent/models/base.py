@@ -48,6 +48,7 @@ class ModelResponse:
 
 
 # Called with ("thinking"|"text", delta) while a turn streams; lets the UI show live text.
+# ("restart", "") means a retry starts the turn over: what streamed so far is void.
 DeltaCallback = Callable[[str, str], Awaitable[None] | None]
 
 
