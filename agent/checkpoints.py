@@ -18,6 +18,9 @@ what the tree's own .gitignore files ignore, and `.git` (a dir, or a git worktre
 Restoring does not drop later checkpoints: any step can be returned to. The index is kept
 between calls so `git add -A` only re-hashes files whose stat data changed (fast on big trees).
 Nested git repos inside the tree are recorded as gitlinks only (git's own rule).
+Secrets: checkpoints are restore points, so they hold the tree's files byte for byte (a .env
+included, as the worktree itself does); they live under the data dir, never in an event, the
+store or a log, which are what redaction guards.
 Failures raise GitError (a CockpitError) with one line naming the git command.
 """
 

@@ -59,6 +59,18 @@ def test_token_patterns(r: Redactor, secret: str, label: str) -> None:
         ("curl -H 'Authorization: Bearer abcdef123456' https://x",
          "curl -H 'Authorization: Bearer [REDACTED:bearer-token]' https://x"),
         ("authorization=Basic dXNlcjpwYXNz", "authorization=Basic [REDACTED:bearer-token]"),
+        # a prefix before the key word (`\b` does not fire after `_`)
+        ("DB_PASSWORD=s3cr3tpw", "DB_PASSWORD=[REDACTED:password]"),
+        ("export PGPASSWORD=hunter22", "export PGPASSWORD=[REDACTED:password]"),
+        ("MY_TOKEN=abcdef123", "MY_TOKEN=[REDACTED:token]"),
+        ('SECRET_KEY="django-insecure-xyz"', 'SECRET_KEY="[REDACTED:secret_key]"'),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY",
+         "aws_secret_access_key = [REDACTED:access_key]"),
+        ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY=[REDACTED:access_key]"),
+        ("postgres://app:pa55word@db:5432/x", "postgres://app:[REDACTED:url-password]@db:5432/x"),
+        ("redis://:pa55word@cache", "redis://:[REDACTED:url-password]@cache"),
+        ("HTTP_AUTHORIZATION=Bearer abc123def456", "HTTP_AUTHORIZATION=Bearer [REDACTED:bearer-token]"),
+        ("X-Auth: Bearer abcdefghijklmnop1234", "X-Auth: Bearer [REDACTED:bearer-token]"),
     ],
 )  # fmt: skip
 def test_key_value_shapes_keep_the_key(r: Redactor, text: str, expected: str) -> None:
@@ -105,6 +117,8 @@ def test_add_learns_new_secrets_and_longest_wins() -> None:
         "Asia/Tokyo AKIAX",
         "",
         "see https://example.com/path?page=2&sort=asc",
+        "git clone ssh://git@github.com:22/org/repo https://user@host/x",
+        "the bearer of bad news; max_token_count: 5",
     ],
 )
 def test_non_secrets_untouched(r: Redactor, text: str) -> None:

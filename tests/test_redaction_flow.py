@@ -9,6 +9,7 @@ and learnings. Then every byte of the SQLite file (and its WAL) is searched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from agent import events as ev
 from agent.secrets import set_secret
-from tests.conftest import cli, write_script
+from tests.conftest import cli, git, until, write_script
 
 KEYRING_SECRET = "hunter2-Vault-Q7x9Zt"
 PART = "Zq8RwT3pLm"
@@ -141,3 +142,100 @@ async def test_tampering_one_audit_row_is_detected(repo: Path, tmp_path: Path) -
     bad = cli("audit", "verify")
     assert bad.returncode == 1
     assert f"audit record {row_id} was altered" in bad.stdout
+
+
+# -- common secret shapes, env secrets, late keyring secrets, logs ---------------------------
+# Values the generic shapes must catch, with nothing else to go on (not in the keyring).
+ENV_VALUES = {
+    "DB_PASSWORD": "pg-Pa55-w0rd-Kx81",
+    "MY_TOKEN": "tok-9Hq2Lm4Zr7Vb",
+    "SECRET_KEY": "django-insecure-7yQ2mWx",
+    "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "Qm3LpZr8Tv2Nc5Xw1Yb6/AkDs9Fg",
+}
+URL_PASSWORD = "u5er-Pa55-4db"
+BEARER = "bearer-Xy7Qz3Wm9Lk2Pr5Tn"
+DOT_ENV = (
+    "DB_PASSWORD=pg-Pa55-w0rd-Kx81\n"
+    "MY_TOKEN=tok-9Hq2Lm4Zr7Vb\n"
+    'SECRET_KEY="django-insecure-7yQ2mWx"\n'
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE\n"
+    "AWS_SECRET_ACCESS_KEY=Qm3LpZr8Tv2Nc5Xw1Yb6/AkDs9Fg\n"
+    f"DATABASE_URL=postgres://app:{URL_PASSWORD}@db.internal:5432/app\n"
+    f"Authorization: Bearer {BEARER}\n"
+    "DEBUG=true\n"
+)
+ENV_NEEDLES = [*ENV_VALUES.values(), URL_PASSWORD, BEARER]
+
+
+async def test_a_catted_dot_env_leaves_no_value_in_events_store_or_logs(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any, caplog: Any
+) -> None:
+    """The shadow checkpoints are the exception, by design: they are restore points of the
+    worktree and hold its files byte for byte (the .env is on disk in the worktree too).
+    Everything that records what happened (events, task rows, approvals, audit, logs) is
+    clean."""
+    (repo / ".env").write_text(DOT_ENV)  # committed, as in many projects (alas)
+    git(repo, "add", ".env")
+    git(repo, "commit", "-q", "-m", "env")
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": "cat .env"}}]}]
+    model = write_script(tmp_path / "env.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    caplog.set_level("DEBUG")
+    task_id = await engine.submit("show env", repo, model=model, approve="auto", apply=False)
+    task = await engine.wait(task_id)
+    assert task["state"] == ev.SUCCEEDED, task["error"]
+
+    (output,) = [e["output"] for e in await engine.events(task_id) if e["type"] == ev.TOOL_RESULT]
+    assert "DEBUG=true" in output and "DB_PASSWORD=[REDACTED" in output  # readable, not leaky
+    found = [n for n in ENV_NEEDLES if n in output]
+    assert found == []
+    await engine.close()
+    raw = raw_store_bytes(config.data_dir)
+    assert [n for n in ENV_NEEDLES if n.encode() in raw] == []
+    assert [n for n in ENV_NEEDLES if n in caplog.text] == []
+
+
+async def test_secrets_named_by_env_and_set_while_running_are_redacted(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any, monkeypatch: Any
+) -> None:
+    env_secret = "svc-Zk3Pq8Lw2Xm7"
+    late_secret = "late-Vault-R4t8Yq2"
+    monkeypatch.setenv("BILLING_SERVICE_TOKEN", env_secret)
+    engine = await engine_factory()
+    # Set from another process while this engine runs: it must learn the value now.
+    stored = await asyncio.to_thread(cli, "secrets", "set", "late_one", input=late_secret + "\n")
+    assert stored.returncode == 0, stored.stderr
+    await until(lambda: late_secret in engine.safety.redactor._labels, timeout=5)
+    # Printed bare: no key=value shape to give them away, only the known values.
+    command = (
+        "printf '%s%s\\n' 'svc-Zk3Pq8' 'Lw2Xm7'; printf '%s%s\\n' 'late-Vault' '-R4t8Yq2'"
+    )
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}]
+    model = write_script(tmp_path / "bare.json", [{"match": ".", "turns": turns}])
+    task_id = await engine.submit("print", repo, model=model, approve="auto", apply=False)
+    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    (output,) = [e["output"] for e in await engine.events(task_id) if e["type"] == ev.TOOL_RESULT]
+    assert "[REDACTED" in output and env_secret not in output and late_secret not in output
+    await engine.close()
+    raw = raw_store_bytes(config.data_dir)
+    assert env_secret.encode() not in raw and late_secret.encode() not in raw
+
+
+async def test_log_records_and_tracebacks_are_redacted(engine_factory: Any, caplog: Any) -> None:
+    import logging
+
+    set_secret("deploy_token", KEYRING_SECRET)
+    await engine_factory()
+    caplog.set_level("INFO")
+    log = logging.getLogger("agent.worker")
+    log.error("task %s crashed with key %s", "t1", KEYRING_SECRET)
+    try:
+        raise RuntimeError(f"upstream said: Authorization: Bearer {BEARER} and {TOKEN}")
+    except RuntimeError:
+        log.exception("task t2 crashed")
+    logging.getLogger("some.library").warning("password=%s", "hunter22-xyz")
+    assert leaks(caplog.text) == [] and BEARER not in caplog.text
+    assert "hunter22-xyz" not in caplog.text
+    assert "task t1 crashed with key [REDACTED:" in caplog.text
+    assert "RuntimeError: upstream said: Authorization: Bearer [REDACTED" in caplog.text

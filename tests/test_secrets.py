@@ -103,3 +103,18 @@ def test_subprocess_shares_the_temp_keyring(temp_keyring) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "from-parent"
     assert secrets.get_secret("child") == "from-child"
+
+
+def test_env_values_named_like_secrets_are_known(temp_keyring, monkeypatch) -> None:
+    from agent.secrets import known_secret_values, secret_env_values
+
+    env = {"GITHUB_TOKEN": "ghx-1234567890", "AWS_SECRET_ACCESS_KEY": "wJalr/XUtn/FEMI",
+           "PGPASSWORD": "pg-pass-123", "DJANGO_SECRET_KEY": "dj-key-value-1",
+           "SSH_AUTH_SOCK": "/tmp/ssh-x/agent.1", "GOOGLE_APPLICATION_CREDENTIALS_FILE": "/x.json",
+           "API_KEY_PATH": "/etc/key", "FEATURE_TOKEN": "true", "HOME": "/root",
+           "SHORT_KEY": "abc", "EDITOR": "vim-or-something"}  # fmt: skip
+    assert sorted(secret_env_values(env)) == sorted(
+        ["ghx-1234567890", "wJalr/XUtn/FEMI", "pg-pass-123", "dj-key-value-1"]
+    )
+    monkeypatch.setenv("MY_SERVICE_PASSWORD", "svc-pass-9876")
+    assert "svc-pass-9876" in known_secret_values()
