@@ -1,6 +1,7 @@
 """Append-only, hash-chained audit log in the store's `audit` table.
 
     await append(store, actor, action, task_id, detail)   # actor: "engine", "operator", ...
+    detail = {"step": 3, "tool": "execute_bash", "args": call_args(args)}   # capped
     ok, message = await verify(store)   # (True, "N records verified") or (False, why)
 
 Each record's `hash` is sha256(prev_hash + canonical JSON of {id, ts, actor, action,
@@ -40,6 +41,28 @@ FROM (SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit')
                  COALESCE((SELECT MAX(id) FROM audit), 0)) + 1 AS id,
              COALESCE((SELECT hash FROM audit ORDER BY id DESC LIMIT 1), '') AS prev) AS n
 """
+
+
+ARG_CHARS = 500  # per argument in a tool_call record; whole-file contents are summarised
+
+
+def call_args(args: dict[str, Any]) -> dict[str, Any]:
+    """What a tool was called with, for its `tool_call` record: every argument, strings cut
+    to ARG_CHARS, a file's content as its size and hash (the diff holds the rest). The
+    caller's audit() redacts it like every detail."""
+    out: dict[str, Any] = {}
+    for key, value in list((args or {}).items())[:20]:
+        if key == "content" and isinstance(value, str):
+            digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+            out[key] = f"<{len(value)} characters, sha256 {digest}>"
+        elif isinstance(value, str):
+            out[key] = value if len(value) <= ARG_CHARS else value[:ARG_CHARS] + "…[cut]"
+        elif isinstance(value, bool | int | float) or value is None:
+            out[key] = value
+        else:
+            text = canonical(value)
+            out[key] = text if len(text) <= ARG_CHARS else text[:ARG_CHARS] + "…[cut]"
+    return out
 
 
 def canonical(value: Any) -> str:

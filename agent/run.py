@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import pausing, prompts
+from .audit import call_args
 from .errors import TaskStopped, ToolError
 from .models.base import Model, ModelResponse
 from .procs import ProcessGroups
@@ -245,7 +246,8 @@ class TaskRun:
             "agent",
             "tool_call",
             self.task_id,
-            {"step": step, "tool": tool.name if tool else None, "is_error": result.is_error},
+            {"step": step, "tool": tool.name if tool else None, "is_error": result.is_error,
+             "args": call_args(args)},  # fmt: skip
         )
         touched = bool(result.changed) or (
             tool is not None and tool.kind in ("exec", "test", "deploy")

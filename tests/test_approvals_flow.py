@@ -196,6 +196,10 @@ async def test_requests_of_a_crashed_engine_leave_the_queue_on_restart(
     assert await engine.pending_approvals() == []
     (row,) = await engine.store.approvals(None, task_id=task_id)
     assert row["state"] == "denied" and row["decided_by"] == "interrupted"
+    audited = await engine.store.fetch(
+        "SELECT actor FROM audit WHERE task_id = ? AND action = 'deny'", [task_id]
+    )
+    assert audited == [{"actor": "interrupted"}]
 
 
 # -- network: an operator's yes to a network request opens the network for that command ------

@@ -7,11 +7,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent import audit
+from agent import events as ev
 from agent.store import Store
+from tests.conftest import until, write_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,3 +138,67 @@ async def test_two_processes_cannot_fork_the_chain(tmp_path: Path) -> None:
         assert actors == {"engine0", "engine1", "engine2"}
     finally:
         await store.close()
+
+
+# -- what the engine audits ----------------------------------------------------------------
+async def audit_rows(engine: Any, task_id: str) -> list[dict[str, Any]]:
+    rows = await engine.store.fetch(
+        "SELECT actor, action, detail FROM audit WHERE task_id = ? ORDER BY id", [task_id]
+    )
+    return [{**r, "detail": json.loads(r["detail"])} for r in rows]
+
+
+async def test_rule_decisions_and_tool_arguments_are_audited(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    secret = "Xq7Wm2Lp9Rt4Zk8Vb3"
+    big = "x" * 5000
+    turns = [
+        {"tool_calls": [{"name": "execute_bash", "input": {
+            "command": f"curl -s -m 1 -H 'Authorization: Bearer {secret}' http://127.0.0.1:9/"}}]},
+        {"tool_calls": [{"name": "write_file", "input": {"path": "big.txt", "content": big}}]},
+        {"tool_calls": [{"name": "read_file", "input": {"path": "a" * 2000}}]},
+    ]  # fmt: skip
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("audit me", repo, model=model, approve="auto", apply=False)
+    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    rows = await audit_rows(engine, task_id)
+    (decision,) = [r for r in rows if r["action"] == "approve"]
+    assert decision["actor"] == "rule:approve=auto" and decision["detail"]["kind"] == "command"
+    calls = [r["detail"] for r in rows if r["action"] == "tool_call"]
+    assert [c["tool"] for c in calls] == ["execute_bash", "write_file", "read_file"]
+    command = calls[0]["args"]["command"]
+    assert command.startswith("curl -s -m 1 -H 'Authorization: Bearer [REDACTED")
+    assert secret not in json.dumps(rows)
+    assert calls[1]["args"] == {"path": "big.txt", "content": calls[1]["args"]["content"]}
+    assert calls[1]["args"]["content"].startswith("<5000 characters, sha256 ")
+    assert len(calls[2]["args"]["path"]) < 600  # capped
+    ok, _ = await audit.verify(engine.store)
+    assert ok
+
+
+async def test_timeout_and_task_stop_decisions_are_audited(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any
+) -> None:
+    from agent.config import DeployTarget
+
+    config.deploy = {"prod": DeployTarget(command="true")}
+    config.engine.approval_timeout_s = 0.3
+    deploy = {"tool_calls": [{"name": "deploy_code", "input": {"target": "prod"}}]}
+    model = write_script(tmp_path / "d.json", [{"match": ".", "turns": [deploy]}])
+    engine = await engine_factory()
+    timed = await engine.submit("deploy", repo, model=model, apply=False)
+    assert (await engine.wait(timed))["state"] == ev.SUCCEEDED
+    (denied,) = [r for r in await audit_rows(engine, timed) if r["action"] == "deny"]
+    assert denied["actor"] == "timeout" and denied["detail"]["kind"] == "deploy"
+
+    config.engine.approval_timeout_s = 0
+    stopped = await engine.submit("deploy", repo, model=model, apply=False)
+    await until(lambda: engine.store.approvals("pending", task_id=stopped))
+    await until(lambda: engine._runs.get(stopped) and engine._runs[stopped].pending_approvals)
+    await engine.cancel(stopped, by="bob")
+    assert (await engine.wait(stopped))["state"] == ev.CANCELLED
+    (denied,) = [r for r in await audit_rows(engine, stopped) if r["action"] == "deny"]
+    assert denied["actor"] == "cancelled by bob"
+    assert denied["detail"]["reason"] == "task stopped"
