@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.errors import ConfigError
 from agent.policy import TOOLS, Policy
+from tests.conftest import until, write_script
 
 
 def bash(policy: Policy, command: str, sandboxed: bool = True) -> str:
@@ -147,3 +149,44 @@ def test_broken_files_are_one_line_config_errors(tmp_path: Path, text: str, mess
     with pytest.raises(ConfigError, match=message) as err:
         Policy.load(path)
     assert "\n" not in str(err.value)
+
+
+# -- the policy file is re-read while engines run --------------------------------------------
+async def test_hand_edits_apply_without_restart_and_a_broken_edit_keeps_the_last_good(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any, caplog: Any
+) -> None:
+    engine = await engine_factory()
+    other = await engine_factory(role="daemon")  # a second engine on the same data dir
+    assert engine.safety.decide("execute_bash", {"command": "ls"})[0] == "allow"
+    config.policy_path.write_text('[tools]\nexecute_bash = "deny"\n')  # by hand, in an editor
+    for e in (engine, other):
+        await until(lambda e=e: e.safety.decide("execute_bash", {"command": "ls"})[0] == "deny")
+
+    caplog.set_level("WARNING")
+    config.policy_path.write_text('[tools]\nexecute_bash = "maybe"\n')  # a broken edit
+    await until(lambda: engine.safety.policy_error, timeout=3)
+    assert "execute_bash must be one of allow, ask, deny" in caplog.text
+    turn = {"tool_calls": [{"name": "execute_bash", "input": {"command": "touch ran.txt"}}]}
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": [turn]}])
+    task_id = await engine.submit("run it", repo, model=model, apply=False)
+    task = await engine.wait(task_id)  # the engine runs on, with the last good policy
+    assert task["state"] == "succeeded" and task["changes"] == []
+    with pytest.raises(ConfigError, match="fix the file"):  # never saved over the hand edit
+        engine.safety.set_policy("deploy_code", "allow")
+    assert "maybe" in config.policy_path.read_text()
+
+    config.policy_path.write_text('[tools]\nexecute_bash = "allow"\n')
+    await until(lambda: not engine.safety.policy_error, timeout=3)
+    assert engine.safety.decide("execute_bash", {"command": "ls"})[0] == "allow"
+
+
+async def test_a_change_made_in_one_engine_reaches_another(
+    config: Any, engine_factory: Any
+) -> None:
+    cockpit, daemon = await engine_factory(), await engine_factory(role="daemon")
+    assert daemon.safety.decide("deploy_code", {})[0] == "ask"
+    await cockpit.set_policy("deploy_code", "allow")
+    await until(lambda: daemon.safety.decide("deploy_code", {})[0] == "allow", timeout=3)
+    await daemon.set_policy_mode("strict")  # and back: each edits what is on disk now
+    await until(lambda: cockpit.policy_mode == "strict", timeout=3)
+    assert Policy.load(config.policy_path).tools == {"deploy_code": "allow"}
