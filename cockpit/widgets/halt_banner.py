@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from ..keys import key_for
+
 
 class HaltBanner(Static):
     DEFAULT_CSS = """
@@ -20,9 +22,12 @@ class HaltBanner(Static):
     """
 
     def __init__(self) -> None:
-        super().__init__("■ EMERGENCY STOP ENGAGED — all work halted · re-arm on Safety Controls (9)")
+        super().__init__("■ EMERGENCY STOP ENGAGED — all work halted")
 
     def on_mount(self) -> None:
+        safety = key_for(self.app, "panel.safety", "9")
+        self.update(f"■ EMERGENCY STOP ENGAGED — all work halted · re-arm on Safety Controls "
+                    f"({safety})")
         self.watch(self.app, "halted", self._show, init=True)
 
     def _show(self, halted: bool) -> None:

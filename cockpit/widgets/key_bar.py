@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from ..keys import key_for
+
 
 class KeyBar(Static):
     DEFAULT_CSS = """
@@ -34,5 +36,5 @@ class KeyBar(Static):
             key = app.get_key_display(binding).replace("[", "\\[")
             style = "b $error" if binding.id == "emergency_stop" else "b $accent"
             parts.append(f"[{style}]{key}[/] {binding.description}")
-        parts.append("[b $accent]^p[/] Palette")
+        parts.append(f"[b $accent]{key_for(app, 'palette', '^p')}[/] Palette")
         self.update("  ".join(parts))

@@ -1,10 +1,12 @@
-"""Top bar: the ten panels with their keys, the current one lit, and live counters."""
+"""Top bar: the ten panels with their keys (as remapped), the current one lit, and live
+counters."""
 
 from __future__ import annotations
 
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from ..keys import key_for
 from ..panels import PANELS
 
 
@@ -16,9 +18,11 @@ class NavBar(Static):
 
     def __init__(self, mode: str) -> None:
         super().__init__()
+        self._keys: dict[str, str] = {}
         self.current = mode
 
     def on_mount(self) -> None:
+        self._keys = {p.mode: key_for(self.app, f"panel.{p.mode}", p.key) for p in PANELS}
         for name in ("engine_status", "live_count", "pending_count", "halted"):
             self.watch(self.app, name, lambda _v: self._redraw(), init=False)
         self._redraw()
@@ -30,7 +34,7 @@ class NavBar(Static):
         app = self.app
         parts = []
         for p in PANELS:
-            label = f" {p.key} {p.short} "
+            label = f" {self._keys.get(p.mode, p.key)} {p.short} "
             parts.append(f"[reverse b]{label}[/]" if p.mode == self.current else label)
         live = getattr(app, "live_count", 0)
         pending = getattr(app, "pending_count", 0)

@@ -1,0 +1,30 @@
+"""The keys actually bound, after `config.ui.keymap` remaps, for any text that names a key
+(nav bar, key bar, halt banner, buttons, hints): a remapped key is never shown by its
+old name."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+from textual.dom import DOMNode
+
+
+def binding_for(node: DOMNode, binding_id: str) -> Binding | None:
+    """The binding with this id on `node` (an app or a screen), with the keymap applied."""
+    app = node.app if not isinstance(node, App) else node
+    bindings = node._bindings.copy()
+    if app._keymap:
+        bindings.apply_keymap(app._keymap)
+    for key_bindings in bindings.key_to_bindings.values():
+        for binding in key_bindings:
+            if binding.id == binding_id:
+                return binding
+    return None
+
+
+def key_for(node: DOMNode, binding_id: str, default: str = "?") -> str:
+    """How to write the key bound to `binding_id` ("ctrl+x" shows as "^x"), markup-safe."""
+    binding = binding_for(node, binding_id)
+    if binding is None:
+        return default
+    return node.app.get_key_display(binding).replace("[", "\\[")
