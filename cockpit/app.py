@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.worker import Worker
 
 from . import hangup
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
 from .themes import load_themes
+from .widgets.confirm import Confirm
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -49,6 +50,14 @@ class CockpitApp(App[None]):
             Binding(
                 p.key, f"app.switch_mode('{p.mode}')", p.short, show=False, id=f"panel.{p.mode}"
             )
+            for p in PANELS
+        ),
+        # Escape then a digit typed quickly reaches us as alt+digit (the terminal's escape
+        # prefix): the same panel switch, and a priority one so a text field that still has
+        # focus cannot type it. No text is ever typed with alt+digit.
+        *(
+            Binding(f"alt+{p.key}", f"app.panel_key('{p.mode}')", p.short, show=False,
+                    priority=True)
             for p in PANELS
         ),
         # The emergency stop is ONE keystroke and a PRIORITY binding. Priority, so it fires
@@ -186,22 +195,33 @@ class CockpitApp(App[None]):
         if len(self._pending) > FLOOD and self._ticks % 3:
             return
         batch, self._pending = self._pending, []
+        ended: dict[str, str] = {}
         for event in batch:
-            self._track(event)
+            self._track(event, ended)
         self._update_counts()
         self.screen_stack[0].post_message(EngineEvents(batch))
+        if ended:
+            self._close_questions(ended)
 
-    def _track(self, event: dict[str, Any]) -> None:
+    def _track(self, event: dict[str, Any], ended: dict[str, str]) -> None:
         kind = event.get("type")
         if kind == "status":
             if event.get("state") in LIVE:
                 self._live[event["task_id"]] = event["state"]
             else:
                 self._live.pop(event["task_id"], None)
+                ended[event["task_id"]] = str(event.get("state"))
         elif kind == "approval_requested" and event.get("approval_id") is not None:
             self._approvals.add(int(event["approval_id"]))
         elif kind == "approval_decided" and event.get("approval_id") is not None:
             self._approvals.discard(int(event["approval_id"]))
+
+    def _close_questions(self, ended: dict[str, str]) -> None:
+        """A confirm dialog about a task that just ended closes (on every panel's stack)."""
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, Confirm) and screen.task_id in ended:
+                    screen.task_ended(ended[screen.task_id])
 
     def _update_counts(self) -> None:
         self.live_count = len(self._live)
@@ -249,6 +269,10 @@ class CockpitApp(App[None]):
             await self.engine.rearm(by="operator")
         self.halted = False
         self.notify("Re-armed: work may start again.")
+
+    def action_panel_key(self, mode: str) -> None:
+        if not isinstance(self.screen, ModalScreen):  # a dialog is answered first
+            self.switch_mode(mode)
 
     def action_set_theme(self, name: str) -> None:
         self.theme = name

@@ -1,5 +1,6 @@
-"""2 · Active Tasks: every live task (this process's and a daemon's) with state, step,
-elapsed time and cost; cancel, open in Task Execution."""
+"""2 · Active Tasks: every live task (this process's and a daemon's) with state, its current
+step and what it is doing now, elapsed time and cost; cancel, open in Task Execution,
+pause and resume."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from .. import fmt
+from ..keys import key_for
 from ..widgets import Confirm, EventLog, KeyedTable, put
 from .base import PanelScreen
 
@@ -30,37 +32,50 @@ class ActiveTasksScreen(PanelScreen):
     BINDINGS = [
         Binding("c", "cancel", "Cancel", id="active.cancel"),
         Binding("enter,o", "open", "Open", id="active.open"),
-        Binding("p", "pause", "Pause", id="active.pause"),
+        Binding("p", "pause", "Pause/resume", id="active.pause"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.peeking: str | None = None
+        self.paused: set[str] = set()
+        self._modes: dict[str, str] = {}
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
             yield Static("", id="summary")
-            yield KeyedTable(("ID", 12), ("State", 18), ("Step", 5), ("Elapsed", 8),
-                             ("Cost", 9), ("Approve", 7), "Task", id="live")
-            yield Static("[dim]No live tasks. Submit one on Task Execution (1).[/]",
+            yield KeyedTable(("ID", 8), ("State", 17), ("Step", 4), ("Elapsed", 7),
+                             ("Cost", 9), ("Task", 30), "Now", flex="Now", id="live")
+            yield Static("[dim]No live tasks. Submit one on Task Execution "
+                         f"({key_for(self.app, 'panel.tasks', '1')}).[/]",
                          id="empty", classes="empty-state")
             yield EventLog(max_lines=300, id="peek")
 
     async def refresh_data(self, engine: Engine) -> None:
         tasks = sorted(await engine.list(states=LIVE, limit=500), key=lambda t: t["created_at"])
+        doing = await engine.activity([t["id"] for t in tasks])
+        self.paused = {task_id for task_id, now in doing.items() if now["paused"]}
+        self._modes = {t["id"]: t["approve_mode"] for t in tasks}
         table = self.query_one("#live", KeyedTable)
-        table.sync({t["id"]: (t["id"], fmt.state(t["state"]), str(t["steps"]), fmt.elapsed(t),
-                              fmt.money(t["cost_usd"]), t["approve_mode"], fmt.cell(t["title"], 60))
+        table.sync({t["id"]: (t["id"][:8], _state(t["state"], t["id"] in self.paused),
+                              str(max(t["steps"], doing[t["id"]]["step"])), fmt.elapsed(t),
+                              fmt.money(t["cost_usd"]), fmt.cell(t["title"], 30),
+                              _now(doing[t["id"]]))
                     for t in tasks})
         self.query_one("#empty").display = not tasks
         if self.peeking is None and tasks:
             self.peek(table.selected_key or tasks[0]["id"])
-        running = sum(1 for t in tasks if t["state"] not in ("queued", "awaiting_approval"))
+        running = sum(1 for t in tasks if t["state"] not in ("queued", "awaiting_approval")
+                      and t["id"] not in self.paused)
         waiting = sum(1 for t in tasks if t["state"] == "awaiting_approval")
         spent = sum(t["cost_usd"] or 0 for t in tasks)
-        put(self.query_one("#summary", Static), 
-            f"[b]{len(tasks)}[/] live · {running} working · {waiting} awaiting approval · "
+        held = f"{len(self.paused)} paused · " if self.paused else ""
+        put(self.query_one("#summary", Static),
+            f"[b]{len(tasks)}[/] live · {running} working · {held}{waiting} awaiting approval · "
             f"{fmt.money(spent)} spent by live tasks")
+        if self.peeking in self._modes:
+            log = self.query_one("#peek", EventLog)
+            log.border_title = f"latest from {self.peeking[:8]} · approve {self._modes[self.peeking]}"
 
     @on(KeyedTable.RowHighlighted, "#live")
     def _row(self, event: KeyedTable.RowHighlighted) -> None:
@@ -73,22 +88,19 @@ class ActiveTasksScreen(PanelScreen):
             return
         self.peeking = task_id
         log = self.query_one("#peek", EventLog)
-        log.reset()
-        log.border_title = f"latest from {task_id[:8]}"
+        log.follow(task_id)
+        mode = self._modes.get(task_id)
+        log.border_title = f"latest from {task_id[:8]}" + (f" · approve {mode}" if mode else "")
+        self.catch_up()
 
-        async def load(engine: Engine) -> list[dict[str, Any]]:
-            return await engine.events(task_id)
-
-        def show(events: list[dict[str, Any]]) -> None:
-            if self.peeking == task_id:
-                log.add(events[-300:])
-
-        self.act(load, then=show)
+    def catch_up(self) -> None:
+        """The peeked task's events that the log has not shown (first look, or a return)."""
+        if self.peeking and self._ready and self.engine is not None:
+            self.run_worker(self.query_one("#peek", EventLog).catch_up(self.engine),
+                            group="replay", exclusive=True)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
-        mine = [ev for ev in events if ev["task_id"] == self.peeking]
-        if mine:
-            self.query_one("#peek", EventLog).add(mine)
+        self.query_one("#peek", EventLog).feed(events)
 
     def _selected(self) -> str | None:
         return self.query_one("#live", KeyedTable).selected_key
@@ -103,7 +115,7 @@ class ActiveTasksScreen(PanelScreen):
                 self.act(lambda e: e.cancel(task_id), done=f"Cancelled {task_id[:8]}")
 
         self.app.push_screen(Confirm(f"Cancel task {task_id}? Its running command is killed.",
-                                     yes="Cancel task"), answered)
+                                     yes="Cancel task", task_id=task_id), answered)
 
     def action_open(self) -> None:
         task_id = self._selected()
@@ -115,6 +127,26 @@ class ActiveTasksScreen(PanelScreen):
             screen.select(task_id)
 
     def action_pause(self) -> None:
-        # The engine has no pause yet; say so instead of pretending.
-        self.notify("Pause is not supported by the engine yet: cancel, or deny at the next "
-                    "approval.", severity="warning")
+        """Pause the selected task (it holds before its next step; a running command
+        finishes first), or resume it when it is paused."""
+        task_id = self._selected()
+        if not task_id:
+            return
+        if task_id in self.paused:
+            self.paused.discard(task_id)
+            self.act(lambda e: e.resume(task_id), done=f"Resumed {task_id[:8]}")
+        else:
+            self.paused.add(task_id)
+            self.act(lambda e: e.pause(task_id),
+                     done=f"Paused {task_id[:8]}: it holds before its next step")
+
+
+def _state(state: str, paused: bool) -> str:
+    return fmt.state(state) + (" " + fmt.paint("‖ paused", "bold $text-warning") if paused else "")
+
+
+def _now(doing: dict[str, Any]) -> str:
+    """The current action, from the task's latest step: 'execute_bash sleep 600'."""
+    if not doing.get("action"):
+        return "[dim]—[/]"
+    return fmt.cell(f"{doing['action']} {doing['target']}".strip(), 300)  # the table cuts it

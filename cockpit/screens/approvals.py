@@ -1,10 +1,12 @@
 """3 · Approval Queue: pending requests from every task, oldest first, with the diff or
-command and the risk. One key each: approve, deny, approve all of this kind. Decided
-requests stay listed with who decided."""
+command and the risk. One key each: approve, deny, approve all of this kind (after a
+confirm that shows what it covers). Decided requests stay listed with who decided, read
+from the store's approval rows: a decision from the CLI, another panel or before a
+restart shows its decider too."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -15,14 +17,17 @@ from textual.containers import ScrollableContainer, Vertical
 from textual.widgets import Static
 
 from .. import fmt
-from ..widgets import KeyedTable, put
+from ..keys import key_for
+from ..widgets import Confirm, KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
 
 MAX_DIFF_LINES = 400
-KEEP_DECIDED = 50
+KEEP_DECIDED = 50  # decided requests still listed (newest), with who decided
+TASK_W = 26
+LIST_AT_MOST = 8  # distinct commands listed in the approve-all confirm
 
 
 def diff_text(diff: str) -> Text:
@@ -51,15 +56,16 @@ class ApprovalsScreen(PanelScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, dict[str, Any]] = {}
-        self.decided: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._titles: dict[str, str] = {}
+        self._placed = False  # the cursor starts on the oldest pending request
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
             with Vertical(id="top"):
                 yield Static("", id="summary")
-                yield KeyedTable(("#", 4), ("Waiting", 8), ("Kind", 8), ("Risk", 6),
-                                 ("Task", 34), ("Decision", 26), ("Summary", 30), id="queue")
+                yield KeyedTable(("#", 4), ("Waiting", 7), ("Kind", 8), ("Risk", 6),
+                                 ("Task", TASK_W), ("Decision", 20), "Summary", flex="Summary",
+                                 id="queue")
                 yield Static("[dim]Nothing waits for you.[/]", id="empty", classes="empty-state")
             with Vertical(id="detail-pane"):
                 yield Static("", id="detail-head")
@@ -67,42 +73,34 @@ class ApprovalsScreen(PanelScreen):
                     yield Static("", id="detail")
 
     async def refresh_data(self, engine: Engine) -> None:
-        pending = sorted(await engine.pending_approvals(), key=lambda a: (a["created_at"], a["id"]))
-        for row in pending:
+        pending = await engine.pending_approvals()
+        decided = [a for a in await engine.recent_approvals(limit=2 * KEEP_DECIDED)
+                   if a["state"] != "pending" and not _by_rule(a)][:KEEP_DECIDED]
+        rows = sorted(pending + decided, key=lambda a: (a["created_at"], a["id"]))  # oldest first
+        for row in rows:
             if row["task_id"] not in self._titles:
                 task = await engine.get(row["task_id"])
-                self._titles[row["task_id"]] = task["title"] if task else row["task_id"]
-        fresh = {str(a["id"]): a for a in pending}
-        for key, row in self.rows.items():  # gone from pending: decided somewhere
-            if key not in fresh and key not in self.decided:
-                self._remember(key, {**row, "state": "decided", "decided_by": "?"})
-        self.rows = {**fresh, **{k: v for k, v in self.decided.items() if k not in fresh}}
+                self._titles[row["task_id"]] = task["title"] if task else ""
+        self.rows = {str(a["id"]): a for a in rows}
         self._draw()
-
-    def _remember(self, key: str, row: dict[str, Any]) -> None:
-        self.decided[key] = row
-        while len(self.decided) > KEEP_DECIDED:
-            self.decided.popitem(last=False)
-
-    def handle_events(self, events: list[dict[str, Any]]) -> None:
-        for ev in events:
-            if ev["type"] == "approval_decided" and ev.get("approval_id") is not None:
-                key = str(ev["approval_id"])
-                row = self.rows.get(key, {"id": ev["approval_id"], "task_id": ev["task_id"],
-                                          "kind": ev.get("kind", "?"), "risk": "", "summary": "",
-                                          "detail": {}, "created_at": ev["ts"]})
-                state = "approved" if ev.get("approved") else "denied"
-                self._remember(key, {**row, "state": state, "decided_by": ev.get("by")})
 
     def _draw(self) -> None:
         table = self.query_one("#queue", KeyedTable)
-        table.sync({key: (str(a["id"]), fmt.duration(fmt.now() - a["created_at"]), a["kind"],
-                          fmt.risk(a["risk"]), fmt.cell(self._titles.get(a["task_id"], ""), 34),
-                          _decision(a), fmt.cell(a.get("summary", ""), 30)) for key, a in self.rows.items()})
-        pending = [a for a in self.rows.values() if a.get("state") == "pending"]
+        table.sync({key: (str(a["id"]), _waiting(a), fmt.cell(a["kind"], 8), fmt.risk(a["risk"]),
+                          fmt.cell(f"{a['task_id'][:8]} {self._titles.get(a['task_id'], '')}",
+                                   TASK_W),
+                          _decision(a), fmt.cell(a.get("summary", ""), 300))  # the table cuts it
+                    for key, a in self.rows.items()})
+        pending = [key for key, a in self.rows.items() if a["state"] == "pending"]
+        if not self._placed and pending:
+            self._placed = True
+            table.move_cursor(row=table.get_row_index(pending[0]), animate=False)
         self.query_one("#empty").display = not self.rows
-        put(self.query_one("#summary", Static), 
-            f"[b]{len(pending)}[/] pending · a approve · d deny · A approve all of the same kind")
+        keys = [key_for(self, f"approvals.{name}", name[0]) for name in
+                ("approve", "deny", "approve_kind")]
+        put(self.query_one("#summary", Static),
+            f"[b]{len(pending)}[/] pending · {keys[0]} approve · {keys[1]} deny · "
+            f"{keys[2]} approve all of the same kind")
         self._show(table.selected_key)
 
     @on(KeyedTable.RowHighlighted, "#queue")
@@ -114,23 +112,17 @@ class ApprovalsScreen(PanelScreen):
         head = self.query_one("#detail-head", Static)
         body = self.query_one("#detail", Static)
         if row is None:
-            head.update("")
-            body.update("")
+            put(head, "")
+            put(body, "")
             return
         e = fmt.escape
-        head.update(f"[b]#{row['id']} {e(row['kind'])}[/] risk {fmt.risk(row.get('risk', ''))} · "
-                    f"task {row['task_id'][:8]} {e(fmt.short(self._titles.get(row['task_id'], ''), 40))}"
-                    f"\n{e(row.get('summary', ''))}")
+        title = self._titles.get(row["task_id"], "")
+        put(head, f"[b]#{row['id']} {e(row['kind'])}[/] risk {fmt.risk(row.get('risk', ''))} · "
+                  f"{_decision(row)} · task {row['task_id'][:8]} {e(fmt.short(title, 60))}"
+                  f"\n{e(row.get('summary', ''))}")
         detail = row.get("detail") or {}
-        if detail.get("diff"):
-            files = ", ".join(detail.get("files", []))
-            text = Text(f"files: {files}\n\n", style="bold", no_wrap=True, overflow="ignore")
-            text.append_text(diff_text(detail["diff"]))
-            body.update(text)
-        elif detail.get("command"):
-            body.update(Text.assemble(("$ ", "bold"), (detail["command"], "bold yellow")))
-        else:
-            body.update(Text("\n".join(f"{k}: {v}" for k, v in detail.items())))
+        body.set_class(not detail.get("diff"), "-wrap")  # a diff scrolls sideways; text wraps
+        put(body, detail_text(detail))
 
     def _selected(self) -> dict[str, Any] | None:
         row = self.rows.get(self.query_one("#queue", KeyedTable).selected_key or "")
@@ -146,10 +138,17 @@ class ApprovalsScreen(PanelScreen):
     def action_approve_kind(self) -> None:
         row = self._selected()
         if row is None:
+            self.notify("Select a pending request first.", severity="warning")
             return
         same = [a for a in self.rows.values()
                 if a.get("state") == "pending" and a["kind"] == row["kind"]]
-        self._decide(same, True)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._decide(same, True)
+
+        self.app.push_screen(Confirm(approve_all_question(row["kind"], same),
+                                     yes=f"Approve {len(same)}"), answered)
 
     def _decide(self, rows: list[dict[str, Any]], approved: bool) -> None:
         verdict = "approved" if approved else "denied"
@@ -157,14 +156,73 @@ class ApprovalsScreen(PanelScreen):
         async def call(engine: Engine) -> None:
             for row in rows:
                 await engine.decide(int(row["id"]), approved, by="operator")
-                self._remember(str(row["id"]), {**row, "state": verdict, "decided_by": "operator"})
 
         self.act(call, done=f"{verdict.capitalize()} {len(rows)} request(s)")
+
+
+def what(row: dict[str, Any]) -> str:
+    """What a request would let happen, in one line: the command, the SQL, or its summary."""
+    given = (row.get("detail") or {}).get("input") or {}
+    if isinstance(given, dict) and given.get("command"):
+        return f"$ {given['command']}"
+    if isinstance(given, dict) and given.get("sql"):
+        return f"sql> {given['sql']}"
+    return str(row.get("summary") or row.get("kind") or "")
+
+
+def approve_all_question(kind: str, rows: list[dict[str, Any]]) -> str:
+    """'Approve 3 pending command requests?' and each distinct one they cover, with counts."""
+    counts = Counter(what(r) for r in rows)
+    lines = [f"[b]Approve {len(rows)} pending {fmt.escape(kind)} request"
+             f"{'' if len(rows) == 1 else 's'}?[/] They cover:"]
+    for text, n in counts.most_common(LIST_AT_MOST):
+        lines.append(f"  {fmt.escape(fmt.short(text, 52))}" + (f"  [dim]×{n}[/]" if n > 1 else ""))
+    if len(counts) > LIST_AT_MOST:
+        lines.append(f"  [dim]… and {len(counts) - LIST_AT_MOST} more[/]")
+    return "\n".join(lines)
+
+
+def detail_text(detail: dict[str, Any]) -> Text:
+    """A request's detail: the diff (coloured, never wrapped), or the `$ command` line
+    then the rest of its input and the rule that asked."""
+    if detail.get("diff"):
+        files = ", ".join(detail.get("files", []))
+        text = Text(f"files: {files}\n\n", style="bold", no_wrap=True, overflow="ignore")
+        text.append_text(diff_text(detail["diff"]))
+        return text
+    text = Text()
+    given = detail.get("input") if isinstance(detail.get("input"), dict) else {}
+    command = detail.get("command") or given.get("command")
+    if command:
+        text.append("$ ", style="bold")
+        text.append(str(command), style="bold yellow")
+        text.append("\n")
+    elif given.get("sql"):
+        text.append("sql> ", style="bold")
+        text.append(str(given["sql"]), style="bold yellow")
+        text.append("\n")
+    rest = {k: v for k, v in given.items() if k not in ("command", "sql")}
+    rest.update({k: v for k, v in detail.items() if k not in ("input", "command")})
+    for key, value in rest.items():
+        text.append(f"{key}: ", style="dim")
+        text.append(f"{value}\n")
+    return text
+
+
+def _by_rule(row: dict[str, Any]) -> bool:
+    """Decided by a rule (approve=auto/deny) at once: it never waited for anyone."""
+    return str(row.get("decided_by") or "").startswith("rule:")
+
+
+def _waiting(row: dict[str, Any]) -> str:
+    """How long it waited: up to now while pending, frozen at the decision after."""
+    end = row.get("decided_at") if row.get("state") != "pending" else None
+    return fmt.duration((end or fmt.now()) - row["created_at"])
 
 
 def _decision(row: dict[str, Any]) -> str:
     state = row.get("state", "pending")
     if state == "pending":
-        return "[b yellow]pending[/]"
-    style = "green" if state == "approved" else "red" if state == "denied" else "dim"
-    return f"[{style}]{state}[/] by {fmt.escape(row.get('decided_by') or '?')}"
+        return fmt.paint("pending", "bold $text-warning")
+    tone = "ok" if state == "approved" else "bad" if state == "denied" else "muted"
+    return f"{fmt.paint(state, tone)} by {fmt.escape(row.get('decided_by') or '?')}"

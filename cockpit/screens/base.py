@@ -3,6 +3,10 @@
 Data flows one way: a panel asks the engine in a worker (`refresh_data`), never on the
 event loop's critical path, and refreshes never overlap (Dolphie's rule): a request that
 arrives while one runs just marks the panel dirty and one more pass follows.
+
+Live events reach only the visible panel (keys stay fast however many tasks stream), so a
+panel coming back into view refreshes from the store and catches up (`catch_up`) on the
+events it missed: what it shows is right when you return to it.
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ class PanelScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.request_refresh()
+        if self._ready and self.engine is not None:
+            self.catch_up()
         if self._poll:
             self._poll.resume()
 
@@ -126,10 +132,15 @@ class PanelScreen(Screen[None]):
     def on_engine_events(self, message: EngineEvents) -> None:
         if self.WATCH and any(ev.get("type") in self.WATCH for ev in message.events):
             self.request_refresh()
-        self.handle_events(message.events)
+        if self._ready:  # the body (and its event views) is mounted
+            self.handle_events(message.events)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
         """Override for panels that render events directly."""
+
+    def catch_up(self) -> None:
+        """Override for panels that render events: load, from the store, those that came
+        while the panel was hidden (they were not sent to it)."""
 
     # -- data ------------------------------------------------------------------------------
     def request_refresh(self) -> None:

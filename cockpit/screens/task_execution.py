@@ -14,14 +14,24 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from .. import fmt
-from ..widgets import EventLog, KeyedTable, put
+from ..widgets import Confirm, EventLog, KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
 
+LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 APPROVE_MODES = [("ask: I approve risky steps", "ask"), ("auto: approve everything", "auto"),
                  ("deny: refuse risky steps", "deny")]
+# Short state names for the narrow list: "awaiting approval" is cut at 11 columns.
+SHORT_STATES = {"awaiting approval": "awaiting"}
+
+
+def short_state(value: str) -> str:
+    label = fmt.state(value)
+    for long, short in SHORT_STATES.items():
+        label = label.replace(long, short)
+    return label
 
 
 class TaskExecutionScreen(PanelScreen):
@@ -40,20 +50,22 @@ class TaskExecutionScreen(PanelScreen):
         super().__init__()
         self.selected: str | None = None
         self.follow = True  # show the newest task until the operator picks one
-        self._loading = False
-        self._held: list[dict[str, Any]] = []
         self._plan: list[dict[str, Any]] = []
+        self._paused = False
 
     def compose_panel(self) -> ComposeResult:
         with Horizontal(classes="panel-body"):
             with Vertical(id="compose"):
                 yield Label("New task", classes="section-title")
                 yield Input(placeholder="What should the agent do?", id="title")
+                yield Label("Workspace", classes="field-label")
                 yield Input(placeholder="workspace folder", id="workspace")
+                yield Label("Approval mode", classes="field-label")
                 yield Select(APPROVE_MODES, value="ask", allow_blank=False, id="approve")
                 yield Button("Submit", id="submit", variant="primary")
                 yield Label("Recent tasks", classes="section-title")
-                yield KeyedTable(("ID", 8), ("State", 11), "Task", id="recent")
+                yield KeyedTable(("ID", 6), ("State", 11), "Task", flex="Task", flex_min=8,
+                                 id="recent")
             with Vertical(id="stream-pane"):
                 yield Static("No task selected: submit one, or pick one on the left.", id="head")
                 yield Static("", id="plan")
@@ -73,7 +85,7 @@ class TaskExecutionScreen(PanelScreen):
         tasks = await engine.list(limit=40)
         table = self.query_one("#recent", KeyedTable)
         with table.prevent(KeyedTable.RowHighlighted):  # only the operator's moves select
-            table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"]), fmt.cell(t["title"], 40))
+            table.sync({t["id"]: (t["id"][:6], short_state(t["state"]), fmt.cell(t["title"], 300))
                         for t in tasks})
         if tasks and (self.selected is None or self.follow):
             self.select(tasks[0]["id"])
@@ -83,13 +95,19 @@ class TaskExecutionScreen(PanelScreen):
         if self.selected:
             task = await engine.get(self.selected)
             if task:
+                if task["state"] in LIVE:
+                    self._paused = (await engine.activity([task["id"]]))[task["id"]]["paused"]
                 self._show_head(task)
 
     def _show_head(self, task: dict[str, Any]) -> None:
         e = fmt.escape
-        put(self.query_one("#head", Static), 
-            f"[b]{e(fmt.short(task['title'], 70))}[/]  {fmt.state(task['state'])}\n"
-            f"[dim]{task['id']} · {task['steps']} steps · {task['tokens']:,} tokens · "
+        paused = self._paused and task["state"] in LIVE
+        state = fmt.state(task["state"]) + (" " + fmt.paint("‖ paused", "bold $text-warning")
+                                            if paused else "")
+        room = self.query_one("#head", Static).size.width - len(task["state"]) - (10 if paused else 2)
+        put(self.query_one("#head", Static),
+            f"[b]{e(fmt.short(task['title'], max(20, room)))}[/]  {state}\n"
+            f"[dim]{task['id']} · {fmt.plural(task['steps'], 'step')} · {task['tokens']:,} tokens · "
             f"{fmt.money(task['cost_usd'])} · {fmt.elapsed(task)} · approve {task['approve_mode']}[/]")
 
     def select(self, task_id: str) -> None:
@@ -99,47 +117,44 @@ class TaskExecutionScreen(PanelScreen):
         if not self._ready:  # shown once the body is mounted
             return
         self._plan = []
+        self._paused = False
         self._draw_plan()
-        self.query_one("#log", EventLog).reset()
-        self._loading = True
-        self._held = []
-        self.run_worker(partial(self._replay, task_id), group="replay", exclusive=True)
+        self.query_one("#log", EventLog).follow(task_id)
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Load the selected task's events the log has not shown (all of them after a new
+        selection; those that came while the panel was hidden after a return)."""
+        if self.selected and self._ready:
+            self.run_worker(partial(self._replay, self.selected), group="replay", exclusive=True)
 
     async def _replay(self, task_id: str) -> None:
         engine = self.engine
         if engine is None:
             return
-        log = self.query_one("#log", EventLog)
-        try:
-            events = await engine.events(task_id)
-        finally:
-            self._loading = False
+        added = await self.query_one("#log", EventLog).catch_up(engine)
         if task_id != self.selected:
             return
-        events = events[-log.events.maxlen:] if log.events.maxlen else events
-        log.add(events + [ev for ev in self._held if ev["task_id"] == task_id])
-        self._held = []
-        for event in events:
-            self._note_plan(event)
-        self._draw_plan()
+        self._shown(added)
         task = await engine.get(task_id)
-        if task:
+        if task and task_id == self.selected:
             self._show_head(task)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
-        mine = [ev for ev in events if ev["task_id"] == self.selected]
-        if not mine:
+        self._shown(self.query_one("#log", EventLog).feed(events))
+
+    def _shown(self, events: list[dict[str, Any]]) -> None:
+        """Events just added to the log: the plan, the paused mark and the head follow."""
+        if not events:
             return
-        if self._loading:
-            self._held.extend(mine)
-            return
-        self.query_one("#log", EventLog).add(mine)
-        if any(self._note_plan(ev) for ev in mine):
+        if any([self._note_plan(ev) for ev in events]):
             self._draw_plan()
-        if any(ev["type"] in ("usage", "step", "status") for ev in mine):
+        if any(ev["type"] in ("usage", "step", "status", "paused", "resumed") for ev in events):
             self.request_refresh()
 
     def _note_plan(self, event: dict[str, Any]) -> bool:
+        if event.get("type") in ("paused", "resumed"):
+            self._paused = event["type"] == "paused"
         if event.get("type") == "plan":
             self._plan = list(event.get("steps") or [])
             return True
@@ -184,6 +199,13 @@ class TaskExecutionScreen(PanelScreen):
         self.query_one("#log", EventLog).toggle_thinking()
 
     def action_cancel_task(self) -> None:
-        if self.selected:
-            task_id = self.selected
-            self.act(lambda e: e.cancel(task_id), done=f"Cancelling {task_id[:8]}")
+        task_id = self.selected
+        if not task_id:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.act(lambda e: e.cancel(task_id), done=f"Cancelling {task_id[:8]}")
+
+        self.app.push_screen(Confirm(f"Cancel task {task_id}? Its running command is killed.",
+                                     yes="Cancel task", task_id=task_id), answered)

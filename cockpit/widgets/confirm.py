@@ -1,4 +1,7 @@
-"""A yes/no modal. The caller awaits its answer (`push_screen_wait`) like a future."""
+"""A yes/no modal. The caller awaits its answer (`push_screen_wait`) like a future.
+
+A question about a task (`task_id`) closes itself, answering None, when that task ends
+first: a "Cancel task …?" must not outlive the task (the app calls `task_ended`)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
-class Confirm(ModalScreen[bool]):
+class Confirm(ModalScreen[bool | None]):
     DEFAULT_CSS = """
     Confirm { align: center middle; }
     Confirm > Vertical {
@@ -25,10 +28,28 @@ class Confirm(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes") -> None:
+    def __init__(self, question: str, yes: str = "Yes", task_id: str | None = None) -> None:
         super().__init__()
         self._question = question
         self._yes = yes
+        self.task_id = task_id
+        self._ended: str | None = None  # the task's end state, once it ended
+
+    def task_ended(self, state: str) -> None:
+        """The task this question is about has ended: close, and say why."""
+        self._ended = state
+        if self.is_current:
+            self._close()
+
+    def on_screen_resume(self) -> None:
+        if self._ended:  # it ended while this dialog sat on a panel not shown
+            self._close()
+
+    def _close(self) -> None:
+        self.notify(f"Task {str(self.task_id)[:8]} already ended "
+                    f"({str(self._ended).replace('_', ' ')}): nothing left to ask.",
+                    severity="warning")
+        self.dismiss(None)
 
     def compose(self) -> ComposeResult:
         with Vertical():

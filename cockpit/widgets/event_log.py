@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import RichLog
 
 from .. import fmt
 
+if TYPE_CHECKING:
+    from agent.engine import Engine
+
 MAX_LINES = 2000
+OUTPUT_LINES = 6  # a tool result keeps its first lines, not one run-on line
+OUTPUT_WIDTH = 200
+LEARNED = (("patterns", "pattern", "patterns"), ("improvements", "improvement", "improvements"),
+           ("nextSteps", "next step", "next steps"))
 
 
 def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
@@ -42,11 +49,7 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
         return Text.from_markup(
             f"[b cyan]→ {event.get('step', '')} {e(event.get('action', ''))}[/] {e(fmt.short(target, 120))}")
     if kind == "tool_result":
-        out = fmt.short(event.get("output", ""), 160)
-        style = "red" if event.get("is_error") else "dim"
-        changed = event.get("changed") or []
-        extra = f" [green]✎ {e(', '.join(changed))}[/]" if changed else ""
-        return Text.from_markup(f"  [{style}]↳ {e(out)}[/]{extra}")
+        return _tool_result(event)
     if kind == "progress":
         return Text.from_markup(f"[magenta]◔ progress {event.get('completed')}/{event.get('total')}[/]")
     if kind == "approval_requested":
@@ -74,11 +77,56 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
     if kind == "complete":
         mark = "[b green]✔ complete[/]" if event.get("success") else "[b red]✘ ended[/]"
         return Text.from_markup(f"{mark} {e(fmt.short(event.get('summary', ''), 200))}")
-    if kind in ("learning", "rollback", "checkpoint"):
+    if kind == "learning":
+        return _learning(event)
+    if kind in ("paused", "resumed"):
+        mark = "‖" if kind == "paused" else "▶"
+        return Text.from_markup(fmt.paint(f"{mark} {event.get('message') or kind}",
+                                          "bold $text-warning"))
+    if kind in ("rollback", "checkpoint"):
         body = event.get("message") or event.get("text") or event.get("label") or ""
         return Text.from_markup(f"[magenta]◆ {kind}[/] {e(fmt.short(str(body), 160))}")
     payload = {k: v for k, v in event.items() if k not in ("task_id", "seq", "ts", "type")}
     return Text.from_markup(f"[dim]{e(kind)} {e(fmt.short(json.dumps(payload, default=str), 160))}[/]")
+
+
+def _tool_result(event: dict[str, Any]) -> Text:
+    """The first OUTPUT_LINES lines of the output, indented under the step."""
+    style = "red" if event.get("is_error") else "dim"
+    lines = [line.rstrip() for line in str(event.get("output") or "").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    text = Text("  ↳ ", style=style)
+    for n, line in enumerate(lines[:OUTPUT_LINES]):
+        if n:
+            text.append("\n    ")
+        cut = line if len(line) <= OUTPUT_WIDTH else line[: OUTPUT_WIDTH - 1] + "…"
+        text.append(cut.expandtabs(4), style=style)
+    if len(lines) > OUTPUT_LINES:
+        text.append(f"\n    … {len(lines) - OUTPUT_LINES} more lines", style="dim italic")
+    changed = event.get("changed") or []
+    if changed:
+        text.append(f" ✎ {', '.join(map(str, changed))}", style="green")
+    return text
+
+
+def _learning(event: dict[str, Any]) -> Text:
+    """'◆ learned 2 patterns, 1 improvement: prefer …' (the first item shown)."""
+    counts, first = [], ""
+    for key, one, many in LEARNED:
+        items = [str(i) for i in event.get(key) or [] if str(i).strip()]
+        if items:
+            counts.append(f"{len(items)} {one if len(items) == 1 else many}")
+            first = first or items[0]
+    if not counts:
+        body = event.get("message") or event.get("text") or "nothing new"
+        return Text.from_markup(f"{fmt.paint('◆ learning', 'accent')} "
+                                f"{fmt.escape(fmt.short(str(body), 160))}")
+    learned = fmt.paint(f"◆ learned {', '.join(counts)}:", "accent")
+    return Text.from_markup(f"{learned} "
+                            f"{fmt.escape(fmt.short(first, 160))}")
 
 
 class EventLog(RichLog):
@@ -87,31 +135,79 @@ class EventLog(RichLog):
     """
 
     def __init__(self, max_lines: int = MAX_LINES, **kwargs: Any) -> None:
+        # min_width: lines wrap at the pane's real width (RichLog's default 78 is wider than
+        # the stream pane at 120 columns, so lines were cut and scrolled sideways).
+        kwargs.setdefault("min_width", 20)
         super().__init__(max_lines=max_lines, wrap=True, markup=False, **kwargs)
         self.events: deque[dict[str, Any]] = deque(maxlen=max_lines)
         self.show_thinking = False
         self.last_seq = 0
+        self.task_id: str | None = None  # the task this log follows (see `follow`)
+        self._catching = 0  # ticket of the catch-up in flight (0: none)
+        self._tickets = 0
+        self._held: list[dict[str, Any]] = []
 
-    def add(self, events: list[dict[str, Any]]) -> None:
-        """Append events (duplicates by seq are skipped: replay and live may overlap)."""
+    def add(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append events (duplicates by seq are skipped: replay and live may overlap).
+        Returns the events actually added."""
         fresh = [ev for ev in events if ev.get("seq", 0) > self.last_seq]
         if not fresh:
-            return
+            return []
         self.last_seq = fresh[-1].get("seq", self.last_seq)
         self.events.extend(fresh)
-        if self.max_lines:
-            fresh = fresh[-self.max_lines :]
-        lines = [line for line in (render(ev, self.show_thinking) for ev in fresh) if line is not None]
+        shown = fresh[-self.max_lines :] if self.max_lines else fresh
+        lines = [line for line in (render(ev, self.show_thinking) for ev in shown) if line is not None]
         if lines:  # one write per batch: one render, one trim, one scroll
             self.write(Text("\n").join(lines))
+        return fresh
 
     def reset(self) -> None:
         self.clear()
         self.events.clear()
         self.last_seq = 0
+        self._held = []
+
+    # -- following one task: live events plus catch-up from the store ------------------------
+    def follow(self, task_id: str | None) -> None:
+        """Show `task_id` from now on (empty until `catch_up` loads its past)."""
+        self.reset()
+        self.task_id = task_id
+        self._catching = 0
+
+    def feed(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Live events (of any task): this task's are shown, or held while a catch-up runs
+        so they follow the events it loads instead of jumping ahead of them."""
+        mine = [ev for ev in events if ev.get("task_id") == self.task_id]
+        if not mine:
+            return []
+        if self._catching:
+            self._held.extend(mine)
+            return []
+        return self.add(mine)
+
+    async def catch_up(self, engine: Engine) -> list[dict[str, Any]]:
+        """Load from the store what this view has not shown yet (a first load, or events
+        that came while the panel was hidden). Returns the events added."""
+        task_id = self.task_id
+        if task_id is None:
+            return []
+        self._tickets += 1
+        token = self._catching = self._tickets
+        try:
+            events = await engine.events(task_id, self.last_seq)
+        finally:
+            if self._catching == token:
+                self._catching = 0
+        if task_id != self.task_id or (self._catching and self._catching != token):
+            return []  # another task was chosen meanwhile, or a newer catch-up runs
+        if self.max_lines and len(events) > self.max_lines:
+            events = events[-self.max_lines :]
+        held, self._held = self._held, []
+        return self.add(events + held)
 
     def toggle_thinking(self) -> None:
         self.show_thinking = not self.show_thinking
-        kept = list(self.events)
+        kept, held = list(self.events), self._held
         self.reset()
+        self._held = held  # a catch-up in flight still delivers them
         self.add(kept)

@@ -167,3 +167,49 @@ async def test_keys_are_remappable_from_the_config(tmp_path: Path) -> None:
         assert app.current_mode == "metrics"
         await pilot.press("f9")
         await wait_for(pilot, lambda: app.engine.stopped, what="stop on the remapped key")
+
+
+async def test_escape_then_a_digit_typed_fast_switches_panels(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await pilot.press("n", "a", "b")
+        # A terminal sends escape and a quick digit as one alt+digit key.
+        await pilot.press("alt+3")
+        assert app.current_mode == "approvals"
+        await pilot.press("alt+1")
+        assert app.current_mode == "tasks"
+        assert app.screen.query_one("#title", Input).value == "ab"
+
+
+async def test_remapped_keys_are_the_ones_shown(tmp_path: Path) -> None:
+    keymap = {"panel.health": "h", "panel.safety": "s", "emergency_stop": "f9"}
+    app, plan = make_app(tmp_path, tasks=(), keymap=keymap)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        text = panel_text(app)
+        assert " h Health " in text and " 8 Health " not in text
+        assert "f9 STOP" in text and "^x STOP" not in text
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: "EMERGENCY STOP ENGAGED" in panel_text(app), what="halted")
+        assert "Safety Controls (s)" in panel_text(app)
+        await pilot.press("s")
+        await idle(pilot)
+        text = panel_text(app)
+        assert "f9" in text and "ctrl+x" not in text
+
+
+async def test_task_execution_labels_its_fields_and_fits_states_and_titles(
+        tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await idle(pilot)
+        text = panel_text(app)
+        assert "Workspace" in text and "Approval mode" in text
+        table = app.screen.query_one("#recent", KeyedTable)
+        waiting = [k for k, cells in table._cells.items() if "awaiting" in str(cells[1])]
+        assert waiting and "awaiting a…" not in text
+        assert "awaiting" in text
+        used = sum(c.get_render_width(table) for c in table.columns.values())
+        assert used >= table.size.width - 2  # the title column takes the room there is

@@ -106,3 +106,24 @@ def test_the_first_frame_needs_no_heavy_sdk() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_learning_line_says_what_was_learned() -> None:
+    event = {"task_id": "t", "seq": 1, "ts": 0, "type": "learning",
+             "patterns": ["prefer small diffs", "run the tests first"],
+             "improvements": ["cache the analysis"], "nextSteps": []}
+    line = render(event).plain
+    assert line.startswith("◆ learned 2 patterns, 1 improvement:")
+    assert "prefer small diffs" in line
+    empty = render({**event, "patterns": [], "improvements": []}).plain
+    assert empty.strip() != "◆ learning" and "nothing new" in empty
+
+
+def test_tool_output_keeps_its_first_lines() -> None:
+    output = "\n".join(f"line {n}" for n in range(1, 11))
+    text = render({"task_id": "t", "seq": 1, "ts": 0, "type": "tool_result", "output": output,
+                   "is_error": False, "changed": []}).plain
+    lines = text.splitlines()
+    assert lines[0] == "  ↳ line 1"
+    assert lines[1:6] == [f"    line {n}" for n in range(2, 7)]
+    assert lines[6] == "    … 4 more lines" and len(lines) == 7

@@ -1,0 +1,150 @@
+"""Panels over live tasks, on the real engine with the demo's scripted model: right when you
+come back to them, showing what each task does now, pausing for real, and never asking
+about a task that has already ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import ProgressBar
+
+from cockpit.widgets import Confirm, EventLog, KeyedTable
+
+from .support import idle, make_app, ready, task_state, wait_for
+
+SIZE = (120, 40)
+CLEAN = ("Clean the build artifacts", "ask", "")
+SOAK = "Soak test the cart"
+
+
+def log_text(log: EventLog) -> str:
+    return "\n".join(str(line.text) for line in log.lines)
+
+
+async def store_seq(app, task_id: str) -> int:
+    return max(e["seq"] for e in await app.engine.events(task_id))
+
+
+async def test_task_execution_catches_up_on_what_happened_while_away(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=(CLEAN,))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        task_id = plan.task_ids[0]
+        log = app.screen.query_one("#log", EventLog)
+        await wait_for(pilot, lambda: "approval needed" in log_text(log), what="the request shown")
+        await pilot.press("2")  # away: the task goes on without this panel watching
+        request = (await app.engine.pending_approvals())[0]
+        await app.engine.decide(request["id"], False, by="cli")
+        await app.engine.wait(task_id)
+        seq = await store_seq(app, task_id)
+        await idle(pilot)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: log.last_seq >= seq, what="the rest of the stream")
+        await idle(pilot)
+        text = log_text(log)
+        assert "denied by cli" in text and ("complete" in text or "ended" in text)
+        state = await task_state(app, task_id)
+        head = str(app.screen.query_one("#head").render())
+        assert state.replace("_", " ") in head and "awaiting" not in head
+
+
+async def test_the_plan_bar_reaches_the_end_after_a_return(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await pilot.press("2")
+        task_id = await app.engine.submit("Fix the off-by-one in paginate()", app.workspace,
+                                          approve="auto")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: app.screen.selected == task_id, what="the task selected")
+        await pilot.press("2")  # leave while it runs
+        await app.engine.wait(task_id)
+        await pilot.press("1")
+        bar = app.screen.query_one("#progress", ProgressBar)
+        await wait_for(pilot, lambda: bar.total and bar.progress == bar.total, what="plan done")
+        assert (await task_state(app, task_id)) == "succeeded"
+
+
+async def test_active_tasks_shows_the_step_and_action_now_and_pauses_for_real(
+        tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        engine = app.engine
+        task_id = await engine.submit(SOAK, app.workspace, approve="auto")
+        await wait_for(pilot, lambda: task_id in engine._runs and engine._runs[task_id].procs.pgids,
+                       what="the soak command running")
+        await pilot.press("2")
+        table = app.screen.query_one("#live", KeyedTable)
+        await wait_for(pilot, lambda: task_id in table.rows, what="the row")
+        await wait_for(pilot, lambda: str(table.get_cell(task_id, "Step")) == "1",
+                       what="step 1 shown while it runs")
+        assert str(table.get_cell(task_id, "Now")).startswith("execute_bash sleep 600")
+        table.move_cursor(row=table.get_row_index(task_id))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: task_id in engine.paused, what="paused in the engine")
+        await wait_for(pilot, lambda: "paused" in str(table.get_cell(task_id, "State")),
+                       what="paused shown")
+        assert engine._runs[task_id].procs.pgids  # the running command was not killed
+        assert await task_state(app, task_id) == "running"
+        await wait_for(pilot, lambda: "paused by operator" in
+                       log_text(app.screen.query_one("#peek", EventLog)), what="in the log")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: task_id not in engine.paused, what="resumed")
+        await wait_for(pilot, lambda: "paused" not in str(table.get_cell(task_id, "State")),
+                       what="resumed shown")
+
+
+async def test_active_tasks_latest_log_catches_up_after_a_return(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=(CLEAN,))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        task_id = plan.task_ids[0]
+        await pilot.press("2")
+        peek = app.screen.query_one("#peek", EventLog)
+        await wait_for(pilot, lambda: peek.task_id == task_id and peek.events, what="peek")
+        await pilot.press("1")
+        request = (await app.engine.pending_approvals())[0]
+        await app.engine.decide(request["id"], False, by="cli")
+        await wait_for(pilot, lambda: app.engine._states.get(task_id) not in
+                       ("awaiting_approval", None), what="decided")
+        seq = await store_seq(app, task_id)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: peek.last_seq >= seq, what="peek caught up")
+        assert "denied by cli" in log_text(peek)
+
+
+async def test_a_confirm_closes_when_its_task_ends_first(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        engine = app.engine
+        task_id = await engine.submit(SOAK, app.workspace, approve="auto")
+        await pilot.press("2")
+        table = app.screen.query_one("#live", KeyedTable)
+        await wait_for(pilot, lambda: task_id in table.rows, what="the row")
+        table.move_cursor(row=table.get_row_index(task_id))
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+        await pilot.press("ctrl+x")  # the stop ends the task under the open dialog
+        await wait_for(pilot, lambda: engine._states.get(task_id) == "cancelled", what="cancelled")
+        await wait_for(pilot, lambda: not isinstance(app.screen, Confirm), what="dialog closed")
+        assert any("already ended (cancelled)" in n.message for n in app._notifications)
+
+
+async def test_cancel_on_task_execution_asks_first(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        task_id = await app.engine.submit(SOAK, app.workspace, approve="auto")
+        await wait_for(pilot, lambda: app.screen.selected == task_id, what="the task selected")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+        await pilot.press("n")
+        await idle(pilot)
+        assert await task_state(app, task_id) == "running"
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="asked again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.engine._states.get(task_id) == "cancelled",
+                       what="cancelled")
