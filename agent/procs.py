@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +26,35 @@ class Completed:
     seconds: float = 0.0
 
 
+log = logging.getLogger(__name__)
+
+
 class ProcessGroups:
-    """The live process groups of one task. `kill_all` is what a stop or cancel calls."""
+    """The live process groups of one task, and other work a stop must interrupt (a
+    database query running in a thread). `kill_all` is what a stop or cancel calls."""
 
     def __init__(self) -> None:
         self._live: dict[int, asyncio.subprocess.Process] = {}
+        self._interrupts: dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count()
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def on_stop(self, interrupt: Callable[[], None]) -> Callable[[], None]:
+        """Call `interrupt` (from the event loop, must not block) when the task is stopped;
+        at once if it already was. Returns the function that unregisters it."""
+        key = next(self._ids)
+        self._interrupts[key] = interrupt
+        if self._closed:
+            _call(interrupt)
+
+        def unregister() -> None:
+            self._interrupts.pop(key, None)
+
+        return unregister
 
     @property
     def pgids(self) -> list[int]:
@@ -85,27 +111,37 @@ class ProcessGroups:
             seconds=time.monotonic() - started,
         )
 
-    async def kill_all(self, close: bool = True) -> None:
+    async def kill_all(self, close: bool = True) -> list[int]:
         """SIGKILL every group and every descendant, then wait until none is left running.
+        Returns the pids still running after the wait (normally none): the caller must
+        report them loudly, they are what a stop promised was gone.
 
         Descendants are collected before the kill: a child that left the group (setsid,
         a sandbox's own session) is still found through its parent chain.
         """
         self._closed = self._closed or close
+        if close:
+            for interrupt in list(self._interrupts.values()):
+                _call(interrupt)
         procs = list(self._live.items())
         if not procs:
-            return
+            return []
         tree = _descendants([pid for pid, _ in procs])
         for pgid, _ in procs:
             _killpg(pgid)
         for pid, pgid in tree.items():
             _kill(pid)
             _killpg(pgid)
+        survivors: set[int] = set()
         for pgid, proc in procs:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 2)
-            await wait_group_gone(pgid)
-        await _wait_pids_gone(set(tree) | {pgid for pgid in tree.values()})
+            if not await wait_group_gone(pgid):
+                survivors.update(_group_members(pgid))
+        survivors.update(await _wait_pids_gone(set(tree) | {pgid for pgid in tree.values()}))
+        if survivors:
+            log.error("processes survived SIGKILL: %s", sorted(survivors))
+        return sorted(survivors)
 
     def reopen(self) -> None:
         self._closed = False
@@ -149,15 +185,16 @@ def _descendants(roots: list[int]) -> dict[int, int]:
     return found
 
 
-async def _wait_pids_gone(pids: set[int], timeout_s: float = 2.0) -> bool:
+async def _wait_pids_gone(pids: set[int], timeout_s: float = 2.0) -> list[int]:
+    """[] once none of `pids` runs; else those still running at the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
         table = _proc_table()
         alive = [p for p in pids if p in table and table[p][2] != "Z"]
         if not alive:
-            return True
+            return []
         if time.monotonic() > deadline:
-            return False
+            return alive
         for pid in alive:
             _kill(pid)
         await asyncio.sleep(0.005)
@@ -182,6 +219,17 @@ def group_alive(pgid: int) -> bool:
 
 def _group_states(pgid: int) -> list[str]:
     return [state for _, group, state in _proc_table().values() if group == pgid]
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [pid for pid, (_, group, state) in _proc_table().items() if group == pgid and state != "Z"]
+
+
+def _call(interrupt: Callable[[], None]) -> None:
+    try:
+        interrupt()
+    except Exception as exc:  # one failing interrupt must not keep the others from running
+        log.warning("stop: an interrupt failed: %s", exc)
 
 
 async def wait_group_gone(pgid: int, timeout_s: float = 2.0) -> bool:

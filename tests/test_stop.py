@@ -423,3 +423,28 @@ async def test_cli_stop_says_when_an_engine_does_not_confirm(
         assert (await store.get_setting("emergency_stop"))["engaged"] is True
     finally:
         await store.close()
+
+
+async def test_a_process_that_survives_the_kill_is_reported_loudly(
+    repo: Path, tmp_path: Path, engine_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """SIGKILL cannot fail for our own children, except in the kernel's corner cases (a
+    process stuck in uninterruptible I/O): simulated here, since no test can make one."""
+    from agent import procs
+
+    mark = marker()
+    engine = await engine_factory()
+    task_id = await engine.submit("sleep", repo, model=sleep_script(tmp_path, mark))
+    await running_sleepers(engine, task_id, mark)
+
+    async def stuck(pids: set[int], timeout_s: float = 2.0) -> list[int]:
+        return [4242]
+
+    monkeypatch.setattr(procs, "_wait_pids_gone", stuck)
+    await engine.cancel(task_id)
+    assert (await engine.wait(task_id))["state"] == ev.CANCELLED
+    errors = [e["message"] for e in await engine.events(task_id) if e["type"] == ev.ERROR]
+    assert any("survived the kill (pids 4242)" in m for m in errors), errors
+    audited = await engine.store.fetch("SELECT detail FROM audit WHERE action = 'kill_failed'")
+    assert audited and "4242" in audited[0]["detail"]
+    assert "survived" in caplog.text

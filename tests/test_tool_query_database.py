@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from agent.procs import ProcessGroups
 from agent.tools import query_database
 from agent.tools.base import ToolContext
 from agent.tools.query_database import split_statements
+from tests.conftest import until
 from tests.fake_bigquery import FakeBigQuery
 
 
@@ -184,3 +186,33 @@ async def test_bigquery_error_is_reported(tmp_path: Path, fake_bq: FakeBigQuery)
     ctx, _ = make_ctx(tmp_path, bq_config(fake_bq), approve=False)
     with pytest.raises(ToolError, match="BigQuery error: .*no such table"):
         await query_database.tool.run({"sql": "select * from shop.nope"}, ctx)
+
+
+async def test_stop_interrupts_an_approved_write_and_nothing_is_committed(
+    tmp_path: Path, db: Path
+) -> None:
+    """The query runs in a thread, out of reach of task cancellation: the stop (kill_all,
+    what an emergency stop calls) must interrupt it, roll it back and free the database."""
+    ctx, asks = make_ctx(tmp_path, {"app": DatabaseConfig(path=str(db))}, approve=True)
+    ctx.config.engine.command_timeout_s = 15  # bounds a runaway, should this test fail
+    sql = (
+        "create table big(x); delete from users where name = 'bob'; insert into big "
+        "with recursive c(x) as (select 1 union all select x + 1 from c limit 300000000) "
+        "select x from c"
+    )
+    call = asyncio.ensure_future(query_database.tool.run({"sql": sql}, ctx))
+    journal = db.with_name(db.name + "-journal")
+    await until(lambda: journal.exists() and len(asks) == 1, timeout=10)  # the write runs
+    await asyncio.sleep(0.2)
+    await ctx.procs.kill_all()
+    with pytest.raises(ToolError, match="stopped: the task was stopped"):
+        await asyncio.wait_for(call, 3)
+    conn = sqlite3.connect(db, timeout=0.5)  # not locked: the writer really stopped
+    try:
+        conn.execute("insert into users(name) values ('after')")
+        conn.commit()
+        tables = [r[0] for r in conn.execute("select name from sqlite_master")]
+    finally:
+        conn.close()
+    assert tables == ["users"]  # the whole script rolled back, its DDL included
+    assert [r[1] for r in rows(db)] == ["ada", "bob", "cy", "after"]

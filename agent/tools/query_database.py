@@ -8,7 +8,10 @@ BigQuery: a dry run classifies the statement (statementType); anything but SELEC
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,21 +42,73 @@ def split_statements(sql: str) -> list[str]:
     return [s for s in out if s.strip().strip(";").strip()]
 
 
+class _Stop:
+    """A query runs in a worker thread, where cancelling the task cannot reach it: the
+    task's stop calls this (registered with ctx.procs), which interrupts the SQLite
+    statement at once and cancels a BigQuery job, so an approved write can never go on
+    and commit after an emergency stop."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._job: Any = None
+
+    def __call__(self) -> None:
+        self.event.set()
+        with self._lock:
+            conn, job = self._conn, self._job
+        if conn is not None:
+            conn.interrupt()  # safe from another thread: that is what it is for
+        if job is not None:  # an HTTP call: not on the event loop
+            threading.Thread(target=_cancel_job, args=(job,), daemon=True).start()
+
+    def attach(self, conn: sqlite3.Connection | None = None, job: Any = None) -> None:
+        with self._lock:
+            self._conn, self._job = conn, job
+        if self.event.is_set() and (conn is not None or job is not None):
+            self()  # stopped while it was being opened
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise ToolError(STOPPED)
+
+
+STOPPED = "stopped: the task was stopped; the query was interrupted and nothing was committed"
+# The script runs in one transaction of ours, so its own transaction statements are dropped.
+_TXN = re.compile(r"^\s*(?:BEGIN|COMMIT|END|ROLLBACK)\b(?!\s+TO\b)", re.I)
+
+
+def _cancel_job(job: Any) -> None:
+    with contextlib.suppress(Exception):
+        job.cancel()
+
+
 def _authorizer(action: int, *_: Any) -> int:
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
 
 
-def _sqlite_run(path: Path, statements: list[str], writable: bool, timeout_s: float) -> dict:
+def _sqlite_run(
+    path: Path, statements: list[str], writable: bool, timeout_s: float, stop: _Stop | None = None
+) -> dict:
+    stop = stop or _Stop()
+    stop.check()
     uri = f"{path.resolve().as_uri()}?mode={'rw' if writable else 'ro'}"
-    conn = sqlite3.connect(uri, uri=True, timeout=5)
+    # isolation_level=None: we open the one transaction ourselves (DDL included), so a stop
+    # or an error leaves nothing of the script behind.
+    conn = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None, check_same_thread=False)
+    stop.attach(conn=conn)
     deadline = time.monotonic() + timeout_s
     # Returning True aborts the statement: a runaway query cannot hold the task forever.
-    conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    conn.set_progress_handler(lambda: stop.event.is_set() or time.monotonic() > deadline, 10_000)
     conn.set_authorizer(_authorizer)
     result: dict[str, Any] = {"columns": [], "rows": [], "more": False, "affected": None}
     try:
+        if writable:
+            statements = [st for st in statements if not _TXN.match(st)]
+            conn.execute("BEGIN")
         for stmt in statements:
             try:
                 cur = conn.execute(stmt)
@@ -64,6 +119,7 @@ def _sqlite_run(path: Path, statements: list[str], writable: bool, timeout_s: fl
                 if code == "SQLITE_AUTH" or "authoriz" in str(exc):  # our authorizer said no
                     raise ToolError("ATTACH, DETACH and VACUUM INTO are not allowed") from None
                 if "interrupted" in str(exc):
+                    stop.check()
                     raise ToolError(f"query timed out after {timeout_s:g}s") from None
                 raise ToolError(f"SQLite error: {exc}") from None
             if cur.description:
@@ -76,8 +132,13 @@ def _sqlite_run(path: Path, statements: list[str], writable: bool, timeout_s: fl
             elif cur.rowcount >= 0:
                 result["affected"] = cur.rowcount
         if writable:
-            conn.commit()
+            stop.check()  # stopped between statements: roll back, never commit
+            conn.execute("COMMIT")
     finally:
+        stop.attach()
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         conn.close()
     return result
 
@@ -134,9 +195,20 @@ def _bq_statement_type(client: Any, cfg: DatabaseConfig, sql: str) -> str:
     return job.statement_type or "UNKNOWN"
 
 
-def _bq_run(client: Any, cfg: DatabaseConfig, sql: str, timeout_s: float) -> dict:
+def _bq_run(
+    client: Any, cfg: DatabaseConfig, sql: str, timeout_s: float, stop: _Stop | None = None
+) -> dict:
+    stop = stop or _Stop()
+    stop.check()
     job = client.query(sql, job_config=_bq_job_config(client, cfg, False))
-    rows_iter = job.result(timeout=timeout_s, max_results=MAX_ROWS + 1)
+    stop.attach(job=job)  # a stop from now on cancels the job
+    try:
+        rows_iter = job.result(timeout=timeout_s, max_results=MAX_ROWS + 1)
+    except Exception:
+        stop.check()
+        raise
+    finally:
+        stop.attach()
     rows = [tuple(r.values()) for r in rows_iter]
     columns = [f.name for f in rows_iter.schema or []]
     affected = job.num_dml_affected_rows
@@ -171,31 +243,37 @@ class QueryDatabase:
         name, cfg = _pick(ctx, args.get("database"))
         timeout = float(ctx.config.engine.command_timeout_s)
         wrote = False
-        if cfg.kind == "sqlite":
-            path = _sqlite_path(ctx, cfg)
-            statements = split_statements(sql)
-            try:
-                res = await asyncio.to_thread(_sqlite_run, path, statements, False, timeout)
-            except _WriteNeeded:
-                if not await _ask_write(ctx, name, sql, "sqlite"):
-                    return _denied(name)
-                res = await asyncio.to_thread(_sqlite_run, path, statements, True, timeout)
-                wrote = True
-        elif cfg.kind == "bigquery":
-            try:
-                client = await asyncio.to_thread(_bq_client, cfg)
-                kind = await asyncio.to_thread(_bq_statement_type, client, cfg, sql)
-                if kind != "SELECT":
-                    if not await _ask_write(ctx, name, sql, kind):
+        stop = _Stop()
+        unregister = ctx.procs.on_stop(stop)
+        try:
+            if cfg.kind == "sqlite":
+                path = _sqlite_path(ctx, cfg)
+                statements = split_statements(sql)
+                run = _sqlite_run
+                try:
+                    res = await asyncio.to_thread(run, path, statements, False, timeout, stop)
+                except _WriteNeeded:
+                    if not await _ask_write(ctx, name, sql, "sqlite"):
                         return _denied(name)
+                    res = await asyncio.to_thread(run, path, statements, True, timeout, stop)
                     wrote = True
-                res = await asyncio.to_thread(_bq_run, client, cfg, sql, timeout)
-            except ToolError:
-                raise
-            except Exception as exc:  # google.api_core errors: show the API's own message
-                raise ToolError(f"BigQuery error: {getattr(exc, 'message', exc)}") from None
-        else:
-            raise ToolError(f"database {name!r} has unsupported kind {cfg.kind!r}")
+            elif cfg.kind == "bigquery":
+                try:
+                    client = await asyncio.to_thread(_bq_client, cfg)
+                    kind = await asyncio.to_thread(_bq_statement_type, client, cfg, sql)
+                    if kind != "SELECT":
+                        if not await _ask_write(ctx, name, sql, kind):
+                            return _denied(name)
+                        wrote = True
+                    res = await asyncio.to_thread(_bq_run, client, cfg, sql, timeout, stop)
+                except ToolError:
+                    raise
+                except Exception as exc:  # google.api_core errors: show the API's own message
+                    raise ToolError(f"BigQuery error: {getattr(exc, 'message', exc)}") from None
+            else:
+                raise ToolError(f"database {name!r} has unsupported kind {cfg.kind!r}")
+        finally:
+            unregister()
         text = format_table(res["columns"], res["rows"], res["more"])
         if res["affected"] is not None and not res["columns"]:
             text = f"{res['affected']} rows affected"
