@@ -190,3 +190,8 @@ async def test_a_change_made_in_one_engine_reaches_another(
     await daemon.set_policy_mode("strict")  # and back: each edits what is on disk now
     await until(lambda: cockpit.policy_mode == "strict", timeout=3)
     assert Policy.load(config.policy_path).tools == {"deploy_code": "allow"}
+
+
+def test_default_rules_say_what_is_true() -> None:
+    _, rule = Policy().decide("generate_reports", {}, sandboxed=True)
+    assert "data dir" in rule and "worktree" not in rule  # reports never go to the worktree

@@ -309,3 +309,19 @@ async def test_step_rollback_of_a_rolled_back_task_says_so(
     await engine.rollback(task_id)
     with pytest.raises(UsageError, match="rolled back already"):
         await engine.rollback(task_id, to_step=1)
+
+
+async def test_a_refused_rollback_exits_2_and_changes_nothing(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": "echo new > new.txt"}}]}]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("add a file", repo, model=model, approve="auto")
+    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    await engine.close()
+    (repo / "new.txt").write_text("operator edit\n")
+    result = cli("rollback", task_id)
+    assert result.returncode == 2, result.stderr  # documented: the operator must act first
+    assert "rollback refused" in result.stderr and "new.txt" in result.stderr
+    assert (repo / "new.txt").read_text() == "operator edit\n"
