@@ -131,10 +131,10 @@ class HealthScreen(PanelScreen):
                     yield card
             yield Label("Engines on this store", classes="section-title")
             yield KeyedTable(("Role", 8), ("PID", 8), ("Host", 24), ("Started", 11),
-                             ("Heartbeat", 10), id="engines")
+                             ("Heartbeat", 10), id="engines", cursor_type="none")
             yield Label("Recent failures", classes="section-title")
             yield KeyedTable(("When", 11), ("State", 11), ("Task", 34), ("Error", 52),
-                             id="failures")
+                             id="failures", cursor_type="none")
             yield Static("[dim]No failed tasks.[/]", id="no-failures", classes="empty-state")
 
     def body_mounted(self) -> None:

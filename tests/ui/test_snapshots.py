@@ -45,9 +45,10 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         health = await real_health(engine, ping)
         health["disk_free_bytes"] = 100 << 30
         health["store"]["size_bytes"] = 1 << 20
+        health["store"]["db_bytes"] = health["store"]["wal_bytes"] = 1 << 19
         health["key_present"] = False
         for row in health["engines"]:
-            row["pid"] = 4242
+            row["pid"], row["host"] = 4242, "host"
         return health
 
     monkeypatch.setattr(insights, "health", steady_health)
