@@ -141,11 +141,11 @@ class HistoryScreen(PanelScreen):
         since, until, problems = day_range(since_field.value, until_field.value)
         self._warn(problems, since_field, until_field)
         tasks = await engine.list(states=states, text=text, since=since, until=until, limit=PAGE)
-        tasks.sort(key=lambda t: (t.get("finished_at") or t["created_at"]), reverse=True)
-        self.tasks = {t["id"]: t for t in tasks}
         missing = [t["id"] for t in tasks
                    if t["state"] == "rolled_back" and t["id"] not in self._run_ends]
         self._run_ends.update(await insights.run_ends(engine, missing))
+        tasks.sort(key=lambda t: self._finished(t) or t["created_at"], reverse=True)
+        self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({
             t["id"]: (t["id"][:8], fmt.clock(self._finished(t)), fmt.state(t["state"]),
                       took(t, self._run_ends.get(t["id"])), fmt.money(t["cost_usd"]),

@@ -244,10 +244,10 @@ async def test_safety_reverifies_the_audit_and_shows_who_spent_today(tmp_path: P
 # -- 11: history: focus, bad dates, until, replay times, a rollback's "Took" ------------
 async def test_history_filters_focus_warn_and_keep_took_after_a_rollback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app, plan = make_app(tmp_path, tasks=(FIXED,))
+    app, plan = make_app(tmp_path, tasks=(FIXED, CHANGELOG))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        fixed = plan.task_ids[0]
+        fixed, changelog = plan.task_ids
         await pilot.press("6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
@@ -292,3 +292,5 @@ async def test_history_filters_focus_warn_and_keep_took_after_a_rollback(
                        what="the rollback shown")
         assert await task_state(app, fixed) == "rolled_back"
         assert str(table.get_cell(fixed, "Took")) == took
+        # It ran first, so it stays listed after the later task (newest run first).
+        assert [key.value for key in table.rows][:2] == [changelog, fixed]
