@@ -102,12 +102,13 @@ async def test_active_tasks_latest_log_catches_up_after_a_return(tmp_path: Path)
         task_id = plan.task_ids[0]
         await pilot.press("2")
         peek = app.screen.query_one("#peek", EventLog)
-        await wait_for(pilot, lambda: peek.task_id == task_id and peek.events, what="peek")
+        await wait_for(pilot, lambda: "approval needed" in log_text(peek), what="peek")
         await pilot.press("1")
         request = (await app.engine.pending_approvals())[0]
         await app.engine.decide(request["id"], False, by="cli")
         await wait_for(pilot, lambda: app.engine._states.get(task_id) not in
                        ("awaiting_approval", None), what="decided")
+        await idle(pilot)  # the decision's events went out while this panel was hidden
         seq = await store_seq(app, task_id)
         await pilot.press("2")
         await wait_for(pilot, lambda: peek.last_seq >= seq, what="peek caught up")
