@@ -19,9 +19,11 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
+from textual.widgets import Input
 from textual.worker import Worker
 
 from . import hangup
+from .keys import escape_digits_are_alt
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
 from .themes import load_themes
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
     from .demo import DemoPlan
 
+escape_digits_are_alt()  # ESC+digit is alt+digit: see cockpit/keys.py
 LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 TICK_S = 0.1
 STARTUP_DELAY_S = 0.05
@@ -271,8 +274,12 @@ class CockpitApp(App[None]):
         self.notify("Re-armed: work may start again.")
 
     def action_panel_key(self, mode: str) -> None:
-        if not isinstance(self.screen, ModalScreen):  # a dialog is answered first
-            self.switch_mode(mode)
+        """alt+digit: what Escape (leave the field) then the digit would have done."""
+        if isinstance(self.screen, ModalScreen):  # a dialog is answered first
+            return
+        if isinstance(self.screen.focused, Input):  # the only text fields here
+            self.screen.set_focus(None)
+        self.switch_mode(mode)
 
     def action_set_theme(self, name: str) -> None:
         self.theme = name

@@ -8,6 +8,8 @@ from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 
+DIGITS = "1234567890"
+
 
 def binding_for(node: DOMNode, binding_id: str) -> Binding | None:
     """The binding with this id on `node` (an app or a screen), with the keymap applied."""
@@ -28,3 +30,17 @@ def key_for(node: DOMNode, binding_id: str, default: str = "?") -> str:
     if binding is None:
         return default
     return node.app.get_key_display(binding).replace("[", "\\[")
+
+
+def escape_digits_are_alt() -> None:
+    """Escape then a digit, typed quickly, must switch panels.
+
+    The terminal sends it as one sequence, ESC + digit (the alt prefix). Textual's table
+    reads those ten sequences as WezTerm-on-macOS Option characters (ESC 3 -> "£"), so the
+    operator leaving a field with Escape and pressing 3 got "£" typed into the field.
+    Without the entries the parser reports them as alt+digit, which the app binds to the
+    panel switches (and no text is typed with alt+digit)."""
+    from textual import _ansi_sequences
+
+    for digit in DIGITS:
+        _ansi_sequences.ANSI_SEQUENCES_KEYS.pop(f"\x1b{digit}", None)  # type: ignore[attr-defined]

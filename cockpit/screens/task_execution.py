@@ -95,8 +95,10 @@ class TaskExecutionScreen(PanelScreen):
         if self.selected:
             task = await engine.get(self.selected)
             if task:
-                if task["state"] in LIVE:
-                    self._paused = (await engine.activity([task["id"]]))[task["id"]]["paused"]
+                if task["state"] in LIVE:  # the row's counters lag the step under way
+                    doing = (await engine.activity([task["id"]]))[task["id"]]
+                    self._paused = doing["paused"]
+                    task = {**task, "steps": max(task["steps"], doing["step"])}
                 self._show_head(task)
 
     def _show_head(self, task: dict[str, Any]) -> None:
@@ -107,7 +109,7 @@ class TaskExecutionScreen(PanelScreen):
         room = self.query_one("#head", Static).size.width - len(task["state"]) - (10 if paused else 2)
         put(self.query_one("#head", Static),
             f"[b]{e(fmt.short(task['title'], max(20, room)))}[/]  {state}\n"
-            f"[dim]{task['id']} · {fmt.plural(task['steps'], 'step')} · {task['tokens']:,} tokens · "
+            f"[dim]{task['id']} · {fmt.plural(task['steps'], 'step')} · {task['tokens']:,} tok · "
             f"{fmt.money(task['cost_usd'])} · {fmt.elapsed(task)} · approve {task['approve_mode']}[/]")
 
     def select(self, task_id: str) -> None:

@@ -180,6 +180,8 @@ async def test_escape_then_a_digit_typed_fast_switches_panels(tmp_path: Path) ->
         await pilot.press("alt+1")
         assert app.current_mode == "tasks"
         assert app.screen.query_one("#title", Input).value == "ab"
+        await pilot.press("2")  # the field was left, as Escape would have: digits switch
+        assert app.current_mode == "active"
 
 
 async def test_remapped_keys_are_the_ones_shown(tmp_path: Path) -> None:

@@ -127,3 +127,19 @@ def test_tool_output_keeps_its_first_lines() -> None:
     assert lines[0] == "  ↳ line 1"
     assert lines[1:6] == [f"    line {n}" for n in range(2, 7)]
     assert lines[6] == "    … 4 more lines" and len(lines) == 7
+
+
+def test_escape_then_a_digit_reads_as_alt_digit_not_a_symbol() -> None:
+    import time
+
+    from textual import constants
+    from textual._xterm_parser import XTermParser
+
+    import cockpit.app  # noqa: F401  (the cockpit sets the parser up on import)
+
+    parser = XTermParser()
+    keys = list(parser.feed("\x1b3"))
+    time.sleep(constants.ESCAPE_DELAY + 0.05)  # the parser's wait for more of a sequence
+    keys += parser.tick()
+    assert [(k.key, k.character) for k in keys] == [("alt+3", "3")]  # not "£" typed
+    assert [k.key for k in parser.feed("£")] == ["pound_sign"]  # a typed £ is still text
