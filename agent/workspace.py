@@ -55,7 +55,13 @@ async def prepare(workspace: Path, task_id: str, worktrees_dir: Path) -> TaskTre
         branch = f"livhana/{task_id}"
         await git("worktree", "add", "-q", "-b", branch, str(target), head, cwd=workspace)
         return TaskTree(target, branch, head, True)
-    await asyncio.to_thread(shutil.copytree, workspace, target, ignore=COPY_IGNORE, symlinks=True)
+    own = worktrees_dir.parent.resolve()  # the data dir: never copy it into itself
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(COPY_IGNORE(folder, names))
+        return skipped | {n for n in names if (Path(folder) / n).resolve() == own}
+
+    await asyncio.to_thread(shutil.copytree, workspace, target, ignore=ignore, symlinks=True)
     return TaskTree(target, None, None, False)
 
 

@@ -335,3 +335,22 @@ async def test_the_apply_audit_record_names_who_approved_it(
     assert task["state"] == "succeeded" and (repo / "new.py").exists()
     rows = await engine.store.fetch("SELECT actor FROM audit WHERE action = 'apply'")
     assert [r["actor"] for r in rows] == ["rule:approve=auto"]
+
+
+async def test_a_plain_folder_holding_the_data_dir_is_copied_without_it(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    """An operator who keeps the data dir inside the project folder: the task's copy must
+    not copy the data dir (and with it the copy being made) into itself."""
+    from agent.config import load_config
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("old\n")
+    cfg = load_config(plain / ".livhana")
+    write = {"tool_calls": [{"name": "write_file", "input": {"path": "notes.txt", "content": "new\n"}}]}
+    engine = await engine_factory(scripted({"match": ".", "turns": [write]}), cfg=cfg)
+    task = await asyncio.wait_for(engine.wait(await engine.submit("edit", plain, approve="auto")), 30)
+    assert task["state"] == "succeeded", task
+    assert (plain / "notes.txt").read_text() == "new\n"
+    assert not (Path(task["worktree"]) / ".livhana").exists()
