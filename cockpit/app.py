@@ -27,7 +27,6 @@ from .keys import escape_digits_are_alt
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
 from .themes import load_themes
-from .widgets.confirm import Confirm
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -221,6 +220,8 @@ class CockpitApp(App[None]):
 
     def _close_questions(self, ended: dict[str, str]) -> None:
         """A confirm dialog about a task that just ended closes (on every panel's stack)."""
+        from .widgets.confirm import Confirm
+
         for stack in self._screen_stacks.values():
             for screen in stack:
                 if isinstance(screen, Confirm) and screen.task_id in ended:

@@ -118,7 +118,8 @@ class PanelScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.request_refresh()
         if self._ready and self.engine is not None:
-            self.catch_up()
+            # After the switch is painted: the key's repaint never waits for the backlog.
+            self.call_after_refresh(self.catch_up)
         if self._poll:
             self._poll.resume()
 
