@@ -4,6 +4,7 @@ pause and resume."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual import on
@@ -95,9 +96,10 @@ class ActiveTasksScreen(PanelScreen):
 
     def catch_up(self) -> None:
         """The peeked task's events that the log has not shown (first look, or a return)."""
-        if self.peeking and self._ready and self.engine is not None:
-            self.run_worker(self.query_one("#peek", EventLog).catch_up(self.engine),
-                            group="replay", exclusive=True)
+        engine = self.engine
+        if self.peeking and self._ready and engine is not None:
+            log = self.query_one("#peek", EventLog)
+            self.run_worker(partial(log.catch_up, engine), group="replay", exclusive=True)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
         self.query_one("#peek", EventLog).feed(events)
