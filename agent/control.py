@@ -119,7 +119,7 @@ async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> No
         if survivors:
             await report_survivors(engine, task_id, survivors)
     worker = engine._workers.get(task_id)
-    if worker:
+    if worker and task_id not in engine.finishing:
         worker.cancel()
     if run is not None:
         # Close the task's open requests too: left "pending" they would sit in the

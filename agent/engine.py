@@ -73,6 +73,7 @@ class Engine:
         self._orphans: set[asyncio.Future[None]] = set()  # end-state writes of unstarted tasks
         self._command_cursor = 0
         self.paused: dict[str, asyncio.Event] = {}  # held tasks (agent/pausing.py)
+        self.finishing: set[str] = set()  # tasks ending or applying: not to be cancelled now
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -428,8 +429,9 @@ class Engine:
         self._workers.pop(task_id, None)
         self._runs.pop(task_id, None)
         self.paused.pop(task_id, None)
+        self.finishing.discard(task_id)
+        state, reason = self.stop_reasons.pop(task_id, (ev.CANCELLED, "cancelled"))
         if self._states.get(task_id, ev.FAILED) not in ev.END_STATES:
-            state, reason = self.stop_reasons.pop(task_id, (ev.CANCELLED, "cancelled"))
             ending = asyncio.ensure_future(self._end_unstarted(task_id, state, reason))
             self._orphans.add(ending)
             ending.add_done_callback(self._orphans.discard)

@@ -82,6 +82,7 @@ async def execute(engine: Engine, task_id: str) -> None:
             await engine.transition(task_id, ev.CANCELLED, reason)
             await engine._complete(task_id, False, f"{outcome.summary}\n({reason})", files)
             return
+        engine.finishing.add(task_id)  # a stop now would leave a half-applied workspace
         await engine.transition(task_id, ev.APPLYING)
         record = await engine.safety.apply(ws, tree, task, files)
         options = {**task["options"], "applied": record}
@@ -109,7 +110,6 @@ async def execute(engine: Engine, task_id: str) -> None:
             await run.model.aclose()
         if lock is not None:
             lock.release()
-        engine.stop_reasons.pop(task_id, None)
 
 
 async def _finish(
@@ -121,6 +121,9 @@ async def _finish(
     tree: workspace.TaskTree | None,
     kind: str = "",
 ) -> None:
+    # From here the task ends its own way: a cancel or stop arriving meanwhile must not
+    # cut this short (it would lose the end state and reason half-way through).
+    engine.finishing.add(task_id)
     if tree is not None:
         await _drop_if_unchanged(engine, task_id, tree, run)
     if state == ev.FAILED:
