@@ -181,7 +181,7 @@ class CockpitApp(App[None]):
         return await Engine.open(config, role="tui", model_factory=factory)
 
     async def _listen(self, engine: Engine) -> None:
-        async for event in engine.subscribe(None):
+        async for event in engine.subscribe(None, transient=True):  # + live deltas
             self._pending.append(event)
 
     def _tick(self) -> None:

@@ -80,8 +80,17 @@ class ScriptedModel:
                 [{"type": "text", "text": text}], "end_turn", _usage({}), self.name
             )
         turn = turns[index]
-        if turn.get("delay_s"):
-            await asyncio.sleep(float(turn["delay_s"]))
+        delay = float(turn.get("delay_s") or 0)
+        # Streamed like a real model: word by word over the turn's delay (or all at once).
+        pieces = _pieces(turn) if on_delta else []
+        if delay and not pieces:
+            await asyncio.sleep(delay)
+        for kind, piece in pieces:
+            if delay:
+                await asyncio.sleep(delay / len(pieces))
+            result = on_delta(kind, piece)  # type: ignore[misc]
+            if asyncio.iscoroutine(result):
+                await result
         if turn.get("error"):
             from ..errors import ModelError
 
@@ -102,12 +111,6 @@ class ScriptedModel:
                     "input": call.get("input", {}),
                 }
             )
-        if on_delta:
-            for block in content:
-                if block["type"] in ("thinking", "text"):
-                    result = on_delta(block["type"], block[block["type"]])
-                    if asyncio.iscoroutine(result):
-                        await result
         stop = "tool_use" if turn.get("tool_calls") else "end_turn"
         return ModelResponse(content, stop, _usage(turn.get("usage", {})), self.name)
 
@@ -139,3 +142,12 @@ def _first_text(messages: list[dict[str, Any]]) -> str:
 def _has_tool_use(message: dict[str, Any]) -> bool:
     content = message["content"]
     return isinstance(content, list) and any(b.get("type") == "tool_use" for b in content)
+
+
+def _pieces(turn: dict[str, Any]) -> list[tuple[str, str]]:
+    """The turn's thinking and text as word-sized stream pieces, in order."""
+    return [
+        (kind, word)
+        for kind in ("thinking", "text")
+        for word in re.findall(r"\S+\s*", str(turn.get(kind) or ""))
+    ]

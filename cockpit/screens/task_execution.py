@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from .. import fmt
 from ..widgets import Confirm, EventLog, KeyedTable, put
+from ..widgets.live_line import LiveLine
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class TaskExecutionScreen(PanelScreen):
                 yield Static("", id="plan")
                 yield ProgressBar(total=1, show_eta=False, id="progress")
                 yield EventLog(id="log")
+                yield LiveLine(id="live")
 
     def body_mounted(self) -> None:
         if self.selected:
@@ -122,6 +124,7 @@ class TaskExecutionScreen(PanelScreen):
         self._paused = False
         self._draw_plan()
         self.query_one("#log", EventLog).follow(task_id)
+        self.query_one("#live", LiveLine).clear()
         self.catch_up()
 
     def catch_up(self) -> None:
@@ -143,7 +146,16 @@ class TaskExecutionScreen(PanelScreen):
             self._show_head(task)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
-        self._shown(self.query_one("#log", EventLog).feed(events))
+        live = self.query_one("#live", LiveLine)
+        for delta in events:  # live deltas (no seq, never stored) go to the live line
+            if delta.get("type") == "delta" and delta.get("task_id") == self.selected:
+                live.feed(delta)
+        shown = self.query_one("#log", EventLog).feed(
+            [ev for ev in events if ev.get("type") != "delta"]
+        )
+        if any(ev["type"] in ("thinking", "text", "complete") for ev in shown):
+            live.clear()  # the stored block (or the end) is in the log now
+        self._shown(shown)
 
     def _shown(self, events: list[dict[str, Any]]) -> None:
         """Events just added to the log: the plan, the paused mark and the head follow."""
@@ -163,7 +175,7 @@ class TaskExecutionScreen(PanelScreen):
         return False
 
     def _draw_plan(self) -> None:
-        marks = {"done": "[green]✓[/]", "in_progress": "[b cyan]▶[/]"}
+        marks = {"done": fmt.paint("✓", "ok"), "in_progress": fmt.paint("▶", "bold $text-primary")}
         text = "  ".join(f"{marks.get(s.get('status'), '[dim]·[/]')} {fmt.escape(s.get('title', ''))}"
                          for s in self._plan)
         put(self.query_one("#plan", Static), text or "[dim]no plan yet[/]")
@@ -198,7 +210,9 @@ class TaskExecutionScreen(PanelScreen):
         self.query_one("#title", Input).focus()
 
     def action_toggle_thinking(self) -> None:
-        self.query_one("#log", EventLog).toggle_thinking()
+        log = self.query_one("#log", EventLog)
+        log.toggle_thinking()
+        self.query_one("#live", LiveLine).toggle_thinking(log.show_thinking)
 
     def action_cancel_task(self) -> None:
         task_id = self.selected

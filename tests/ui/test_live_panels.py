@@ -149,3 +149,28 @@ async def test_cancel_on_task_execution_asks_first(tmp_path: Path) -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: app.engine._states.get(task_id) == "cancelled",
                        what="cancelled")
+
+
+async def test_the_model_is_seen_thinking_before_its_turn_ends(tmp_path: Path) -> None:
+    """A streaming turn shows on Task Execution as it grows (live deltas, folded like the
+    log's thinking), and gives way to the stored block when the turn ends."""
+    from cockpit.widgets.live_line import LiveLine
+
+    app, plan = make_app(tmp_path, tasks=(), live=True)  # the live task thinks for 2 s
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None, what="the engine")
+        live = app.screen.query_one("#live", LiveLine)
+        log = app.screen.query_one("#log", EventLog)
+        growing = await wait_for(
+            pilot, lambda: live.kind == "thinking" and live.display and live.text,
+            what="live thinking",
+        )
+        assert growing and "thinking…" in str(live.render()) and "💭" not in log_text(log)
+        first = len(live.text)
+        await wait_for(pilot, lambda: len(live.text) > first or "💭" in log_text(log),
+                       what="the thought to grow")
+        await wait_for(pilot, lambda: "💭" in log_text(log), what="the stored thinking")
+        await idle(pilot)
+        assert not live.text and not live.has_class("-streaming")
+        await pilot.press("t")  # unfolded, the live line shows the words themselves
+        assert live.show_thinking
