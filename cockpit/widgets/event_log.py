@@ -26,6 +26,11 @@ LEARNED = (("patterns", "pattern", "patterns"), ("improvements", "improvement", 
            ("nextSteps", "next step", "next steps"))
 
 
+def _t(style: str) -> str:
+    """A TONE role or theme-variable style as markup the current theme reads well."""
+    return fmt.resolve(fmt.TONE.get(style, style)) or "none"
+
+
 def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
     """One event as one (or a few) lines of text; None hides it."""
     kind = event.get("type", "")
@@ -38,31 +43,31 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
     if kind == "text":
         return Text.from_markup(f"[b]▌[/] {e(event.get('text', ''))}")
     if kind == "analysis":
-        return Text.from_markup(f"[cyan]🔎 analysis[/] {e(fmt.short(event.get('summary', ''), 200))}")
+        return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {e(fmt.short(event.get('summary', ''), 200))}")
     if kind == "plan":
         steps = event.get("steps", [])
         marks = {"done": "✓", "in_progress": "▶"}
         items = "  ".join(f"{marks.get(s.get('status'), '·')} {e(s.get('title', ''))}" for s in steps)
-        return Text.from_markup(f"[magenta]☰ plan[/] {items}")
+        return Text.from_markup(f"[{_t('alt')}]☰ plan[/] {items}")
     if kind == "step":
         target = event.get("target") or ""
         return Text.from_markup(
-            f"[b cyan]→ {event.get('step', '')} {e(event.get('action', ''))}[/] {e(fmt.short(target, 120))}")
+            f"[{_t('bold $text-primary')}]→ {event.get('step', '')} {e(event.get('action', ''))}[/] {e(fmt.short(target, 120))}")
     if kind == "tool_result":
         return _tool_result(event)
     if kind == "progress":
-        return Text.from_markup(f"[magenta]◔ progress {event.get('completed')}/{event.get('total')}[/]")
+        return Text.from_markup(f"[{_t('alt')}]◔ progress {event.get('completed')}/{event.get('total')}[/]")
     if kind == "approval_requested":
         return Text.from_markup(
-            f"[b yellow]⚑ approval needed[/] ({e(event.get('kind', ''))}, risk "
+            f"[{_t('bold $text-warning')}]⚑ approval needed[/] ({e(event.get('kind', ''))}, risk "
             f"{fmt.risk(event.get('risk', ''))}) {e(event.get('summary', ''))}")
     if kind == "approval_decided":
-        verdict = "[green]approved[/]" if event.get("approved") else "[red]denied[/]"
-        return Text.from_markup(f"[yellow]⚑[/] {verdict} by {e(event.get('by', '?'))}")
+        verdict = fmt.paint("approved", "ok") if event.get("approved") else fmt.paint("denied", "bad")
+        return Text.from_markup(f"{fmt.paint('⚑', 'warn')} {verdict} by {e(event.get('by', '?'))}")
     if kind == "verification":
         passed = event.get("passed")
-        mark = "[green]✓ verified[/]" if passed else ("[dim]? unverified[/]" if passed is None
-                                                       else "[red]✗ verification failed[/]")
+        mark = fmt.paint("✓ verified", "ok") if passed else (
+            "[dim]? unverified[/]" if passed is None else fmt.paint("✗ verification failed", "bad"))
         return Text.from_markup(f"{mark} {e(fmt.short(event.get('evidence', ''), 140))}")
     if kind == "usage":
         return Text.from_markup(
@@ -72,10 +77,11 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
         reason = f" — {e(event.get('reason'))}" if event.get("reason") else ""
         return Text.from_markup(f"[b]● {fmt.state(event.get('state', ''))}[/]{reason}")
     if kind in ("warning", "error"):
-        style = "yellow" if kind == "warning" else "bold red"
+        style = _t("warn") if kind == "warning" else _t("bold $text-error")
         return Text.from_markup(f"[{style}]! {e(event.get('message', ''))}[/]")
     if kind == "complete":
-        mark = "[b green]✔ complete[/]" if event.get("success") else "[b red]✘ ended[/]"
+        mark = (fmt.paint("✔ complete", "bold $text-success") if event.get("success")
+                else fmt.paint("✘ ended", "bold $text-error"))
         return Text.from_markup(f"{mark} {e(fmt.short(event.get('summary', ''), 200))}")
     if kind == "learning":
         return _learning(event)
@@ -85,14 +91,14 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
                                           "bold $text-warning"))
     if kind in ("rollback", "checkpoint"):
         body = event.get("message") or event.get("text") or event.get("label") or ""
-        return Text.from_markup(f"[magenta]◆ {kind}[/] {e(fmt.short(str(body), 160))}")
+        return Text.from_markup(f"[{_t('alt')}]◆ {kind}[/] {e(fmt.short(str(body), 160))}")
     payload = {k: v for k, v in event.items() if k not in ("task_id", "seq", "ts", "type")}
     return Text.from_markup(f"[dim]{e(kind)} {e(fmt.short(json.dumps(payload, default=str), 160))}[/]")
 
 
 def _tool_result(event: dict[str, Any]) -> Text:
     """The first OUTPUT_LINES lines of the output, indented under the step."""
-    style = "red" if event.get("is_error") else "dim"
+    style = _t("bad") if event.get("is_error") else "dim"
     lines = [line.rstrip() for line in str(event.get("output") or "").splitlines()]
     while lines and not lines[-1]:
         lines.pop()
@@ -205,8 +211,15 @@ class EventLog(RichLog):
         held, self._held = self._held, []
         return self.add(events + held)
 
+    def on_mount(self) -> None:
+        # Lines carry the colours of the theme they were rendered in: re-render on a switch.
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.rerender())
+
     def toggle_thinking(self) -> None:
         self.show_thinking = not self.show_thinking
+        self.rerender()
+
+    def rerender(self) -> None:
         kept, held = list(self.events), self._held
         self.reset()
         self._held = held  # a catch-up in flight still delivers them

@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from .. import fmt
 from ..keys import key_for
 from ..panels import PANELS
 
@@ -39,8 +40,8 @@ class NavBar(Static):
         live = getattr(app, "live_count", 0)
         pending = getattr(app, "pending_count", 0)
         status = getattr(app, "engine_status", "")
-        flag = "[b red]■ HALTED[/]" if getattr(app, "halted", False) else ""
-        pend = f"[b yellow]⚑{pending}[/]" if pending else "⚑0"
+        flag = fmt.paint("■ HALTED", "bold $text-error") if getattr(app, "halted", False) else ""
+        pend = fmt.paint(f"⚑{pending}", "bold $text-warning") if pending else "⚑0"
         text = "".join(parts) + f"  ▶{live} {pend} {flag} [dim]{status}[/]"
         if text != getattr(self, "_last", None):
             self._last = text

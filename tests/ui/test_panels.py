@@ -294,3 +294,43 @@ async def test_history_filters_focus_warn_and_keep_took_after_a_rollback(
         assert str(table.get_cell(fixed, "Took")) == took
         # It ran first, so it stays listed after the later task (newest run first).
         assert [key.value for key in table.rows][:2] == [changelog, fixed]
+
+
+EVENTS = [
+    {"type": "analysis", "summary": "8 files"},
+    {"type": "step", "step": 1, "action": "execute_bash", "target": "pytest"},
+    {"type": "approval_requested", "kind": "command", "risk": "medium", "summary": "rm -rf"},
+    {"type": "approval_decided", "approved": False, "by": "operator"},
+    {"type": "verification", "passed": False, "evidence": "1 failed"},
+    {"type": "warning", "message": "held: emergency stop engaged"},
+    {"type": "error", "message": "model API unreachable"},
+    {"type": "complete", "success": True, "summary": "done"},
+    {"type": "tool_result", "output": "Traceback", "is_error": True},
+]
+
+
+@pytest.mark.parametrize("theme", load_themes(), ids=lambda t: t.name)
+def test_event_log_lines_are_legible_on_every_theme(theme: Any) -> None:
+    from textual._context import active_app
+    from textual.app import App
+
+    app: App[None] = App()
+    app.register_theme(theme)
+    app.theme = theme.name
+    token = active_app.set(app)
+    try:
+        lines = [render(ev) for ev in EVENTS]
+    finally:
+        active_app.reset(token)
+    ground = Color.parse(theme.to_color_system().generate()["surface"])
+    checked = 0
+    for line in lines:
+        assert line is not None
+        for span in line.spans:
+            style = span.style if isinstance(span.style, Style) else Style.parse(str(span.style))
+            if style.color is None or style.color.triplet is None:
+                continue
+            r, g, b = style.color.triplet
+            assert contrast(Color(r, g, b), ground) >= 4.5, (theme.name, line.plain)
+            checked += 1
+    assert checked >= len(EVENTS)  # every line carries a theme colour, none a fixed name
