@@ -52,15 +52,7 @@ async def execute(engine: Engine, task_id: str) -> None:
         outcome = await run_agent(run)
         await _save_learnings(engine, task_id, outcome.learnings)
         await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
-        if tree.is_git:
-            patch, files = await workspace.diff(tree)
-        else:  # a copied plain folder: the change is what its checkpoints saw
-            start = run.checkpoint_steps[0]["commit"]
-            await engine.checkpoint(run, "final")
-            patch, files = (
-                await run.checkpoints.diff(start),
-                await run.checkpoints.changed_files(start),
-            )
+        patch, files = await _changes(engine, run, tree)
         if not files and tree.is_git:  # nothing to review or apply: leave no worktree behind
             async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
                 await workspace.discard(ws, tree)
@@ -83,6 +75,8 @@ async def execute(engine: Engine, task_id: str) -> None:
             await engine._complete(task_id, False, f"{outcome.summary}\n({reason})", files)
             return
         engine.finishing.add(task_id)  # a stop now would leave a half-applied workspace
+        # A rollback to a step while the request waited changed what lands: list that.
+        _patch, files = await _changes(engine, run, tree, final=False)
         await engine.transition(task_id, ev.APPLYING)
         record = await engine.safety.apply(ws, tree, task, files)
         options = {**task["options"], "applied": record}
@@ -110,6 +104,19 @@ async def execute(engine: Engine, task_id: str) -> None:
             await run.model.aclose()
         if lock is not None:
             lock.release()
+
+
+async def _changes(
+    engine: Engine, run: TaskRun, tree: workspace.TaskTree, final: bool = True
+) -> tuple[str, list[str]]:
+    """The task's change as a patch and the files it touches."""
+    if tree.is_git:
+        return await workspace.diff(tree)
+    # A copied plain folder: the change is what its checkpoints saw.
+    start = run.checkpoint_steps[0]["commit"]
+    if final:
+        await engine.checkpoint(run, "final")
+    return await run.checkpoints.diff(start), await run.checkpoints.changed_files(start)
 
 
 async def _finish(

@@ -293,6 +293,9 @@ async def test_rollback_to_step_while_awaiting_apply_changes_what_lands(
     assert task["state"] == ev.SUCCEEDED, task["error"]
     assert (ws / "one.txt").read_text() == "1\n"
     assert not (ws / "two.txt").exists()  # step 2 was rolled back: it must not land
+    assert task["changes"] == ["one.txt"]  # the record lists what landed, not what was undone
+    (done,) = [e for e in await engine.events(task_id) if e["type"] == ev.COMPLETE]
+    assert done["changes"] == ["one.txt"]
     if kind == "git":
         # The branch keeps step 2 in its history: the step rollback is a commit, not a reset.
         log = git(repo, "log", "--format=%s", f"livhana/{task_id}").splitlines()
