@@ -354,3 +354,28 @@ async def test_a_plain_folder_holding_the_data_dir_is_copied_without_it(
     assert task["state"] == "succeeded", task
     assert (plain / "notes.txt").read_text() == "new\n"
     assert not (Path(task["worktree"]) / ".livhana").exists()
+
+
+async def test_a_dead_engines_unchanged_worktree_is_removed_a_changed_one_kept(
+    config: Any, engine_factory: Any, repo: Path
+) -> None:
+    base = git(repo, "rev-parse", "HEAD").strip()
+    store = await Store.open(config.store_path)
+    await store.register_engine("tui-dead", 999_999, socket.gethostname(), "tui")
+    for task_id in ("idle1", "busy1"):
+        path = config.worktrees_dir / task_id
+        git(repo, "worktree", "add", "-q", "-b", f"livhana/{task_id}", str(path), base)
+        await store.create_task(
+            {"id": task_id, "title": task_id, "workspace": str(repo), "state": "running",
+             "engine_id": "tui-dead"}
+        )
+        await store.update_task(task_id, worktree=str(path), branch=f"livhana/{task_id}",
+                                base_commit=base)
+    (config.worktrees_dir / "busy1" / "half.txt").write_text("half a change\n")
+    await store.close()
+    engine = await engine_factory()
+    assert (await engine.get("idle1"))["state"] == "interrupted"
+    branches = git(repo, "branch", "--list", "livhana/*")
+    assert "livhana/idle1" not in branches and not (config.worktrees_dir / "idle1").exists()
+    assert "livhana/busy1" in branches  # work in progress is kept for review or rollback
+    assert (config.worktrees_dir / "busy1" / "half.txt").exists()
