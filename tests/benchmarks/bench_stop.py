@@ -176,11 +176,12 @@ async def main(rounds: int) -> None:
                 "SELECT created_at FROM commands WHERE kind = 'stop' ORDER BY id DESC LIMIT 1"
             )
             from_row.append((done - rows[0]["created_at"]) * 1000)
-            from_exit.append((done - exited) * 1000)
+            from_exit.append((exited - done) * 1000)
             from_spawn.append((done - spawned) * 1000)
             await finish_round(engine, ids)
         report("cross-process  stop row landed -> every process reaped", from_row, goal=500)
-        report("cross-process  CLI exited -> every process reaped", from_exit)
+        # The CLI waits for the engines to confirm, so it exits after the reaping.
+        report("cross-process  every process reaped -> CLI exited (confirmed)", from_exit)
         report("cross-process  CLI started -> every process reaped", from_spawn)
     finally:
         await engine.close()
