@@ -86,6 +86,7 @@ class SafetyScreen(PanelScreen):
                                  id="spenders", cursor_type="none")
                 yield Label("Policy mode", classes="section-title")
                 yield Select([], prompt="policy mode", allow_blank=True, id="mode")
+                yield Static("", id="policy-error")
                 yield Label("Audit log", classes="section-title")
                 yield Static("[dim]verifying…[/]", id="audit")
                 yield Button(f"Verify audit chain ({key_for(self, 'safety.verify', 'v')})", id="verify")
@@ -135,6 +136,11 @@ class SafetyScreen(PanelScreen):
                 select.set_options([(m, m) for m in modes])
                 select.value = engine.policy_mode
             self._modes_loaded = True
+        # A broken hand edit of policy.toml is ignored (the last good policy rules): say so.
+        error = engine.safety.policy_error
+        note = self.query_one("#policy-error", Static)
+        put(note, fmt.paint(f"policy.toml ignored: {error}", "bad") if error else "")
+        note.display = bool(error)
         await self._check_audit(engine)
 
     async def _check_audit(self, engine: Engine) -> None:

@@ -334,3 +334,18 @@ def test_event_log_lines_are_legible_on_every_theme(theme: Any) -> None:
             assert contrast(Color(r, g, b), ground) >= 4.5, (theme.name, line.plain)
             checked += 1
     assert checked >= len(EVENTS)  # every line carries a theme colour, none a fixed name
+
+
+async def test_safety_says_when_a_hand_edit_of_the_policy_is_ignored(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await pilot.press("9")
+        policy = app.config.policy_path if app.engine is None else app.engine.config.policy_path
+        good = policy.read_text()
+        policy.write_text("mode = [unclosed\n")  # a typo: the last good policy keeps ruling
+        await wait_for(pilot, lambda: "policy.toml ignored" in panel_text(app), timeout=10,
+                       what="the broken policy named")
+        policy.write_text(good)
+        await wait_for(pilot, lambda: "policy.toml ignored" not in panel_text(app), timeout=10,
+                       what="the note gone once fixed")
