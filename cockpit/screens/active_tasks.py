@@ -102,7 +102,10 @@ class ActiveTasksScreen(PanelScreen):
             self.run_worker(partial(log.catch_up, engine), group="replay", exclusive=True)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
-        self.query_one("#peek", EventLog).feed(events)
+        log = self.query_one("#peek", EventLog)
+        log.feed(events)
+        if log.needs_catch_up:
+            self.catch_up()
 
     def _selected(self) -> str | None:
         return self.query_one("#live", KeyedTable).selected_key

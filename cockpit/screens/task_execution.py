@@ -150,9 +150,10 @@ class TaskExecutionScreen(PanelScreen):
         for delta in events:  # live deltas (no seq, never stored) go to the live line
             if delta.get("type") == "delta" and delta.get("task_id") == self.selected:
                 live.feed(delta)
-        shown = self.query_one("#log", EventLog).feed(
-            [ev for ev in events if ev.get("type") != "delta"]
-        )
+        log = self.query_one("#log", EventLog)
+        shown = log.feed([ev for ev in events if ev.get("type") != "delta"])
+        if log.needs_catch_up:
+            self.catch_up()
         if any(ev["type"] in ("thinking", "text", "complete") for ev in shown):
             live.clear()  # the stored block (or the end) is in the log now
         self._shown(shown)

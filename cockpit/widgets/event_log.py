@@ -152,11 +152,17 @@ class EventLog(RichLog):
         self._catching = 0  # ticket of the catch-up in flight (0: none)
         self._tickets = 0
         self._held: list[dict[str, Any]] = []
+        self.needs_catch_up = False  # set by `feed` on a gap; the panel runs `catch_up`
 
     def add(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append events (duplicates by seq are skipped: replay and live may overlap).
         Returns the events actually added."""
-        fresh = [ev for ev in events if ev.get("seq", 0) > self.last_seq]
+        fresh: list[dict[str, Any]] = []
+        last = self.last_seq
+        for ev in sorted(events, key=lambda ev: ev.get("seq", 0)):  # store + held may overlap
+            if ev.get("seq", 0) > last:
+                fresh.append(ev)
+                last = ev["seq"]
         if not fresh:
             return []
         self.last_seq = fresh[-1].get("seq", self.last_seq)
@@ -189,6 +195,13 @@ class EventLog(RichLog):
         if self._catching:
             self._held.extend(mine)
             return []
+        if mine[0].get("seq", 0) > self.last_seq + 1:
+            # A gap: events this view never saw (it was hidden, or a batch raced a catch-up
+            # not yet started). Showing these would skip the missing ones for good (the log
+            # only appends newer seqs), so hold them and ask the panel for a catch-up.
+            self._held.extend(mine)
+            self.needs_catch_up = True
+            return []
         return self.add(mine)
 
     async def catch_up(self, engine: Engine) -> list[dict[str, Any]]:
@@ -199,6 +212,7 @@ class EventLog(RichLog):
             return []
         self._tickets += 1
         token = self._catching = self._tickets
+        self.needs_catch_up = False
         try:
             events = await engine.events(task_id, self.last_seq)
         finally:

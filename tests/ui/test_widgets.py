@@ -143,3 +143,30 @@ def test_escape_then_a_digit_reads_as_alt_digit_not_a_symbol() -> None:
     keys += parser.tick()
     assert [(k.key, k.character) for k in keys] == [("alt+3", "3")]  # not "£" typed
     assert [k.key for k in parser.feed("£")] == ["pound_sign"]  # a typed £ is still text
+
+
+async def test_a_live_batch_ahead_of_the_log_waits_for_the_missing_events(
+    engine_factory: Any, repo: Path
+) -> None:
+    """A panel coming back gets the tail of a task's stream as a live batch before its
+    catch-up from the store has started: the log must not jump ahead and skip the middle
+    (the plan bar stayed at 33% on a finished task)."""
+    from agent.models.scripted import ScriptedModel
+
+    read = {"tool_calls": [{"name": "read_file", "input": {"path": "app.py"}}]}
+    engine = await engine_factory(lambda spec: ScriptedModel([{"match": ".", "turns": [read]}]))
+    task_id = await engine.submit("look", repo, approve="auto")
+    await engine.wait(task_id)
+    stored = await engine.events(task_id)
+    log = EventLog()
+    async with Host(log).run_test() as pilot:
+        log.follow(task_id)
+        log.add(stored[:2])  # seen before the panel was left
+        assert log.feed(stored[-2:]) == []  # the tail came first: held, not shown
+        assert log.needs_catch_up
+        added = await log.catch_up(engine)
+        await pilot.pause()
+        assert [e["seq"] for e in log.events] == [e["seq"] for e in stored]  # whole, in order
+        assert [e["seq"] for e in added] == [e["seq"] for e in stored[2:]]
+        assert not log.needs_catch_up
+        assert log.feed([{**stored[-1]}]) == []  # a repeat is still skipped
