@@ -128,6 +128,16 @@ async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> No
             if await engine.store.decide_approval(approval_id, False, reason[1], "task stopped"):
                 detail = {"approval_id": approval_id, "reason": "task stopped"}
                 await engine.audit(reason[1], "deny", task_id, detail)
+                closed(engine, task_id, approval_id, reason[1], "task stopped")
+
+
+def closed(
+    engine: Engine, task_id: str, approval_id: int, by: str, reason: str, kind: str = ""
+) -> None:
+    """Every request shown gets its decision in the stream too, so every follower (the
+    cockpit's pending count, `run --approve ask`) sees it leave the queue."""
+    engine.bus.emit(task_id, ev.APPROVAL_DECIDED, approval_id=approval_id, approved=False,
+                    by=by, reason=reason, **({"kind": kind} if kind else {}))  # fmt: skip
 
 
 async def report_survivors(engine: Engine, task_id: str, survivors: list[int]) -> None:
@@ -205,6 +215,8 @@ async def recover(engine: Engine) -> None:
                 if await engine.store.decide_approval(
                     row["id"], False, "interrupted", "the process running it stopped"
                 ):
+                    closed(engine, task["id"], row["id"], "interrupted",
+                           "the process running it stopped", row["kind"])  # fmt: skip
                     await engine.audit(
                         "interrupted",
                         "deny",

@@ -299,6 +299,11 @@ async def test_cancel_while_awaiting_approval_clears_the_request(
     assert await engine.pending_approvals() == []
     row = await engine.store.get_approval(request["id"])
     assert row["state"] == "denied" and row["decided_by"] == "cancelled by tester"
+    # The stream says so too: followers (the cockpit's pending count) see it leave the queue.
+    decided = [e for e in await engine.events(task_id) if e["type"] == ev.APPROVAL_DECIDED]
+    assert [(e["approval_id"], e["approved"], e["by"]) for e in decided] == [
+        (request["id"], False, "cancelled by tester")
+    ]
 
 
 async def test_waiting_on_a_task_can_itself_be_cancelled(
