@@ -49,6 +49,12 @@ def _call(op: str, method: str, *args: str) -> Any:
 
         return getattr(keyring, method)(SERVICE, *args)
     except Exception as exc:  # backends raise anything: KeyringError, D-Bus, OSError...
+        if type(exc).__name__ == "NoKeyringError":  # a headless box without Secret Service
+            raise SecretStoreError(
+                f"no OS keyring on this machine ({op}): set ANTHROPIC_API_KEY in the "
+                "environment instead, or install a keyring backend (e.g. the Secret Service, "
+                "or `pip install keyrings.alt` for a file-based one)"
+            ) from None
         raise SecretStoreError(f"OS keyring unavailable ({op}): {_one_line(exc)}") from None
 
 
@@ -109,7 +115,10 @@ def anthropic_api_key() -> str | None:
     try:
         return get_secret(ANTHROPIC_KEY_NAME) or None
     except SecretStoreError as exc:
-        raise MissingKeyError(f"no Anthropic API key: set ANTHROPIC_API_KEY ({exc})") from None
+        raise MissingKeyError(
+            "no Anthropic API key: set ANTHROPIC_API_KEY (the OS keyring could not be read: "
+            f"{str(exc).split(': ', 1)[0]})"
+        ) from None
 
 
 def secret_env_values(environ: dict[str, str] | None = None) -> list[str]:

@@ -22,8 +22,10 @@ from .render import describe
 
 async def run_task(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
-    from agent.errors import MissingKeyError
+    from agent.errors import MissingKeyError, UsageError
 
+    if not args.task.split():  # bad input is named first, before any key or model check
+        raise UsageError("the task is empty: describe what the agent should do")
     model = args.model or config.engine.model
     if model.startswith("scripted:"):
         from agent.models.scripted import ScriptedModel

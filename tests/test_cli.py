@@ -141,3 +141,21 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = readme.split("## Test", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
     assert command.endswith("pytest -q -p no:cacheprovider")
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith(command)
+
+
+def test_a_machine_without_any_keyring_says_what_to_do(repo: Path) -> None:
+    """A headless box with no Secret Service: one line pointing at ANTHROPIC_API_KEY."""
+    env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "ANTHROPIC_API_KEY": ""}
+    stored = cli("secrets", "set", "anthropic_api_key", input="sk-ant-x\n", env=env)
+    assert stored.returncode == 4
+    assert stored.stderr.count("\n") == 1 and "ANTHROPIC_API_KEY" in stored.stderr
+    assert "no OS keyring on this machine" in stored.stderr
+    run = cli("run", "add a test", "--workspace", str(repo), env=env)
+    assert run.returncode == 4 and run.stderr.count("\n") == 1
+    assert "set ANTHROPIC_API_KEY" in run.stderr and "..." not in run.stderr
+
+
+def test_an_empty_task_is_named_before_any_key_is_needed(repo: Path) -> None:
+    env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "ANTHROPIC_API_KEY": ""}
+    result = cli("run", "   ", "--workspace", str(repo), env=env)
+    assert result.returncode == 2 and "the task is empty" in result.stderr
