@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where the store and config live")
     p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
     p.add_argument(
-        "--daemon", action="store_true", help="headless: schedules, queued tasks, HTTP API"
+        "--daemon", action="store_true", help="headless engine: heartbeat, obeys stop/cancel (schedules and HTTP API: not yet)"
     )
     p.add_argument(
         "--demo", action="store_true", help="cockpit with a sample project, no API key needed"
