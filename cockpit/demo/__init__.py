@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 SCRIPT = HERE / "script.json"
 WORKSPACE = HERE / "workspace"
-SETTLED = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted", "awaiting_approval")
+ENDED = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
+SETTLED = (*ENDED, "awaiting_approval")
 
 # (title, approve mode, what the demo does once the task settles)
 TASKS: tuple[tuple[str, str, str], ...] = (
@@ -113,7 +114,8 @@ class DemoPlan:
             for title, approve, then in self.tasks:
                 task_id = await engine.submit(title, workspace, approve=approve)
                 self.task_ids.append(task_id)
-                task = await settle(engine, task_id)
+                # An auto task passes through awaiting_approval on its way: wait for its end.
+                task = await settle(engine, task_id, ends_only=approve == "auto")
                 if then == "rollback" and task["state"] == "succeeded":
                     await engine.rollback(task_id)
             if self.live:
@@ -128,14 +130,17 @@ class DemoPlan:
             self._own_dir = None
 
 
-async def settle(engine: Engine, task_id: str, timeout_s: float = 60) -> dict[str, Any]:
-    """Wait until the task ended or waits for the operator."""
+async def settle(
+    engine: Engine, task_id: str, timeout_s: float = 60, ends_only: bool = False
+) -> dict[str, Any]:
+    """Wait until the task ended or (unless `ends_only`) waits for the operator."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    settled = ENDED if ends_only else SETTLED
     while True:
         task = await engine.get(task_id)
         assert task is not None
-        if task["state"] in SETTLED or loop.time() > deadline:
+        if task["state"] in settled or loop.time() > deadline:
             return task
         await asyncio.sleep(0.05)
 
