@@ -52,6 +52,14 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         return health
 
     monkeypatch.setattr(insights, "health", steady_health)
+    real_budget = insights.budget
+
+    async def steady_budget(engine: Any) -> dict[str, Any]:
+        # A few cents of a $50 cap is a sub-cell bar whose half-cell rounding flickered
+        # under load; the budget's own behaviour is tested in test_panels.py.
+        return {**await real_budget(engine), "spent_today": 0.0}
+
+    monkeypatch.setattr(insights, "budget", steady_budget)
     real_render = event_log.render
 
     def steady_render(event: dict[str, Any], show_thinking: bool = False) -> Any:
