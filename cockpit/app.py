@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -23,6 +24,7 @@ from textual.widgets import Input
 from textual.worker import Worker
 
 from . import hangup
+from .gc_pacing import GcPacer
 from .keys import escape_digits_are_alt
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
@@ -99,6 +101,7 @@ class CockpitApp(App[None]):
         self._stop_requested = False
         self._closing = False
         self._connecting: Worker[None] | None = None
+        self.gc_pacer = GcPacer()  # full GC pauses at quiet moments (cockpit/gc_pacing.py)
         self._themes = load_themes()
         for theme in self._themes:
             self.register_theme(theme)
@@ -113,8 +116,15 @@ class CockpitApp(App[None]):
         self.set_interval(TICK_S, self._tick)
         self._lag_mark = time.monotonic()
         self.set_interval(0.25, self._measure_lag)
+        self.gc_pacer.start()
+        self.set_interval(1.0, self.gc_pacer.tick)
         if not self.is_headless:
             hangup.watch(asyncio.get_running_loop(), self.close_engine, self._driver)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            self.gc_pacer.touched()
+        await super().on_event(event)
 
     def on_ready(self) -> None:
         # The first frame is on screen: now the engine (and the demo set-up) may start. A
@@ -238,6 +248,7 @@ class CockpitApp(App[None]):
         self._lag_mark = now
 
     async def on_unmount(self) -> None:
+        self.gc_pacer.stop()
         await self.close_engine()
 
     async def close_engine(self) -> None:
