@@ -139,14 +139,20 @@ async def test_apply_then_rollback_restores_pre_apply_state_and_keeps_operator_w
         await engine.rollback(task_id)
 
 
-async def test_rollback_after_newer_commit_reverts_and_refuses_to_clobber_edits(
-    repo: Path, tmp_path: Path, engine_factory: Any
-) -> None:
+async def applied_new_file(repo: Path, tmp_path: Path, engine_factory: Any) -> tuple[Any, str]:
+    """A task whose shell command made new.txt, applied to the operator's checkout."""
     turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": "echo new > new.txt"}}]}]
     model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
     engine = await engine_factory()
     task_id = await engine.submit("add a file", repo, model=model, approve="auto")
     assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    return engine, task_id
+
+
+async def test_rollback_after_newer_commit_reverts_and_refuses_to_clobber_edits(
+    repo: Path, tmp_path: Path, engine_factory: Any
+) -> None:
+    engine, task_id = await applied_new_file(repo, tmp_path, engine_factory)
     assert (repo / "new.txt").read_text() == "new\n"
 
     # The operator edits the task's file: rollback must refuse rather than lose that edit.
@@ -317,11 +323,7 @@ async def test_step_rollback_of_a_rolled_back_task_says_so(
 async def test_a_refused_rollback_exits_2_and_changes_nothing(
     repo: Path, tmp_path: Path, engine_factory: Any
 ) -> None:
-    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": "echo new > new.txt"}}]}]
-    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
-    engine = await engine_factory()
-    task_id = await engine.submit("add a file", repo, model=model, approve="auto")
-    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    engine, task_id = await applied_new_file(repo, tmp_path, engine_factory)
     await engine.close()
     (repo / "new.txt").write_text("operator edit\n")
     result = cli("rollback", task_id)
