@@ -4,6 +4,7 @@ AsyncAnthropic client, real SSE, a real git repo."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.conftest import cli, git
@@ -37,6 +38,16 @@ def _config(tmp_path: Path) -> str:
     return str(path)
 
 
+def run_json(
+    tmp_path: Path, repo: Path, fake: FakeAnthropic, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """`run "add a shout helper" --json --approve auto` on `repo`, against the fake API."""
+    return cli(
+        "--config", _config(tmp_path), "run", "add a shout helper", "--workspace", str(repo),
+        "--json", "--approve", "auto", *flags, env=fake.env,
+    )  # fmt: skip
+
+
 def test_run_against_fake_messages_api(repo: Path, tmp_path: Path) -> None:
     with FakeAnthropic(
         TURNS,
@@ -46,19 +57,7 @@ def test_run_against_fake_messages_api(repo: Path, tmp_path: Path) -> None:
             "nextSteps": [],
         },
     ) as fake:
-        result = cli(
-            "--config",
-            _config(tmp_path),
-            "run",
-            "add a shout helper",
-            "--workspace",
-            str(repo),
-            "--json",
-            "--approve",
-            "auto",
-            "--no-apply",
-            env=fake.env,
-        )
+        result = run_json(tmp_path, repo, fake, "--no-apply")
     assert result.returncode == 0, result.stderr
     events = envelope_checked(result.stdout)
     types = [e["type"] for e in events]
@@ -83,18 +82,7 @@ def test_run_against_fake_messages_api(repo: Path, tmp_path: Path) -> None:
 
 def test_dead_model_api_fails_cleanly(repo: Path, tmp_path: Path) -> None:
     with FakeAnthropic([], always_fail=True) as fake:
-        result = cli(
-            "--config",
-            _config(tmp_path),
-            "run",
-            "add a shout helper",
-            "--workspace",
-            str(repo),
-            "--json",
-            "--approve",
-            "auto",
-            env=fake.env,
-        )
+        result = run_json(tmp_path, repo, fake)
         attempts = len(fake.requests)
     assert result.returncode == 5, result.stderr  # `--help`: the model API is unreachable
     assert "Traceback" not in result.stderr
@@ -117,18 +105,7 @@ def test_applied_run_streams_the_whole_lifecycle_and_keeps_operator_edits(
 ) -> None:
     (repo / "README.md").write_text("# demo project\noperator's unsaved note\n")
     with FakeAnthropic(TURNS) as fake:
-        result = cli(
-            "--config",
-            _config(tmp_path),
-            "run",
-            "add a shout helper",
-            "--workspace",
-            str(repo),
-            "--json",
-            "--approve",
-            "auto",
-            env=fake.env,
-        )
+        result = run_json(tmp_path, repo, fake)
     assert result.returncode == 0, result.stderr
     events = envelope_checked(result.stdout)
     states = [e["state"] for e in events if e["type"] == "status"]
