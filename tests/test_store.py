@@ -78,7 +78,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 async def test_locked_store_times_out_with_clear_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agent.store as store_module
+    import agent.store.opening as store_module
 
     monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 0.2)
     path = tmp_path / "s.db"

@@ -17,10 +17,8 @@ from typing import Any
 
 import aiosqlite
 
-from ..errors import StoreError
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .opening import connect, explain
 
-LOCK_TIMEOUT_S = 5.0
 _ENVELOPE = frozenset(("task_id", "seq", "ts", "type"))
 _DUMPS = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False).encode
 TASK_COLUMNS = (
@@ -28,17 +26,6 @@ TASK_COLUMNS = (
     "finished_at, updated_at, steps, tokens, cost_usd, branch, worktree, base_commit, summary, "
     "error, changes, options, kind"
 )
-
-
-def _explain(path: Path, exc: BaseException) -> StoreError:
-    msg = str(exc)
-    if "locked" in msg or "busy" in msg:
-        return StoreError(
-            f"store {path} is locked by another process (waited {LOCK_TIMEOUT_S:.0f}s)"
-        )
-    if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
-        return StoreError(f"store {path} is corrupt ({msg}); move it aside to start fresh")
-    return StoreError(f"store {path}: {msg}")
 
 
 def _task_row(row: sqlite3.Row | None) -> dict[str, Any] | None:
@@ -60,56 +47,7 @@ class Store:
     @classmethod
     async def open(cls, path: Path | str) -> Store:
         path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"store: cannot create {path.parent}: {exc.strerror}") from None
-        try:
-            pending = aiosqlite.connect(str(path), timeout=LOCK_TIMEOUT_S, isolation_level=None)
-            # A daemon thread: a store someone forgot to close must not keep the process
-            # alive at exit (Python joins non-daemon threads forever). WAL keeps data safe.
-            pending._thread.daemon = True  # noqa: SLF001
-            db = await pending
-        except sqlite3.Error as exc:
-            raise _explain(path, exc) from None
-        db.row_factory = sqlite3.Row
-        store = cls(path, db)
-        try:
-            await store._migrate()
-        except sqlite3.Error as exc:
-            await db.close()
-            raise _explain(path, exc) from None
-        except StoreError:
-            await db.close()
-            raise
-        return store
-
-    async def _migrate(self) -> None:
-        db = self._db
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA cache_size=-65536")  # 64 MB: keeps the event index hot
-        # Fewer, larger WAL checkpoints and memory-mapped reads: appends stay fast at 1M+ events.
-        await db.execute("PRAGMA wal_autocheckpoint=10000")
-        await db.execute("PRAGMA mmap_size=268435456")
-        await db.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
-        async with db.execute("PRAGMA user_version") as cur:
-            version = (await cur.fetchone())[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.path} has schema v{version}, newer than this livhana-cockpit "
-                f"(v{SCHEMA_VERSION}); upgrade livhana-cockpit"
-            )
-        for number in range(version, SCHEMA_VERSION):
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _split(MIGRATIONS[number]):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version={number + 1}")
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+        return cls(path, await connect(path))
 
     async def close(self) -> None:
         # Closing twice, or a dead thread: nothing left to save.
@@ -120,14 +58,14 @@ class Store:
         try:
             return await self._db.execute(sql, tuple(params))
         except sqlite3.Error as exc:
-            raise _explain(self.path, exc) from None
+            raise explain(self.path, exc) from None
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
             async with self._db.execute(sql, tuple(params)) as cur:
                 return list(await cur.fetchall())
         except sqlite3.Error as exc:
-            raise _explain(self.path, exc) from None
+            raise explain(self.path, exc) from None
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self._all(sql, params)
@@ -236,7 +174,7 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     await asyncio.shield(self._db.execute("ROLLBACK"))
                 if isinstance(exc, sqlite3.Error):
-                    raise _explain(self.path, exc) from None
+                    raise explain(self.path, exc) from None
                 raise
 
     async def task_events(
@@ -459,7 +397,3 @@ def _approval(row: sqlite3.Row | None) -> dict[str, Any] | None:
     a = dict(row)
     a["detail"] = json.loads(a["detail"] or "{}")
     return a
-
-
-def _split(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
