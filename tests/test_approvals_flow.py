@@ -41,6 +41,18 @@ async def of_type(engine: Any, task_id: str, type_: str) -> list[dict[str, Any]]
     return [e for e in await engine.events(task_id) if e["type"] == type_]
 
 
+def pending_rows(db: Path) -> list[tuple[int, str]]:
+    """(id, task_id) of the open requests, read from the store file another process writes."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db) as conn:
+            sql = "SELECT id, task_id FROM approvals WHERE state = 'pending' ORDER BY id"
+            return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return []
+
+
 @pytest.fixture
 def deploy_config(config: Any) -> Any:
     config.deploy = {"prod": DeployTarget(command="echo shipped > deployed.txt")}
@@ -175,18 +187,7 @@ async def test_requests_of_a_crashed_engine_leave_the_queue_on_restart(
     )
     try:
         db = tmp_path / "data" / "livhana.db"
-
-        def pending() -> list[Any]:
-            if not db.exists():
-                return []
-            try:
-                with sqlite3.connect(db) as conn:
-                    sql = "SELECT task_id FROM approvals WHERE state = 'pending'"
-                    return conn.execute(sql).fetchall()
-            except sqlite3.OperationalError:  # the schema is not there yet
-                return []
-
-        ((task_id,),) = await until(pending, timeout=10)
+        ((_, task_id),) = await until(lambda: pending_rows(db), timeout=10)
     finally:
         proc.kill()
         proc.communicate()
@@ -315,17 +316,6 @@ async def test_unsandboxed_tools_are_asked_once_and_the_card_says_unsandboxed(
 
 
 # -- run --approve ask: a prompt decided elsewhere is withdrawn ------------------------------
-def pending_rows(db: Path) -> list[tuple[int, str]]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(db) as conn:
-            sql = "SELECT id, task_id FROM approvals WHERE state = 'pending' ORDER BY id"
-            return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return []
-
-
 async def test_terminal_prompt_is_withdrawn_when_decided_elsewhere(
     repo: Path, tmp_path: Path
 ) -> None:
