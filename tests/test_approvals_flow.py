@@ -4,6 +4,7 @@ another process (the real CLI), with the decider recorded and a timeout that den
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import sqlite3
 import subprocess
@@ -206,9 +207,6 @@ async def test_requests_of_a_crashed_engine_leave_the_queue_on_restart(
 # -- network: an operator's yes to a network request opens the network for that command ------
 @pytest.fixture
 def http_server() -> Any:
-    import http.server
-    import threading
-
     class Pong(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             self.send_response(200)
