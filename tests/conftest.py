@@ -42,6 +42,16 @@ async def until(predicate: Any, timeout: float = 5.0, every: float = 0.01) -> An
         await asyncio.sleep(every)
 
 
+async def pending_for(engine: Any, task_id: str) -> list[dict[str, Any]]:
+    """The task's open requests, once the task itself shows it is waiting on them (the
+    request row is written a moment before the state changes)."""
+    from agent import events as ev
+
+    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
+        return []
+    return await engine.store.approvals("pending", task_id=task_id)
+
+
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True

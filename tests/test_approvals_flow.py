@@ -19,7 +19,7 @@ import pytest
 from agent import events as ev
 from agent.config import DeployTarget
 from agent.errors import UsageError
-from tests.conftest import ROOT, cli, until, write_script
+from tests.conftest import ROOT, cli, pending_for, until, write_script
 
 
 def script(tmp_path: Path, *turns: dict[str, Any]) -> str:
@@ -28,14 +28,6 @@ def script(tmp_path: Path, *turns: dict[str, Any]) -> str:
 
 def call(name: str, **args: Any) -> dict[str, Any]:
     return {"tool_calls": [{"name": name, "input": args}]}
-
-
-async def pending_for(engine: Any, task_id: str) -> list[dict[str, Any]]:
-    """The task's open requests, once the task itself shows it is waiting on them (the
-    request row is written a moment before the state changes)."""
-    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
-        return []
-    return await engine.store.approvals("pending", task_id=task_id)
 
 
 async def of_type(engine: Any, task_id: str, type_: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 
 from agent import events as ev
 from agent.wslock import lock_path
-from tests.conftest import until, write_script
+from tests.conftest import pending_for, until, write_script
 
 
 @pytest.fixture
@@ -30,18 +30,12 @@ def writer(tmp_path: Path, content: str = "print('task')\n") -> str:
     return write_script(tmp_path / "w.json", [{"match": ".", "turns": [turn]}])
 
 
-async def pending(engine: Any, task_id: str) -> list[dict[str, Any]]:
-    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
-        return []
-    return await engine.store.approvals("pending", task_id=task_id)
-
-
 async def test_apply_refuses_to_overwrite_an_operator_edit_made_during_the_task(
     plain: Path, tmp_path: Path, engine_factory: Any
 ) -> None:
     engine = await engine_factory()
     task_id = await engine.submit("rewrite app", plain, model=writer(tmp_path))
-    await until(lambda: pending(engine, task_id))
+    await until(lambda: pending_for(engine, task_id))
     (plain / "app.py").write_text("print('operator')\n")  # the operator edits meanwhile
 
     await engine.decide_task(task_id, True)
