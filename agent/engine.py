@@ -1,8 +1,9 @@
 """The engine: one per process (cockpit or daemon), many tasks at once, the store as truth.
 
-Tasks queue, run up to `max_concurrent` at a time, each in its own worktree, and every
-state change is an event. Control that may come from another process (cancel, stop,
-re-arm, approval decisions) arrives through store rows picked up by `control.control_loop`.
+Tasks queue and run up to `max_concurrent` at a time (agent/dispatch.py), each in its own
+worktree, and every state change is an event. Control that may come from another process
+(cancel, stop, re-arm, approval decisions) arrives through store rows picked up by
+`control.control_loop`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from . import events as ev
 from .approvals import ApprovalDesk
 from .bus import EventBus
 from .config import Config
+from .dispatch import dispatch_loop
 from .errors import StopActive, TaskStopped, UsageError
 from .models import model_factory_for
 from .models.base import Model
@@ -33,7 +35,6 @@ from .tools import load_tools
 from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
-BUDGET_HOLD_S = 5.0  # how often tasks held by the daily budget re-check it
 ROW_REFRESH_S = 0.5
 APPROVE_MODES = ("ask", "auto", "deny")
 
@@ -99,7 +100,7 @@ class Engine:
         await self.bus.start()
         await control.recover(self)
         self._loops = [
-            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(dispatch_loop(self), name="dispatch"),
             asyncio.create_task(control.control_loop(self), name="control"),
         ]
 
@@ -392,53 +393,6 @@ class Engine:
         if task is None:
             raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
         return task
-
-    async def _dispatch_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            warned: set[str] = set()
-            while self._queue and not self.stopped:
-                if await self.safety.over_daily_budget():
-                    for task_id in self._queue:
-                        if task_id not in warned:  # once per task, not once per re-check
-                            warned.add(task_id)
-                            self.bus.emit(task_id, ev.WARNING, message="held: daily budget reached")
-                    # Re-check, don't wait for a wake-up: held tasks must start once the
-                    # day's spend resets or the cap is raised (they stayed queued forever).
-                    await asyncio.sleep(BUDGET_HOLD_S)
-                    continue
-                await self._slots.acquire()
-                if self.stopped or not self._queue:
-                    self._slots.release()
-                    break
-                task_id = self._queue.pop(0)
-                worker = asyncio.create_task(self._work(task_id), name=task_id)
-                worker.add_done_callback(lambda _w, task_id=task_id: self._worker_done(task_id))
-                self._workers[task_id] = worker
-
-    async def _work(self, task_id: str) -> None:
-        from .worker import execute
-
-        await execute(self, task_id)
-
-    def _worker_done(self, task_id: str) -> None:
-        # A callback, not a `finally`: a worker cancelled before its first step never runs
-        # a line of its coroutine, and its slot and end state must not be lost with it.
-        self._slots.release()
-        self._workers.pop(task_id, None)
-        self._runs.pop(task_id, None)
-        self.paused.pop(task_id, None)
-        self.finishing.discard(task_id)
-        state, reason = self.stop_reasons.pop(task_id, (ev.CANCELLED, "cancelled"))
-        if self._states.get(task_id, ev.FAILED) not in ev.END_STATES:
-            ending = asyncio.ensure_future(self._end_unstarted(task_id, state, reason))
-            self._orphans.add(ending)
-            ending.add_done_callback(self._orphans.discard)
-
-    async def _end_unstarted(self, task_id: str, state: str, reason: str) -> None:
-        await self.transition(task_id, state, reason)
-        await self._complete(task_id, False, reason)
 
     async def _complete(
         self, task_id: str, success: bool, summary: str, changes: list[str] | None = None

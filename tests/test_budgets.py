@@ -91,7 +91,7 @@ async def test_task_near_its_cap_is_told_to_wrap_up_once(
 async def test_daily_cap_already_spent_holds_new_tasks_queued(
     repo: Path, tmp_path: Path, config: Any, engine_factory: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr("agent.engine.BUDGET_HOLD_S", 0.2)  # re-check often, for a fast test
+    monkeypatch.setattr("agent.dispatch.BUDGET_HOLD_S", 0.2)  # re-check often, for a fast test
     config.engine.daily_budget_usd = 1.0
     engine = await engine_factory()
     await engine.store.add_usage(None, "claude-sonnet-4-5", {"cost_usd": 1.5})
