@@ -19,7 +19,6 @@ from textual.widgets import Input, Select, Static
 
 from .. import fmt
 from ..widgets import Confirm, EventLog, KeyedTable, put
-from ..widgets.event_log import render
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -80,20 +79,12 @@ class ReplayLog(EventLog):
     """The event log of a finished task, each line with its time (a replay is read after
     the fact: when things happened is half the story)."""
 
-    def add(self, events: list[dict[str, Any]]) -> None:
-        fresh = [ev for ev in events if ev.get("seq", 0) > self.last_seq]
-        if not fresh:
-            return
-        self.last_seq = fresh[-1].get("seq", self.last_seq)
-        self.events.extend(fresh)
-        lines = []
-        for ev in fresh[-self.max_lines:] if self.max_lines else fresh:
-            line = render(ev, self.show_thinking)
-            if line is not None:
-                stamp = datetime.fromtimestamp(ev["ts"]).strftime("%H:%M:%S") if ev.get("ts") else ""
-                lines.append(Text.assemble((f"{stamp:8} ", "dim"), line))
-        if lines:
-            self.write(Text("\n").join(lines))
+    def event_line(self, event: dict[str, Any]) -> Text | None:
+        line = super().event_line(event)
+        if line is None:
+            return None
+        stamp = datetime.fromtimestamp(event["ts"]).strftime("%H:%M:%S") if event.get("ts") else ""
+        return Text.assemble((f"{stamp:8} ", "dim"), line)
 
 
 class HistoryScreen(PanelScreen):

@@ -168,10 +168,14 @@ class EventLog(RichLog):
         self.last_seq = fresh[-1].get("seq", self.last_seq)
         self.events.extend(fresh)
         shown = fresh[-self.max_lines :] if self.max_lines else fresh
-        lines = [line for line in (render(ev, self.show_thinking) for ev in shown) if line is not None]
+        lines = [line for line in (self.event_line(ev) for ev in shown) if line is not None]
         if lines:  # one write per batch: one render, one trim, one scroll
             self.write(Text("\n").join(lines))
         return fresh
+
+    def event_line(self, event: dict[str, Any]) -> Text | None:
+        """How one event shows in this log (None hides it)."""
+        return render(event, self.show_thinking)
 
     def reset(self) -> None:
         self.clear()
