@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from .. import fmt
 from ..keys import key_for
-from ..widgets import Confirm, EventLog, KeyedTable, put
+from ..widgets import EventLog, KeyedTable, put
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -114,13 +114,7 @@ class ActiveTasksScreen(PanelScreen):
         task_id = self._selected()
         if not task_id:
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.act(lambda e: e.cancel(task_id), done=f"Cancelled {task_id[:8]}")
-
-        self.app.push_screen(Confirm(f"Cancel task {task_id}? Its running command is killed.",
-                                     yes="Cancel task", task_id=task_id), answered)
+        self.confirm_cancel(task_id, done=f"Cancelled {task_id[:8]}")
 
     def action_open(self) -> None:
         task_id = self._selected()

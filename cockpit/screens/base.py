@@ -24,6 +24,7 @@ from textual.timer import Timer
 
 from ..messages import EngineEvents, EngineReady
 from ..panels import BY_MODE
+from ..widgets.confirm import Confirm
 from ..widgets.halt_banner import HaltBanner
 from ..widgets.key_bar import KeyBar
 from ..widgets.nav_bar import NavBar
@@ -200,6 +201,16 @@ class PanelScreen(Screen[None]):
             self.request_refresh()
 
         self.run_worker(run, group="actions")
+
+    def confirm_cancel(self, task_id: str, done: str) -> None:
+        """Cancel `task_id` after a confirm (which closes by itself if the task ends first)."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.act(lambda e: e.cancel(task_id), done=done)
+
+        self.app.push_screen(Confirm(f"Cancel task {task_id}? Its running command is killed.",
+                                     yes="Cancel task", task_id=task_id), answered)
 
     # -- keys ------------------------------------------------------------------------------
     def action_leave_input(self) -> None:

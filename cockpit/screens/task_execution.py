@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from .. import fmt
-from ..widgets import Confirm, EventLog, KeyedTable, put
+from ..widgets import EventLog, KeyedTable, put
 from ..widgets.live_line import LiveLine
 from .base import PanelScreen
 
@@ -219,10 +219,4 @@ class TaskExecutionScreen(PanelScreen):
         task_id = self.selected
         if not task_id:
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.act(lambda e: e.cancel(task_id), done=f"Cancelling {task_id[:8]}")
-
-        self.app.push_screen(Confirm(f"Cancel task {task_id}? Its running command is killed.",
-                                     yes="Cancel task", task_id=task_id), answered)
+        self.confirm_cancel(task_id, done=f"Cancelling {task_id[:8]}")
