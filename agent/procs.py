@@ -39,10 +39,6 @@ class ProcessGroups:
         self._ids = itertools.count()
         self._closed = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def on_stop(self, interrupt: Callable[[], None]) -> Callable[[], None]:
         """Call `interrupt` (from the event loop, must not block) when the task is stopped;
         at once if it already was. Returns the function that unregisters it."""
