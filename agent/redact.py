@@ -137,7 +137,8 @@ class Redactor:
 
     def add_many(self, values: Iterable[str] | Mapping[str, str]) -> None:
         items = values.items() if isinstance(values, Mapping) else ((None, v) for v in values)
-        if [self._remember(v, n) for n, v in items if v not in self._labels]:
+        # A list, not a generator: every value is remembered before any() looks.
+        if any([self._remember(v, n) for n, v in items if v not in self._labels]):
             self._compile()
 
     def _remember(self, value: str, name: str | None) -> bool:
