@@ -11,7 +11,7 @@ from typing import Any
 
 from agent import events as ev
 from agent.models.scripted import ScriptedModel
-from tests.conftest import until, write_script
+from tests.conftest import pending_for, until, write_script
 
 
 def turn(name: str, usage_in: int = 0, **args: Any) -> dict[str, Any]:
@@ -20,14 +20,6 @@ def turn(name: str, usage_in: int = 0, **args: Any) -> dict[str, Any]:
 
 def script(tmp_path: Path, *turns: dict[str, Any], name: str = "s.json") -> str:
     return write_script(tmp_path / name, [{"match": ".", "turns": list(turns)}])
-
-
-async def pending_for(engine: Any, task_id: str) -> list[dict[str, Any]]:
-    """The task's open requests, once the task itself shows it is waiting on them (the
-    request row is written a moment before the state changes)."""
-    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
-        return []
-    return await engine.store.approvals("pending", task_id=task_id)
 
 
 async def of_type(engine: Any, task_id: str, type_: str) -> list[dict[str, Any]]:
