@@ -227,12 +227,10 @@ class TaskRun:
             {"tool": tool.name, "input": _clip_input(args), "rule": rule},
         ):
             raise ToolError(f"denied ({self.last_decision or 'operator'})")
-        self.ctx.state["preapproved"] = args.get("command")
 
     async def end_step(
         self, step: int, tool: Tool | None, args: dict[str, Any], result: ToolResult
     ) -> None:
-        self.ctx.state.pop("preapproved", None)
         await self.emit(
             "tool_result",
             step=step,

@@ -184,8 +184,7 @@ async def run_command(
         await ctx.emit("warning", message=f"UNSANDBOXED command: {reason}", command=command)
         detail = {"command": command, "sandboxed": False, "reason": reason, "network": network}
         # The policy may already have asked the operator about this very call: once is enough.
-        preapproved = grant is not None or ctx.state.get("preapproved") == command
-        if not preapproved and not await ctx.ask(
+        if grant is None and not await ctx.ask(
             "command", f"run UNSANDBOXED: {command[:200]}", detail
         ):
             raise ToolError("denied by operator")
