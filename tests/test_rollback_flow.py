@@ -17,7 +17,7 @@ import pytest
 from agent import events as ev
 from agent.errors import CockpitError, UsageError
 from agent.procs import group_alive
-from tests.conftest import cli, git, write_script
+from tests.conftest import cli, git, pending_for, write_script
 
 # Shell edits of every kind: new, appended, binary, executable, deleted, renamed, symlinked,
 # nested folders created and removed.
@@ -263,10 +263,7 @@ def write_steps_script(tmp_path: Path) -> str:
 
 
 async def pending_apply(engine: Any, task_id: str) -> list[dict[str, Any]]:
-    if (await engine.get(task_id))["state"] != ev.AWAITING_APPROVAL:
-        return []
-    rows = await engine.store.approvals("pending", task_id=task_id)
-    return [r for r in rows if r["kind"] == "apply"]
+    return [r for r in await pending_for(engine, task_id) if r["kind"] == "apply"]
 
 
 @pytest.mark.parametrize("kind", ["git", "plain"])
