@@ -100,11 +100,12 @@ def paint(text: Any, style: str, theme: Theme | None = None) -> str:
     return f"[{resolved}]{label}[/]" if resolved and resolved != "none" else label
 
 
-def state(value: str, theme: Theme | None = None) -> str:
-    """Markup for a task state, in the current theme's colours."""
+def state(value: str, theme: Theme | None = None, paused: bool = False) -> str:
+    """Markup for a task state, in the current theme's colours (marked when paused)."""
     style = STATE_STYLE.get(value, "")
     label = value.replace("_", " ")
-    return paint(label, style, theme) if style else escape(label)
+    text = paint(label, style, theme) if style else escape(label)
+    return f"{text} {paint('‖ paused', 'bold $text-warning', theme)}" if paused else text
 
 
 def risk(value: str, theme: Theme | None = None) -> str:

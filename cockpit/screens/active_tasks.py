@@ -58,7 +58,7 @@ class ActiveTasksScreen(PanelScreen):
         self.paused = {task_id for task_id, now in doing.items() if now["paused"]}
         self._modes = {t["id"]: t["approve_mode"] for t in tasks}
         table = self.query_one("#live", KeyedTable)
-        table.sync({t["id"]: (t["id"][:8], _state(t["state"], t["id"] in self.paused),
+        table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"], paused=t["id"] in self.paused),
                               str(max(t["steps"], doing[t["id"]]["step"])), fmt.elapsed(t),
                               fmt.money(t["cost_usd"]), fmt.cell(t["title"], 30),
                               _now(doing[t["id"]]))
@@ -138,10 +138,6 @@ class ActiveTasksScreen(PanelScreen):
             self.paused.add(task_id)
             self.act(lambda e: e.pause(task_id),
                      done=f"Paused {task_id[:8]}: it holds before its next step")
-
-
-def _state(state: str, paused: bool) -> str:
-    return fmt.state(state) + (" " + fmt.paint("‖ paused", "bold $text-warning") if paused else "")
 
 
 def _now(doing: dict[str, Any]) -> str:

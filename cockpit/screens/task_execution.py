@@ -106,8 +106,7 @@ class TaskExecutionScreen(PanelScreen):
     def _show_head(self, task: dict[str, Any]) -> None:
         e = fmt.escape
         paused = self._paused and task["state"] in LIVE
-        state = fmt.state(task["state"]) + (" " + fmt.paint("‖ paused", "bold $text-warning")
-                                            if paused else "")
+        state = fmt.state(task["state"], paused=paused)
         room = self.query_one("#head", Static).size.width - len(task["state"]) - (10 if paused else 2)
         put(self.query_one("#head", Static),
             f"[b]{e(fmt.short(task['title'], max(20, room)))}[/]  {state}\n"
