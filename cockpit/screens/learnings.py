@@ -22,21 +22,20 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-# category -> (label, tone, plural label)
-CATEGORY = {"pattern": ("pattern", "info", "patterns"),
-            "improvement": ("improvement", "alt", "improvements"),
-            "nextStep": ("next step", "accent", "next steps")}
+# category -> (label, tone)
+CATEGORY = {"pattern": ("pattern", "info"), "improvement": ("improvement", "alt"),
+            "nextStep": ("next step", "accent")}
 
 
 def category(name: str) -> str:
-    label, tone, _many = CATEGORY.get(name, (name, "", name))
+    label, tone = CATEGORY.get(name, (name, ""))
     return fmt.paint(label, tone) if tone else fmt.escape(label)
 
 
 def counts_line(items: list[dict[str, Any]], query: str | None) -> str:
     parts = []
-    for key, (label, _tone, many) in CATEGORY.items():
-        parts.append(fmt.plural(sum(1 for i in items if i["category"] == key), label, many))
+    for key, (label, _tone) in CATEGORY.items():
+        parts.append(fmt.plural(sum(1 for i in items if i["category"] == key), label))
     text = " · ".join(parts)
     if query:
         text += f"  [dim](matching “{fmt.escape(query)}”)[/]"

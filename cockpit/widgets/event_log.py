@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 MAX_LINES = 2000
 OUTPUT_LINES = 6  # a tool result keeps its first lines, not one run-on line
 OUTPUT_WIDTH = 200
-LEARNED = (("patterns", "pattern", "patterns"), ("improvements", "improvement", "improvements"),
-           ("nextSteps", "next step", "next steps"))
+LEARNED = (("patterns", "pattern"), ("improvements", "improvement"), ("nextSteps", "next step"))
 
 
 def _t(style: str) -> str:
@@ -121,10 +120,10 @@ def _tool_result(event: dict[str, Any]) -> Text:
 def _learning(event: dict[str, Any]) -> Text:
     """'◆ learned 2 patterns, 1 improvement: prefer …' (the first item shown)."""
     counts, first = [], ""
-    for key, one, many in LEARNED:
+    for key, word in LEARNED:
         items = [str(i) for i in event.get(key) or [] if str(i).strip()]
         if items:
-            counts.append(f"{len(items)} {one if len(items) == 1 else many}")
+            counts.append(fmt.plural(len(items), word))
             first = first or items[0]
     if not counts:
         body = event.get("message") or event.get("text") or "nothing new"
