@@ -17,13 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import workspace
-from .checkpoints import Checkpoints, run_git
+from .checkpoints import Checkpoints
 from .errors import UsageError
 
 if TYPE_CHECKING:
     from .engine import Engine
-
-DIFF_LIMIT = 60_000  # as workspace.diff: the approval card shows a bounded patch
 
 
 async def rollback_task(
@@ -98,7 +96,7 @@ async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> 
         # What apply merges is the task branch, not the worktree: the branch gets a new
         # commit with the restored tree. A commit, not a reset: the later steps stay in the
         # branch's history (and in the checkpoints), so this rollback is itself reversible.
-        before = await _head(tree)
+        before = await workspace.head_commit(tree.path)
         branch_commit = await workspace.commit_all(
             tree, f"livhana: back to step {by_commit[str(target['commit'])]} (task {task_id})"
         )
@@ -128,12 +126,6 @@ async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> 
     return {"task_id": task_id, "message": message}
 
 
-async def _head(tree: workspace.TaskTree) -> str | None:
-    argv = ["rev-parse", "-q", "--verify", "HEAD"]
-    code, out, _ = await run_git(argv, cwd=tree.path, check=False)
-    return out.decode().strip() if code == 0 else None
-
-
 async def _refresh_apply_request(
     engine: Engine,
     task: dict[str, Any],
@@ -151,10 +143,7 @@ async def _refresh_apply_request(
     if tree.is_git:
         patch, files = await workspace.diff(tree)
     else:
-        patch, files = await cps.diff(start), await cps.changed_files(start)
-        if len(patch) > DIFF_LIMIT:
-            more = len(patch) - DIFF_LIMIT
-            patch = patch[:DIFF_LIMIT] + f"\n[... diff truncated, {more} more characters ...]\n"
+        patch, files = workspace.clip_diff(await cps.diff(start)), await cps.changed_files(start)
     for row in pending:
         summary = f"Apply {len(files)} changed file(s) to {task['workspace']}"
         detail = {**row["detail"], "diff": patch, "files": files, "refreshed": "rolled back a step"}

@@ -13,6 +13,7 @@ from .errors import UsageError
 from .gitcmd import git, is_git_repo
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__")
+DIFF_LIMIT = 60_000  # the approval card shows a bounded patch
 
 
 @dataclass
@@ -31,7 +32,7 @@ async def check_workspace(workspace: Path) -> Path:
     if not workspace.is_dir():
         raise UsageError(f"workspace {workspace} is not a directory")
     workspace = workspace.resolve()
-    if await is_git_repo(workspace) and not await _head(workspace):
+    if await is_git_repo(workspace) and not await head_commit(workspace):
         raise UsageError(_NO_COMMITS.format(workspace=workspace))
     return workspace
 
@@ -39,7 +40,8 @@ async def check_workspace(workspace: Path) -> Path:
 _NO_COMMITS = "workspace {workspace} is a git repo with no commits yet; commit once first"
 
 
-async def _head(workspace: Path) -> str:
+async def head_commit(workspace: Path) -> str:
+    """The commit HEAD names in `workspace` (a repo or a worktree), "" when there is none."""
     return (await git("rev-parse", "--verify", "-q", "HEAD", cwd=workspace, check=False)).strip()
 
 
@@ -49,7 +51,7 @@ async def prepare(workspace: Path, task_id: str, worktrees_dir: Path) -> TaskTre
     target = worktrees_dir / task_id
     worktrees_dir.mkdir(parents=True, exist_ok=True)
     if await is_git_repo(workspace):
-        head = await _head(workspace)
+        head = await head_commit(workspace)
         if not head:  # checked at submit too; the repo may have changed since
             raise UsageError(_NO_COMMITS.format(workspace=workspace))
         branch = f"livhana/{task_id}"
@@ -85,7 +87,7 @@ async def has_changes(tree: TaskTree) -> bool:
     return bool(status.strip()) or head != tree.base_commit
 
 
-async def diff(tree: TaskTree, limit: int = 60_000) -> tuple[str, list[str]]:
+async def diff(tree: TaskTree, limit: int = DIFF_LIMIT) -> tuple[str, list[str]]:
     """The task's change against its base, as a patch and a list of paths."""
     if tree.is_git and tree.base_commit:
         await git("add", "-A", cwd=tree.path)
@@ -94,11 +96,13 @@ async def diff(tree: TaskTree, limit: int = 60_000) -> tuple[str, list[str]]:
         files = [n for n in names.splitlines() if n]
     else:
         patch, files = "", []
-    if len(patch) > limit:
-        patch = (
-            patch[:limit] + f"\n[... diff truncated, {len(patch) - limit} more characters ...]\n"
-        )
-    return patch, files
+    return clip_diff(patch, limit), files
+
+
+def clip_diff(patch: str, limit: int = DIFF_LIMIT) -> str:
+    if len(patch) <= limit:
+        return patch
+    return patch[:limit] + f"\n[... diff truncated, {len(patch) - limit} more characters ...]\n"
 
 
 async def discard(workspace: Path, tree: TaskTree) -> None:
