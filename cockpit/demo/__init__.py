@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.events import AWAITING_APPROVAL, END_STATES
+
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.engine import Engine
@@ -26,8 +28,8 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 SCRIPT = HERE / "script.json"
 WORKSPACE = HERE / "workspace"
-ENDED = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
-SETTLED = (*ENDED, "awaiting_approval")
+ENDED = END_STATES
+SETTLED = (*ENDED, AWAITING_APPROVAL)
 
 # (title, approve mode, what the demo does once the task settles)
 TASKS: tuple[tuple[str, str, str], ...] = (

@@ -13,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
+from agent.events import LIVE_STATES as LIVE
+
 from .. import fmt
 from ..widgets import EventLog, KeyedTable, put
 from ..widgets.live_line import LiveLine
@@ -21,7 +23,6 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 APPROVE_MODES = [("ask: I approve risky steps", "ask"), ("auto: approve everything", "auto"),
                  ("deny: refuse risky steps", "deny")]
 # Short state names for the narrow list: "awaiting approval" is cut at 11 columns.
