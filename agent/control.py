@@ -125,17 +125,19 @@ async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> No
         # Close the task's open requests too: left "pending" they would sit in the
         # approval queue forever, asking the operator about a task that is gone.
         for approval_id in pending:
-            if await engine.store.decide_approval(approval_id, False, reason[1], "task stopped"):
-                detail = {"approval_id": approval_id, "reason": "task stopped"}
-                await engine.audit(reason[1], "deny", task_id, detail)
-                closed(engine, task_id, approval_id, reason[1], "task stopped")
+            await _close_request(engine, task_id, approval_id, reason[1], "task stopped")
 
 
-def closed(
+async def _close_request(
     engine: Engine, task_id: str, approval_id: int, by: str, reason: str, kind: str = ""
 ) -> None:
-    """Every request shown gets its decision in the stream too, so every follower (the
-    cockpit's pending count, `run --approve ask`) sees it leave the queue."""
+    """Deny a request its task can no longer act on, if still pending: audited, and its
+    decision in the stream too, so every follower (the cockpit's pending count, `run
+    --approve ask`) sees it leave the queue."""
+    if not await engine.store.decide_approval(approval_id, False, by, reason):
+        return
+    detail = {"approval_id": approval_id, **({"kind": kind} if kind else {}), "reason": reason}
+    await engine.audit(by, "deny", task_id, detail)
     engine.bus.emit(task_id, ev.APPROVAL_DECIDED, approval_id=approval_id, approved=False,
                     by=by, reason=reason, **({"kind": kind} if kind else {}))  # fmt: skip
 
@@ -212,18 +214,8 @@ async def recover(engine: Engine) -> None:
             await engine.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
             # Its open requests can never be acted on now: out of the approval queue.
             for row in await engine.store.approvals("pending", task_id=task["id"]):
-                if await engine.store.decide_approval(
-                    row["id"], False, "interrupted", "the process running it stopped"
-                ):
-                    closed(engine, task["id"], row["id"], "interrupted",
-                           "the process running it stopped", row["kind"])  # fmt: skip
-                    await engine.audit(
-                        "interrupted",
-                        "deny",
-                        task["id"],
-                        {"approval_id": row["id"], "kind": row["kind"],
-                         "reason": "the process running it stopped"},
-                    )  # fmt: skip
+                await _close_request(engine, task["id"], row["id"], "interrupted",
+                                     "the process running it stopped", row["kind"])  # fmt: skip
             await engine._complete(task["id"], False, "interrupted: the process running it stopped")
             await _drop_unchanged_tree(engine, task)
 
