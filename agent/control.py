@@ -224,20 +224,12 @@ async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
     """An interrupted task that changed nothing leaves no worktree or branch behind (one
     with changes stays, for review or rollback), like a task that ends by itself."""
     from . import workspace
+    from .worker import drop_if_unchanged
 
     if not task.get("worktree") or not task.get("branch") or not Path(task["worktree"]).is_dir():
         return  # not prepared, a plain folder's copy, or gone: never drop a branch blind
-    tree = workspace.TaskTree(
-        Path(task["worktree"]), task["branch"], task.get("base_commit"), True
-    )
-    ws = Path(task["workspace"])
-    try:
-        if await workspace.has_changes(tree):
-            return
-        async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
-            await workspace.discard(ws, tree)
-    except Exception as exc:  # clean-up must never stop the engine from starting
-        log.warning("task %s: could not remove its unchanged worktree: %s", task["id"], exc)
+    tree = workspace.TaskTree(Path(task["worktree"]), task["branch"], task.get("base_commit"), True)
+    await drop_if_unchanged(engine, task["id"], tree, None)  # never raises
 
 
 def _engine_alive(row: dict[str, Any], config: Config | float) -> bool:

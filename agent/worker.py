@@ -132,7 +132,7 @@ async def _finish(
     # cut this short (it would lose the end state and reason half-way through).
     engine.finishing.add(task_id)
     if tree is not None:
-        await _drop_if_unchanged(engine, task_id, tree, run)
+        await drop_if_unchanged(engine, task_id, tree, run)
     if state == ev.FAILED:
         engine.bus.emit(task_id, ev.ERROR, message=reason, **({"kind": kind} if kind else {}))
         if kind:
@@ -143,13 +143,13 @@ async def _finish(
     await engine._complete(task_id, False, reason, sorted(run.changed) if run else [])
 
 
-async def _drop_if_unchanged(
+async def drop_if_unchanged(
     engine: Engine, task_id: str, tree: workspace.TaskTree, run: TaskRun | None
 ) -> None:
     """A task that ended without success and without a single change leaves nothing
     behind: no worktree, no branch (one with changes stays, for review or rollback)."""
-    ws = workspace.Path((await engine.store.get_task(task_id) or {}).get("workspace", ""))
     try:
+        ws = workspace.Path((await engine.store.get_task(task_id) or {}).get("workspace", ""))
         if tree.is_git:
             changed = await workspace.has_changes(tree)
         elif run is not None and run.checkpoint_steps:  # a copied plain folder
