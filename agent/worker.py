@@ -30,7 +30,7 @@ async def execute(engine: Engine, task_id: str) -> None:
         assert task is not None
         ws = workspace.Path(task["workspace"])
         if not await is_git_repo(ws):  # a plain folder is copied: one task at a time on it
-            lock = engine._plain_locks.setdefault(str(ws), asyncio.Lock())
+            lock = engine._plain_locks.lock(str(ws))
             await lock.acquire()
         async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
             tree = await workspace.prepare(ws, task_id, engine.config.worktrees_dir)

@@ -1,7 +1,7 @@
 """One task at a time on a plain (non-git) workspace, across every process on this store.
 
     locks = WorkspaceLocks(data_dir)
-    lock = locks.setdefault(str(workspace), None)   # a fresh handle per caller (dict-like)
+    lock = locks.lock(str(workspace))               # a fresh handle per caller
     await lock.acquire()                            # waits without blocking the event loop
     ...
     lock.release()                                  # a no-op unless this handle holds it
@@ -87,16 +87,11 @@ def _try_lock(fd: int) -> bool:
 
 
 class WorkspaceLocks:
-    """Dict-like (`setdefault`), so it stands in for the engine's per-workspace lock table."""
-
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self._inner: dict[str, asyncio.Lock] = {}
 
-    def setdefault(self, workspace: str, _default: object = None) -> WorkspaceLock:
+    def lock(self, workspace: str) -> WorkspaceLock:
         key = os.path.realpath(workspace)
         inner = self._inner.setdefault(key, asyncio.Lock())
         return WorkspaceLock(inner, lock_path(self.data_dir, key), key)
-
-    def get(self, workspace: str, _default: object = None) -> WorkspaceLock:
-        return self.setdefault(workspace)
