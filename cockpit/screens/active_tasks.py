@@ -74,9 +74,6 @@ class ActiveTasksScreen(PanelScreen):
         put(self.query_one("#summary", Static),
             f"[b]{len(tasks)}[/] live · {running} working · {held}{waiting} awaiting approval · "
             f"{fmt.money(spent)} spent by live tasks")
-        if self.peeking in self._modes:
-            log = self.query_one("#peek", EventLog)
-            log.border_title = f"latest from {self.peeking[:8]} · approve {self._modes[self.peeking]}"
 
     @on(KeyedTable.RowHighlighted, "#live")
     def _row(self, event: KeyedTable.RowHighlighted) -> None:
