@@ -28,7 +28,6 @@ from . import pausing
 from .errors import CockpitError
 
 if TYPE_CHECKING:
-    from .config import Config
     from .engine import Engine
     from .store import Store
 
@@ -206,7 +205,8 @@ async def _apply_commands(engine: Engine) -> None:
 
 async def recover(engine: Engine) -> None:
     """Tasks left live by an engine that is gone become `interrupted`."""
-    alive = {e["id"] for e in await engine.store.engines() if _engine_alive(e, engine.config)}
+    beat = engine.config.engine.heartbeat_s
+    alive = {e["id"] for e in await engine.store.engines() if _engine_alive(e, beat)}
     for task in await engine.store.list_tasks(states=ev.LIVE_STATES, limit=10_000):
         if task["engine_id"] not in alive:
             await engine.bus.adopt(task["id"])
@@ -232,7 +232,7 @@ async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
     await drop_if_unchanged(engine, task["id"], tree, None)  # never raises
 
 
-def _engine_alive(row: dict[str, Any], config: Config | float) -> bool:
+def _engine_alive(row: dict[str, Any], heartbeat_s: float) -> bool:
     if row["host"] == socket.gethostname():
         try:
             os.kill(int(row["pid"]), 0)
@@ -240,5 +240,4 @@ def _engine_alive(row: dict[str, Any], config: Config | float) -> bool:
             return False
         except PermissionError:
             pass
-    beat = config if isinstance(config, int | float) else config.engine.heartbeat_s
-    return time.time() - row["heartbeat"] < max(10.0, 5 * beat)
+    return time.time() - row["heartbeat"] < max(10.0, 5 * heartbeat_s)
