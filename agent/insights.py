@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import shutil
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
@@ -86,17 +87,14 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
         out["cost_per_day"].append(round(cost.get(day, 0.0), 4))
         total_learn += learned.get(day, 0)
         out["learnings_total"].append(total_learn)
-    ended_all = [r for r in rows if r["state"] in ev.END_STATES]
-    by_state = {state: sum(1 for r in rows if r["state"] == state) for state in ev.END_STATES}
+    counts = Counter(r["state"] for r in rows)
+    by_state = {state: counts[state] for state in ev.END_STATES}
+    ended = sum(by_state.values())
     totals = {
         "tasks": len(rows),
         **by_state,
-        "live": len(rows) - len(ended_all),
-        "success_rate": round(
-            sum(1 for r in ended_all if r["state"] == ev.SUCCEEDED) / len(ended_all), 3
-        )
-        if ended_all
-        else None,
+        "live": len(rows) - ended,
+        "success_rate": round(by_state[ev.SUCCEEDED] / ended, 3) if ended else None,
         "cost_usd": round(sum(cost.values()), 4),
         "learnings": total_learn,
     }
