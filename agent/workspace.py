@@ -35,8 +35,13 @@ class TaskTree:
     # or not found). Never read from `path/.git`: see the module doc.
     git_dir: Path | None = None
 
+    @property
+    def common_dir(self) -> Path | None:
+        """The operator's repository (objects, refs, config) this worktree belongs to."""
+        return None if self.git_dir is None else self.git_dir.parent.parent
 
-async def check_workspace(workspace: Path) -> Path:
+
+async def check_workspace(workspace: Path, worktrees_dir: Path | None = None) -> Path:
     """The workspace, resolved, or a UsageError before any task is created for it."""
     workspace = workspace.expanduser()
     if not workspace.exists():
@@ -44,6 +49,12 @@ async def check_workspace(workspace: Path) -> Path:
     if not workspace.is_dir():
         raise UsageError(f"workspace {workspace} is not a directory")
     workspace = workspace.resolve()
+    if worktrees_dir is not None and workspace.is_relative_to(worktrees_dir.resolve()):
+        # The model wrote it, its .git included: git must not even look for a repo there.
+        raise UsageError(
+            f"workspace {workspace} is a task's worktree (written by the agent); run tasks "
+            "on your own checkout, and review a task there: git diff HEAD livhana/<task-id>"
+        )
     if await is_git_repo(workspace) and not await head_commit(workspace):
         raise UsageError(_NO_COMMITS.format(workspace=workspace))
     return workspace

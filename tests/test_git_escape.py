@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import cli, git, write_script
+from tests.conftest import ROOT, cli, git, write_script
 
 # The one identity of every commit the engine makes (agent/gitcmd.py IDENTITY).
 WHO = "Liv Hana <livhana@localhost>"
@@ -251,3 +252,70 @@ def test_every_engine_commit_carries_the_one_identity(repo: Path, tmp_path: Path
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert len(checkpoints) >= 2 and set(checkpoints) == {f"{who}|{who}"}
+
+
+def test_recovery_after_a_crash_runs_nothing_of_the_model(repo: Path, tmp_path: Path) -> None:
+    # The engine dies while the model's hostile .git is in place; the next start recovers
+    # the task (is its worktree changed? drop it if not) with git, and must run none of it.
+    readme = (repo / "README.md").read_bytes()
+    model = _hostile_script(tmp_path, repo, "dir")
+    turns = json.loads((tmp_path / "s.json").read_text())["scripts"][0]["turns"]
+    turns[2] = {"tool_calls": [{"name": "execute_bash", "input": {"command": "sleep 60"}}]}
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit", "run", "x", "--workspace", str(repo), "--model", model,
+         "--approve", "deny", "--no-apply", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        env={**os.environ, "ANTHROPIC_API_KEY": FAKE_KEY},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:  # until the third step (the sleep) has started
+            event = json.loads(line)
+            if event["type"] == "step" and event.get("step") == 3:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    task_id = event["task_id"]
+    listed = cli("history", "--json", env={"ANTHROPIC_API_KEY": FAKE_KEY})
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)[0]["state"] == "interrupted"
+    _assert_nothing_ran(tmp_path, repo, readme)
+    back = cli("rollback", task_id)
+    assert back.returncode == 0, back.stdout + back.stderr
+    _assert_nothing_ran(tmp_path, repo, readme)
+    assert git(repo, "branch", "--list", f"livhana/{task_id}") == ""
+
+
+def test_a_task_worktree_is_refused_as_a_workspace(repo: Path, tmp_path: Path) -> None:
+    # A careless operator points a task at a worktree the model wrote: the engine must not
+    # even look for a repository there (git would read the model's .git).
+    readme = (repo / "README.md").read_bytes()
+    first = _complete(_run(repo, _hostile_script(tmp_path, repo, "dir"), "deny", "--no-apply"))
+    worktree = tmp_path / "data" / "worktrees" / first["task_id"]
+    assert (worktree / ".git").is_dir()  # the model's repository
+    plain = write_script(tmp_path / "plain.json", [{"match": ".", "turns": []}])
+    result = _run(worktree, plain, "deny", "--no-apply")
+    assert result.returncode == 2 and "task's worktree" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    _assert_nothing_ran(tmp_path, repo, readme)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/sandbox.py (sandbox helper) bind-mounts the dir the model's .git names",
+)
+def test_the_model_dotgit_never_widens_its_own_sandbox(repo: Path, tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"  # under /tmp: the sandbox's private /tmp hides it
+    hidden.mkdir()
+    (hidden / "secret.txt").write_text("TOP SECRET\n")
+    point = f"rm -f .git && echo 'gitdir: {hidden}' > .git"
+    turns = [
+        {"tool_calls": [{"name": "execute_bash", "input": {"command": point}}]},
+        {"tool_calls": [{"name": "execute_bash",
+                         "input": {"command": f"cat {hidden}/secret.txt"}}]},
+    ]  # fmt: skip
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    result = _run(repo, model, "deny", "--no-apply")
+    assert "TOP SECRET" not in result.stdout
