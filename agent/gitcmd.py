@@ -183,7 +183,9 @@ class Git:
         return (await self.run(*args, stdin=stdin, check=check))[1]
 
     async def text(self, *args: str, stdin: bytes | None = None, check: bool = True) -> str:
-        return (await self.out(*args, stdin=stdin, check=check)).decode(errors="surrogateescape")
+        # "replace": text goes to events and the store; callers needing exact path bytes
+        # use `out` and decode them themselves.
+        return (await self.out(*args, stdin=stdin, check=check)).decode(errors="replace")
 
     async def nested_repos(self) -> list[bytes]:
         """Paths (bytes, as git lists them) of the repositories inside the work tree: the

@@ -166,9 +166,9 @@ async def commit_all(tree: TaskTree, message: str) -> str | None:
         return None
     g = _tree_git(tree)
     await g.stage_all()
-    head = (await g.text("rev-parse", "--verify", "HEAD^{commit}")).strip()
+    head, base_tree = (await g.text("rev-parse", "HEAD^{commit}", "HEAD^{tree}")).split()
     staged = (await g.text("write-tree")).strip()
-    if staged == (await g.text("rev-parse", f"{head}^{{tree}}")).strip():
+    if staged == base_tree:
         return head
     commit = (await g.text("commit-tree", staged, "-p", head, "-m", message)).strip()
     await g.run("update-ref", "-m", f"commit: {message}", "HEAD", commit, head)
