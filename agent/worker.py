@@ -53,6 +53,10 @@ async def execute(engine: Engine, task_id: str) -> None:
         await _save_learnings(engine, task_id, outcome.learnings)
         await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
         patch, files = await _changes(engine, run, tree)
+        if outcome.shortfall:  # a call was denied or a deploy failed: not succeeded, not applied
+            reason = _kept(outcome.shortfall, tree, files)
+            await _finish(engine, task_id, ev.FAILED, reason, run, tree)
+            return
         if not files and tree.is_git:  # nothing to review or apply: leave no worktree behind
             async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
                 await workspace.discard(ws, tree)
@@ -104,6 +108,14 @@ async def execute(engine: Engine, task_id: str) -> None:
             await run.model.aclose()
         if lock is not None:
             lock.release()
+
+
+def _kept(reason: str, tree: workspace.TaskTree, files: list[str]) -> str:
+    """The reason a task fell short, with where its changes are (never applied)."""
+    if not files:
+        return f"{reason} (no file changes)"
+    where = f"on branch {tree.branch}" if tree.branch else f"in {tree.path}"
+    return f"{reason} ({len(files)} changed file(s) kept {where}, not applied)"
 
 
 async def _changes(
