@@ -74,7 +74,8 @@ async def execute(engine: Engine, task_id: str) -> None:
             {"diff": patch, "files": files, "branch": tree.branch},
         )
         if not approved:
-            reason = f"changes not applied (denied); kept on branch {tree.branch}"
+            by = run.last_decision  # the operator, nobody (stdin closed), the timeout, a rule
+            reason = f"changes not applied (denied by {by}); kept on branch {tree.branch}"
             await engine.transition(task_id, ev.CANCELLED, reason)
             await engine._complete(task_id, False, f"{outcome.summary}\n({reason})", files)
             return

@@ -264,6 +264,32 @@ async def _decide(engine: Any, task_id: str, approved: bool) -> int:
     return 0
 
 
+CANCEL_WAIT_S = 5.0  # how long `cancel` waits to report how the task ended
+
+
+async def _cancel(engine: Any, task_id: str) -> int:
+    """cancel: request it, then say how the task really ended (within CANCEL_WAIT_S): a
+    task that finished first (its apply already under way, say) did not get cancelled,
+    and the exit code says so."""
+    from agent import events as ev
+    from agent.errors import UsageError
+
+    await engine.cancel(task_id, by="cli")
+    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
+    while (task := await engine.get(task_id))["state"] not in ev.END_STATES:
+        if asyncio.get_running_loop().time() > deadline:
+            print(f"cancel requested for {task['id']}; it is still {task['state']} "
+                  "(its engine stops it at its next check)")  # fmt: skip
+            return 0
+        await asyncio.sleep(0.1)
+    why = f": {task['error']}" if task.get("error") else ""
+    if task["state"] != ev.CANCELLED:
+        ended = f"task {task['id']} ended {task['state']}"
+        raise UsageError(f"{ended} before the cancel took effect{why}")
+    print(f"cancelled task {task['id']}{why}")
+    return 0
+
+
 async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     from agent import events as ev
 
@@ -271,9 +297,7 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     if cmd in ("approve", "deny"):
         return await _decide(engine, args.task_id, cmd == "approve")
     if cmd == "cancel":
-        await engine.cancel(args.task_id, by="cli")
-        print(f"cancel requested for {args.task_id}")
-        return 0
+        return await _cancel(engine, args.task_id)
     if cmd == "rollback":
         result = await engine.rollback(args.task_id, args.to_step, by="cli")
         print(result["message"])

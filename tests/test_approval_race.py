@@ -150,8 +150,15 @@ async def test_approve_against_a_cancel_closing_the_request(
         (request,) = await until(lambda t=task_id: pending_for(engine, t), timeout=30)
         approve, cancel = launch("approve", task_id), launch("cancel", task_id)
         code, out, err = await asyncio.to_thread(finish, approve)
-        await asyncio.to_thread(finish, cancel)
+        cancelled = await asyncio.to_thread(finish, cancel)
         task = await asyncio.wait_for(engine.wait(task_id), 30)
+        # The cancel too says what happened: it cancelled the task, or the task ended first.
+        if cancelled[0] == 0:
+            assert task["state"] == ev.CANCELLED
+            assert cancelled[1] == f"cancelled task {task_id}: {task['error']}\n"
+        else:
+            assert cancelled[0] == 2 and task["state"] != ev.CANCELLED, cancelled
+            assert f"task {task_id} " in cancelled[2] and task["state"] in cancelled[2]
         row = await engine.store.get_approval(request["id"])
         decided = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
         assert [(d["by"], d["approved"]) for d in decided] == [
@@ -163,3 +170,24 @@ async def test_approve_against_a_cancel_closing_the_request(
             assert code == 2 and out == "" and "Traceback" not in err
             assert row["decided_by"] == "cancelled by cli" and task["state"] == ev.CANCELLED
             assert "closed unanswered when its task stopped (cancelled by cli)" in err, err
+
+
+async def test_approve_of_a_task_cancelled_meanwhile_says_it_was_cancelled(
+    repo: Path, tmp_path: Path, deploy_config: Any, engine_factory: Any
+) -> None:
+    engine = await engine_factory()
+    task_id = await engine.submit("deploy it", repo, model=deploy_script(tmp_path), apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id), timeout=30)
+    cancelled = await asyncio.to_thread(cli, "cancel", task_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout == f"cancelled task {task_id}: cancelled by cli\n"
+    late = await asyncio.to_thread(cli, "approve", task_id)
+    assert late.returncode == 2 and late.stdout == ""
+    assert late.stderr == (
+        f"livhana-cockpit: task {task_id} has no pending approval: it already ended "
+        f"(cancelled: cancelled by cli); its last request #{request['id']} was closed "
+        "unanswered when its task stopped (cancelled by cli), " + late.stderr.split(
+            "(cancelled by cli), ")[-1]
+    )
+    again = await asyncio.to_thread(cli, "cancel", task_id)
+    assert again.returncode == 2 and "already ended (cancelled)" in again.stderr

@@ -281,3 +281,19 @@ async def test_a_database_write_nobody_approved_in_time_says_timeout_not_operato
     assert result["output"].startswith("denied by timeout: the statement writes to 'app'")
     assert task["state"] == ev.FAILED
     assert "query_database app: delete from users was denied by timeout" in task["error"]
+
+
+def test_an_apply_nobody_answered_is_cancelled_by_nobody(repo: Path, tmp_path: Path) -> None:
+    """A denied apply keeps its outcome (cancelled, exit 7), now saying who denied it."""
+    model = script(tmp_path, call("write_file", path="notes.txt", content="x\n"), summary="Done.")
+    result = subprocess.run(run_argv(repo, model, "--approve", "ask", "--json"), cwd=ROOT,
+                            text=True, capture_output=True, timeout=120,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    complete = events_of(result.stdout)[-1]
+    assert complete["success"] is False
+    assert f"changes not applied (denied by {NOBODY}); kept on branch livhana/" in (
+        complete["summary"]
+    )
+    assert not (repo / "notes.txt").exists()
+    assert store(tmp_path, "SELECT actor FROM audit WHERE action = 'deny'") == [(NOBODY,)]
