@@ -169,6 +169,10 @@ async def test_on_a_terminal_an_answer_is_the_operators_and_ctrl_d_is_nobodys(
             term.proc.kill()
     assert returncode == code, err
     events = events_of(out)
+    # Whoever comes after the terminal's answer is told it: by whom, and what.
+    late = await asyncio.to_thread(cli, "deny", events[-1]["task_id"])
+    verdict = "approved" if code == 0 else "denied"
+    assert late.returncode == 2 and f"was {verdict} by {who}" in late.stderr, late.stderr
     if code == 0:
         assert events[-1]["success"] is True and "deployed.txt" in events[-1]["changes"]
         assert store(tmp_path, "SELECT state, decided_by FROM approvals") == [("approved", who)]
