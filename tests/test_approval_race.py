@@ -191,3 +191,19 @@ async def test_approve_of_a_task_cancelled_meanwhile_says_it_was_cancelled(
     )
     again = await asyncio.to_thread(cli, "cancel", task_id)
     assert again.returncode == 2 and "already ended (cancelled)" in again.stderr
+
+
+async def test_approve_after_the_emergency_stop_closed_the_request_names_the_stop(
+    repo: Path, tmp_path: Path, deploy_config: Any, engine_factory: Any
+) -> None:
+    engine = await engine_factory()
+    task_id = await engine.submit("deploy it", repo, model=deploy_script(tmp_path), apply=False)
+    (request,) = await until(lambda: pending_for(engine, task_id), timeout=30)
+    stopped = await asyncio.to_thread(cli, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    task = await asyncio.wait_for(engine.wait(task_id), 30)
+    assert task["state"] == ev.CANCELLED
+    late = await asyncio.to_thread(cli, "approve", task_id)
+    assert late.returncode == 2 and late.stdout == ""
+    assert (f"its last request #{request['id']} was closed unanswered when its task stopped "
+            "(emergency stop by cli)") in late.stderr, late.stderr
