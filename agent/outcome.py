@@ -20,9 +20,12 @@ agent/run.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tools.base import ToolResult
+
+if TYPE_CHECKING:
+    from .workspace import TaskTree
 
 
 @dataclass
@@ -84,6 +87,14 @@ class Ledger:
         listed = "; ".join(str(m) for m in missed[:5])
         more = f" (and {len(missed) - 5} more)" if len(missed) > 5 else ""
         return f"not done: {listed}{more}; the task did not do all it set out to do"
+
+
+def shortfall_reason(reason: str, tree: TaskTree, files: list[str]) -> str:
+    """The reason a task fell short, with where its changes are (never applied)."""
+    if not files:
+        return f"{reason} (no file changes)"
+    where = f"on branch {tree.branch}" if tree.branch else f"in {tree.path}"
+    return f"{reason} ({len(files)} changed file(s) kept {where}, not applied)"
 
 
 def _words(value: Any) -> str:

@@ -187,7 +187,7 @@ async def run_command(
         if grant is None and not await ctx.ask(
             "command", f"run UNSANDBOXED: {command[:200]}", detail
         ):
-            raise ToolError(f"denied by {ctx.state.get('decided_by') or 'operator'}")
+            raise ToolError("denied by operator")
     argv = sandbox_argv(command, ctx.root, network=network)
     env = child_env(keep_secrets=keep_secrets)
     return await ctx.procs.run(argv, cwd=ctx.root, timeout_s=timeout_s, env=env)

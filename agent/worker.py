@@ -13,6 +13,7 @@ from . import workspace
 from .errors import CockpitError, TaskStopped
 from .gitcmd import is_git_repo
 from .loop import run_agent
+from .outcome import shortfall_reason
 from .run import TaskRun, limits_for
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ async def execute(engine: Engine, task_id: str) -> None:
         await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
         patch, files = await _changes(engine, run, tree)
         if outcome.shortfall:  # a call was denied or a deploy failed: not succeeded, not applied
-            reason = _kept(outcome.shortfall, tree, files)
+            reason = shortfall_reason(outcome.shortfall, tree, files)
             await _finish(engine, task_id, ev.FAILED, reason, run, tree)
             return
         if not files and tree.is_git:  # nothing to review or apply: leave no worktree behind
@@ -109,14 +110,6 @@ async def execute(engine: Engine, task_id: str) -> None:
             await run.model.aclose()
         if lock is not None:
             lock.release()
-
-
-def _kept(reason: str, tree: workspace.TaskTree, files: list[str]) -> str:
-    """The reason a task fell short, with where its changes are (never applied)."""
-    if not files:
-        return f"{reason} (no file changes)"
-    where = f"on branch {tree.branch}" if tree.branch else f"in {tree.path}"
-    return f"{reason} ({len(files)} changed file(s) kept {where}, not applied)"
 
 
 async def _changes(
