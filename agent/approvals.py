@@ -310,6 +310,7 @@ async def _why_none(engine: Engine, task: dict[str, Any]) -> str:
     latest = await engine.store.approvals(None, task_id=task["id"], limit=1)
     last = f"its last request #{latest[0]['id']} was {verdict(latest[0])}" if latest else ""
     if task["state"] in ev.END_STATES:
-        error = f": {task['error']}" if task.get("error") else ""
+        said = " ".join(str(task.get("error") or "").split())  # one line, however it was
+        error = f": {said[:300]}" if said else ""
         return f"it already ended ({task['state']}{error})" + (f"; {last}" if last else "")
     return last or f"it has not asked for any (it is {task['state']})"

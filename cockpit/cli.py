@@ -282,7 +282,8 @@ async def _cancel(engine: Any, task_id: str) -> int:
                   "(its engine stops it at its next check)")  # fmt: skip
             return 0
         await asyncio.sleep(0.1)
-    why = f": {task['error']}" if task.get("error") else ""
+    said = " ".join(str(task.get("error") or "").split())[:300]  # one line
+    why = f": {said}" if said else ""
     if task["state"] != ev.CANCELLED:
         ended = f"task {task['id']} ended {task['state']}"
         raise UsageError(f"{ended} before the cancel took effect{why}")
