@@ -237,18 +237,15 @@ class Engine:
 
     async def decide(
         self, approval_id: int, approved: bool, by: str = "operator", reason: str = ""
-    ) -> None:
-        await approvals.decide(self, approval_id, approved, by, reason)
+    ) -> dict[str, Any]:
+        """First decider wins: the decided row, or AlreadyDecided naming who won."""
+        return await approvals.decide(self, approval_id, approved, by, reason)
 
     async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
-        """Decide every pending request of a task (the CLI's approve/deny TASK_ID)."""
+        """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
+        this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        pending = await self.store.approvals("pending", task_id=task["id"])
-        if not pending:
-            raise UsageError(f"task {task['id']} has no pending approval")
-        for row in pending:
-            await self.decide(row["id"], approved, by)
-        return len(pending)
+        return len(await approvals.decide_task(self, task, approved, by))
 
     async def rollback(
         self, task_id: str, to_step: int | None = None, by: str = "operator"

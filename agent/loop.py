@@ -28,6 +28,9 @@ class Outcome:
     summary: str
     verified: bool | None  # None: no test suite found
     learnings: dict[str, list[str]] = field(default_factory=dict)
+    # Why the task did not do all it set out to do (a call denied, a deploy that failed,
+    # never made good: agent/outcome.py), or "". Not empty: the task is not `succeeded`.
+    shortfall: str = ""
 
 
 async def run_agent(run: TaskRun) -> Outcome:
@@ -66,8 +69,9 @@ async def run_agent(run: TaskRun) -> Outcome:
             continue
         if verified is False:
             raise TaskStopped("failed", f"verification still failing after {retries} retries")
+        shortfall = await run.check_actions()  # what the engine saw, not what the model says
         learnings = await _learnings(run, messages, response.text)
-        return Outcome(response.text.strip() or "Done.", verified, learnings)
+        return Outcome(response.text.strip() or "Done.", verified, learnings, shortfall)
 
 
 async def _ask(run: TaskRun, messages: list[dict[str, Any]]) -> ModelResponse:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,8 +14,10 @@ from typing import Any, NoReturn
 EXIT_CODES = """\
 exit codes:
   0   success (for `run`: the task succeeded)
-  1   the task failed, or an unexpected error
-  2   bad input or configuration
+  1   the task failed (an action it took was denied, or a deploy failed, and never
+      made good), or an unexpected error
+  2   bad input or configuration; for approve/deny, also: the request was decided
+      first by someone else (the message says who and what), or none is pending
   3   the store is unusable (corrupt, locked, newer schema)
   4   no API key / secret store problem
   5   the model API is unreachable (or rejected the task's requests)
@@ -244,18 +247,58 @@ async def store_command(config: Any, args: argparse.Namespace) -> int:
         await engine.close()
 
 
+async def _decide(engine: Any, task_id: str, approved: bool) -> int:
+    """approve/deny: first decider wins, and a decision that lost says so (exit 2) and
+    names who decided first and what. The pid tells two racing command lines apart."""
+    from agent.approvals import AlreadyDecided
+
+    verb = "approved" if approved else "denied"
+    by = f"cli (pid {os.getpid()})"
+    try:
+        n = await engine.decide_task(task_id, approved, by=by)
+    except AlreadyDecided as lost:
+        if lost.won:  # several requests, some decided here: say which
+            print(f"{verb} {len(lost.won)} request(s) of task {task_id}")
+        raise
+    print(f"{verb} {n} request(s) of task {task_id}")
+    return 0
+
+
+CANCEL_WAIT_S = 5.0  # how long `cancel` waits to report how the task ended
+
+
+async def _cancel(engine: Any, task_id: str) -> int:
+    """cancel: request it, then say how the task really ended (within CANCEL_WAIT_S): a
+    task that finished first (its apply already under way, say) did not get cancelled,
+    and the exit code says so."""
+    from agent import events as ev
+    from agent.errors import UsageError
+
+    await engine.cancel(task_id, by="cli")
+    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
+    while (task := await engine.get(task_id))["state"] not in ev.END_STATES:
+        if asyncio.get_running_loop().time() > deadline:
+            print(f"cancel requested for {task['id']}; it is still {task['state']} "
+                  "(its engine stops it at its next check)")  # fmt: skip
+            return 0
+        await asyncio.sleep(0.1)
+    said = " ".join(str(task.get("error") or "").split())[:300]  # one line
+    why = f": {said}" if said else ""
+    if task["state"] != ev.CANCELLED:
+        ended = f"task {task['id']} ended {task['state']}"
+        raise UsageError(f"{ended} before the cancel took effect{why}")
+    print(f"cancelled task {task['id']}{why}")
+    return 0
+
+
 async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     from agent import events as ev
 
     cmd = args.command  # stop, rearm and audit: control_command (they need no engine)
     if cmd in ("approve", "deny"):
-        n = await engine.decide_task(args.task_id, cmd == "approve", by="cli")
-        print(f"{'approved' if cmd == 'approve' else 'denied'} {n} request(s)")
-        return 0
+        return await _decide(engine, args.task_id, cmd == "approve")
     if cmd == "cancel":
-        await engine.cancel(args.task_id, by="cli")
-        print(f"cancel requested for {args.task_id}")
-        return 0
+        return await _cancel(engine, args.task_id)
     if cmd == "rollback":
         result = await engine.rollback(args.task_id, args.to_step, by="cli")
         print(result["message"])

@@ -254,7 +254,7 @@ class QueryDatabase:
                     res = await asyncio.to_thread(run, path, statements, False, timeout, stop)
                 except _WriteNeeded:
                     if not await _ask_write(ctx, name, sql, "sqlite"):
-                        return _denied(name)
+                        return _denied(ctx, name)
                     res = await asyncio.to_thread(run, path, statements, True, timeout, stop)
                     wrote = True
             elif cfg.kind == "bigquery":
@@ -263,7 +263,7 @@ class QueryDatabase:
                     kind = await asyncio.to_thread(_bq_statement_type, client, cfg, sql)
                     if kind != "SELECT":
                         if not await _ask_write(ctx, name, sql, kind):
-                            return _denied(name)
+                            return _denied(ctx, name)
                         wrote = True
                     res = await asyncio.to_thread(_bq_run, client, cfg, sql, timeout, stop)
                 except ToolError:
@@ -315,9 +315,10 @@ async def _ask_write(ctx: ToolContext, name: str, sql: str, kind: str) -> bool:
     return await ctx.ask("db_write", f"write to database {name}: {sql.strip()[:200]}", detail)
 
 
-def _denied(name: str) -> ToolResult:
+def _denied(ctx: ToolContext, name: str) -> ToolResult:
+    by = ctx.state.get("decided_by") or "operator"  # who said no: the timeout, nobody, ...
     return ToolResult(
-        f"denied by operator: the statement writes to {name!r} and was not approved; "
+        f"denied by {by}: the statement writes to {name!r} and was not approved; "
         "nothing was changed",
         is_error=True,
         data={"database": name, "denied": True, "wrote": False},
