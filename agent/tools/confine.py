@@ -60,8 +60,7 @@ def parse(raw: object) -> list[str]:
         raise ToolError("path must be a non-empty string")
     if bad := lone_surrogate(raw):
         raise ToolError(
-            f"path {shown(raw)} is not valid Unicode (a lone surrogate {bad}): "
-            "name files in UTF-8"
+            f"path {shown(raw)} is not valid Unicode (a lone surrogate {bad}): name files in UTF-8"
         )
     text = unicodedata.normalize("NFKC", raw)
     if "\x00" in text:
@@ -140,6 +139,7 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
     names: list[str] = []
     todo = list(parts)
     links = 0
+    via = ""  # the last link taken, named when its target climbs out
     place: Place | None = None
     try:
         while todo:
@@ -147,9 +147,9 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
             if name in ("", "."):
                 continue
             if name == "..":
-                if len(stack) == 1:
+                if len(stack) == 1:  # only a link's target holds `..` (parse refuses it)
                     raise ToolError(
-                        f"{shown(label)}: a symbolic link on the way leads outside the workspace"
+                        f"{shown(label)}: the symbolic link {shown(via)} leads outside the workspace"
                     )
                 os.close(stack.pop())
                 names.pop()
@@ -166,6 +166,7 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
                 return place
             if stat.S_ISLNK(st.st_mode):
                 links += 1
+                via = "/".join(names + [name])
                 if links > MAX_LINKS:
                     raise ToolError(f"{shown(label)}: too many levels of symbolic links")
                 target = os.readlink(name, dir_fd=stack[-1])
@@ -173,8 +174,8 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
                     below = root.inside(target)
                     if below is None:
                         raise ToolError(
-                            f"{shown(label)}: the symbolic link {shown('/'.join(names + [name]))} "
-                            "leads outside the workspace"
+                            f"{shown(label)}: the symbolic link {shown(via)} leads outside the "
+                            "workspace"
                         )
                     while len(stack) > 1:  # restart from the root
                         os.close(stack.pop())

@@ -29,6 +29,7 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding 
 MEMORY_LIMIT = 2 << 30  # address space of the child, bytes
 MAX_TIMEOUT_S = 120.0
 Emit = Callable[[dict[str, Any]], None]  # how a job in the child reports a record
+PROGRESS = b'{"at": '  # a progress record: where the job is (json.dumps writes it so)
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); from agent.tools.isolate_main import main; main()"
 )
@@ -65,7 +66,13 @@ async def run_job(
     stdin = json.dumps(payload, ensure_ascii=True).encode()
     done = await ctx.procs.run(argv, cwd=Path("/"), timeout_s=timeout_s, env=env, stdin=stdin)
     out = Outcome(timed_out=done.timed_out, killed=done.killed, seconds=done.seconds)
-    for line in done.stdout.splitlines():
+    lines = done.stdout.splitlines()
+    last_progress = max(
+        (i for i, line in enumerate(lines) if line.startswith(PROGRESS)), default=-1
+    )
+    for i, line in enumerate(lines):
+        if i != last_progress and line.startswith(PROGRESS):
+            continue  # one per file walked: only the last says where a time-out struck
         try:
             record = json.loads(line)
         except ValueError:  # the last line, cut by the kill

@@ -318,7 +318,7 @@ def _sqlite_path(ctx: ToolContext, cfg: DatabaseConfig) -> Path:
     try:
         place = confine.locate(root, cfg.path)
     except ToolError as exc:
-        raise ToolError(f"SQLite database {cfg.path!r}: {exc}") from None
+        raise ToolError(f"SQLite database {exc}") from None  # exc names the path
     with place:
         if not place.is_file:
             raise ToolError(f"SQLite database {cfg.path!r} not found in the workspace")
