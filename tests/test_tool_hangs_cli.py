@@ -131,3 +131,28 @@ async def test_emergency_stop_from_another_process_ends_a_catastrophic_regex(
     assert code == 7 and "Traceback" not in stderr, stderr
     (done,) = json.loads(cli("history", "--json").stdout)
     assert done["state"] == "cancelled" and "emergency stop" in done["error"]
+
+
+def test_a_fifo_left_by_the_model_blocks_no_tool(repo: Path, tmp_path: Path) -> None:
+    """A named pipe with no writer: opening it to read blocks forever (on the event loop,
+    it froze the engine). Every reading tool names it instead."""
+    calls = [
+        {"name": "execute_bash", "input": {"command": "mkfifo pipe.txt && ln -s pipe.txt p2"}},
+        {"name": "read_file", "input": {"path": "pipe.txt"}},
+        {"name": "read_file", "input": {"path": "p2"}},
+        {"name": "search_codebase", "input": {"pattern": "x", "path": "pipe.txt"}},
+        {"name": "analyze_logs", "input": {"path": "pipe.txt"}},
+        {"name": "write_file", "input": {"path": "pipe.txt", "content": "x"}},
+    ]
+    turns = [{"tool_calls": [call]} for call in calls]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    result = cli(
+        "run", "pipes", "--workspace", str(repo), "--model", model,
+        "--approve", "auto", "--no-apply", "--json", timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    outputs = [json.loads(line) for line in result.stdout.splitlines()]
+    results = [e for e in outputs if e["type"] == "tool_result"]
+    assert not results[0]["is_error"], results[0]
+    for res in results[1:]:
+        assert res["is_error"] and "is not a regular file (a named pipe)" in res["output"], res

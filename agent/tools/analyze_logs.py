@@ -82,9 +82,10 @@ def parse_time(line: str) -> tuple[datetime | None, str]:
             dt = dt.replace(year=now.year - 1) if dt > now + timedelta(days=1) else dt
         else:
             return None, line
-    except (ValueError, OverflowError):  # not a real date (month 13, year 0, ...)
+        when = _aware(dt)
+    except (ValueError, OverflowError):  # not a real date (month 13, year 10000 in UTC, ...)
         return None, line
-    return _aware(dt), line[: m.start()] + line[m.end() :]
+    return when, line[: m.start()] + line[m.end() :]
 
 
 def parse_since(raw: object, now: datetime) -> datetime | None:
@@ -249,6 +250,7 @@ def _workspace_logs(root: confine.Root, raw: str, report: confine.WalkReport) ->
         if place.st is None and not place.is_dir:
             raise ToolError(f"{confine.shown(raw)}: no such file or folder")
         if not place.is_dir:
+            os.close(confine.open_entry(place, raw))  # a FIFO or a device named: say so
             yield place.rel, os.dup(place.fd), place.name or "", place.st
             return
         n = 0

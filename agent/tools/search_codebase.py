@@ -97,6 +97,7 @@ def scan(job: dict[str, Any], emit: isolate.Emit) -> None:
         elif place.st is None:
             raise ToolError(f"{confine.shown(job['path'])}: no such file or folder")
         else:
+            os.close(confine.open_entry(place, job["path"]))  # a FIFO or a device named: say so
             items = iter([(place.rel, place.fd, place.name or "", place.st)])
         for rel, fd, name, st in items:
             if not fnmatch.fnmatch(name, job["glob"]):
