@@ -102,15 +102,12 @@ async def _cut_off(run: TaskRun, calls: list[dict[str, Any]]) -> list[dict[str, 
 async def _call_tool(run: TaskRun, call: dict[str, Any]) -> dict[str, Any]:
     name, args = call["name"], call.get("input") or {}
     tool = run.tools.get(name)
-    # A lone surrogate (JSON "\ud800") is not text: the call is refused, and its step is
-    # recorded with the surrogate written out, so events and audit can still be stored.
+    # A lone surrogate (JSON "\ud800") is not text, and absurd nesting is no input: the
+    # call is refused, and its step is recorded marked, so events and audit are still stored.
     invalid = first_invalid(args)
     step = await run.begin_step(marked(name), marked_value(args) if invalid else args)
     if invalid:
-        result = ToolResult(
-            f"{invalid} is not valid Unicode (a lone surrogate): not run; send UTF-8 text",
-            is_error=True,
-        )
+        result = ToolResult(f"not run: {invalid}", is_error=True)
     elif tool is None:
         result = ToolResult(f"unknown tool {marked(name)!r}", is_error=True)
     else:

@@ -33,29 +33,44 @@ def marked(text: str) -> str:
     return _SURROGATE.sub(_mark, text) if _SURROGATE.search(text) else text
 
 
-def first_invalid(value: Any, where: str = "input") -> str | None:
-    """Where in a JSON-like value the first invalid string is (`input.content`), or None."""
+MAX_DEPTH = 64  # JSON nested deeper than this is no tool input (and would exhaust recursion)
+
+
+def first_invalid(value: Any, where: str = "input", depth: int = 0) -> str | None:
+    """What is wrong first in a JSON-like value ("input.content is not valid Unicode (a
+    lone surrogate); ..."), or None when every string is valid and nesting is sane."""
+    if depth > MAX_DEPTH:
+        return f"{where} is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
-        return where if _SURROGATE.search(value) else None
+        bad = _SURROGATE.search(value)
+        return f"{where} is not valid Unicode (a lone surrogate); send UTF-8 text" if bad else None
     if isinstance(value, dict):
         for key, item in value.items():
-            found = first_invalid(key, where) or first_invalid(item, f"{where}.{key}")
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return f"{where} has a key that is not valid Unicode (a lone surrogate)"
+            found = first_invalid(item, f"{where}.{marked(str(key))}", depth + 1)
             if found:
                 return found
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found = first_invalid(item, f"{where}[{i}]")
+            found = first_invalid(item, f"{where}[{i}]", depth + 1)
             if found:
                 return found
     return None
 
 
-def marked_value(value: Any) -> Any:
-    """A JSON-like value with every string `marked` (keys too); other values as they are."""
+def marked_value(value: Any, depth: int = 0) -> Any:
+    """A JSON-like value with every string `marked` (keys too) and anything nested deeper
+    than MAX_DEPTH cut to a note; other values as they are."""
+    if depth > MAX_DEPTH:
+        return f"[nested more than {MAX_DEPTH} levels deep]"
     if isinstance(value, str):
         return marked(value)
     if isinstance(value, dict):
-        return {marked(k) if isinstance(k, str) else k: marked_value(v) for k, v in value.items()}
+        return {
+            marked(k) if isinstance(k, str) else k: marked_value(v, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [marked_value(v) for v in value]
+        return [marked_value(v, depth + 1) for v in value]
     return value

@@ -175,7 +175,7 @@ def test_tool_inputs_with_lone_surrogates_are_refused_in_one_line_and_recorded(
     for res, field in zip(results[:3], ("content", "path", "pattern"), strict=True):
         assert res["is_error"]
         assert res["output"] == (
-            f"input.{field} is not valid Unicode (a lone surrogate): not run; send UTF-8 text"
+            f"not run: input.{field} is not valid Unicode (a lone surrogate); send UTF-8 text"
         )
     assert not results[3]["is_error"] and (repo / "fine.txt").read_text() == "fine\n"
     assert not (repo / "notes.txt").exists() and not list(repo.glob("x*.txt"))
