@@ -140,7 +140,6 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
     todo = list(parts)
     links = 0
     via = ""  # the last link taken, named when its target climbs out
-    place: Place | None = None
     try:
         while todo:
             name = todo.pop(0)
@@ -162,14 +161,15 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
                     raise ToolError(
                         f"{shown(label)}: no such file or folder ({shown('/'.join(names + [name]))})"
                     )
-                place = Place(stack.pop(), "/".join(names + [name]), name, None)
-                return place
+                return Place(stack.pop(), "/".join(names + [name]), name, None)
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 via = "/".join(names + [name])
                 if links > MAX_LINKS:
                     raise ToolError(f"{shown(label)}: too many levels of symbolic links")
                 target = os.readlink(name, dir_fd=stack[-1])
+                if not target:  # the kernel finds nothing there either
+                    raise ToolError(f"{shown(label)}: the symbolic link {shown(via)} is empty")
                 if target.startswith("/"):
                     below = root.inside(target)
                     if below is None:
@@ -194,10 +194,8 @@ def resolve(root: Root, parts: list[str], label: str, create_dirs: bool = False)
                 raise ToolError(
                     f"{shown(label)}: {shown('/'.join(names + [name]))} is not a folder"
                 )
-            place = Place(stack.pop(), "/".join(names + [name]), name, st)
-            return place
-        place = Place(stack.pop(), "/".join(names) or ".")
-        return place
+            return Place(stack.pop(), "/".join(names + [name]), name, st)
+        return Place(stack.pop(), "/".join(names) or ".")
     except OSError as exc:
         raise ToolError(f"{shown(label)}: {exc.strerror or exc}") from None
     finally:
