@@ -23,7 +23,7 @@ from . import approvals, control, insights, pausing, workspace
 from . import events as ev
 from .approvals import ApprovalDesk
 from .bus import EventBus
-from .config import Config
+from .config import Config, task_caps_problem
 from .dispatch import dispatch_loop
 from .errors import StopActive, TaskStopped, UsageError
 from .models import model_factory_for
@@ -31,6 +31,7 @@ from .models.base import Model
 from .run import TaskRun
 from .safety import Safety
 from .store import Store
+from .text import marked
 from .tools import load_tools
 from .wslock import WorkspaceLocks
 
@@ -132,11 +133,14 @@ class Engine:
         max_cost: float | None = None,
         apply: bool = True,
     ) -> str:
-        title = " ".join(str(title).split())
+        # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
+        title = marked(" ".join(str(title).split()))
         if not title:
             raise UsageError("the task is empty: describe what the agent should do")
         if len(title) > 10_000:
             raise UsageError("the task is longer than 10,000 characters")
+        if problem := task_caps_problem(max_steps, max_cost):
+            raise UsageError(problem)
         if approve not in APPROVE_MODES:
             raise UsageError(f"approve mode must be one of {', '.join(APPROVE_MODES)}")
         if self.stopped:

@@ -8,8 +8,11 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
+
+from agent.config import MAX_COST_CEILING_USD, MAX_STEPS_CEILING
 
 EXIT_CODES = """\
 exit codes:
@@ -64,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     run.add_argument("--model", help="model id, or scripted:FILE for a replayed script")
-    run.add_argument("--max-steps", type=_positive_int, help="step cap for this task")
+    run.add_argument(
+        "--max-steps", type=_whole(1, MAX_STEPS_CEILING), help="step cap for this task"
+    )
     run.add_argument("--max-cost", type=_positive_usd, help="USD cap for this task")
     run.add_argument(
         "--no-apply",
@@ -85,13 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--json", action="store_true")
         if name in ("history", "tasks"):
-            sp.add_argument("--limit", type=int, default=50)
+            sp.add_argument("--limit", type=_whole(1, 100_000), default=50)
     for name in ("approve", "deny", "cancel"):
         sp = sub.add_parser(name, help=f"{name} a task (its pending approvals, for approve/deny)")
         sp.add_argument("task_id")
     rb = sub.add_parser("rollback", help="undo a task exactly")
     rb.add_argument("task_id")
-    rb.add_argument("--to-step", type=int, help="return the task's worktree to after step N")
+    rb.add_argument(
+        "--to-step",
+        type=_whole(0, MAX_STEPS_CEILING),
+        help="return the task's worktree to after step N",
+    )
     sec = sub.add_parser("secrets", help="API keys in the OS keyring")
     sec.add_argument("action", choices=("set", "get", "delete"))
     sec.add_argument("name")
@@ -100,28 +109,74 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number within [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number, got '{_printable(text)[:40]}'"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {text[:30]}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its own messages
+    return parse
 
 
 def _positive_usd(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of USD, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a number of USD, got '{_printable(text)[:40]}'"
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    if value > MAX_COST_CEILING_USD:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_COST_CEILING_USD:,.0f}, got {text[:40]}"
+        )
     return value
 
 
+def _printable(text: str) -> str:
+    from agent.text import marked
+
+    return marked(text)
+
+
+# Arguments that may hold any bytes: the task's title is marked (caf\xe9) by the engine;
+# a secret's name is the secrets command's to judge.
+_ANY_BYTES = {"task", "name"}
+
+
+def _check_unicode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Undecodable argv bytes arrive as lone surrogates, which nothing downstream can store
+    or print: name the argument in one line instead of a traceback later."""
+    from agent.text import lone_surrogate, marked
+
+    for dest, value in vars(args).items():
+        if dest in _ANY_BYTES or not isinstance(value, str | Path):
+            continue
+        if lone_surrogate(str(value)):
+            flag = dest.upper() if dest in ("task_id", "action") else "--" + dest.replace("_", "-")
+            parser.exit(
+                2,
+                f"{parser.prog}: {flag} is not valid UTF-8 ('{marked(str(value))}'); "
+                "use a UTF-8 name\n",
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_unicode(parser, args)
     from agent.errors import CockpitError
 
     try:
