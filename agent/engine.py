@@ -132,7 +132,8 @@ class Engine:
         max_cost: float | None = None,
         apply: bool = True,
     ) -> str:
-        title = " ".join(str(title).split())
+        # Redacted before anything keeps or shows it (store, events, audit, commit messages).
+        title = self.safety.redactor.redact(" ".join(str(title).split()))
         if not title:
             raise UsageError("the task is empty: describe what the agent should do")
         if len(title) > 10_000:
