@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import pwd
 import re
@@ -94,6 +95,7 @@ XDG_SECRETS = ("python_keyring", "keyrings", "kwalletd", "gcloud", "gh", "hub", 
                "containers", "rclone", "Code/User/globalStorage")  # fmt: skip
 _SECRETISH_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION|SOCK", re.I)
 
+log = logging.getLogger(__name__)
 _CACHE_S = 30.0  # host facts (/etc's private entries, PATH symlinks) are re-read this often
 _NULL = "/dev/null"
 
@@ -447,8 +449,11 @@ def build_view(
     todo = build_dirs(expose)
     while todo:
         path = todo.pop(0)
-        if view.visible(path) or not _may_show(path, [*stores, *areas], inside_ok=areas):
-            continue  # already shown, or it would show a private place
+        if view.visible(path):
+            continue
+        if not _may_show(path, [*stores, *areas], inside_ok=areas):
+            _refused(path, expose)  # it would show a private place
+            continue
         view.ro(path)
         todo += _link_targets(path)
         for name in CREDENTIAL_FILES:
@@ -465,6 +470,18 @@ def build_view(
     for path in [worktree, *(extra_rw or [])]:
         view.rw(path)  # same path inside and out, so paths in output match
     return view
+
+
+_told: set[str] = set()
+
+
+def _refused(path: str, expose: list[str] | tuple[str, ...]) -> None:
+    """Say once why a path the operator asked for in `[sandbox] expose` is not shown."""
+    if path in _told or path not in {_real(p) for p in expose if str(p).strip()}:
+        return
+    _told.add(path)
+    log.warning("sandbox.expose: %s is not shown to commands: it is, holds or lies in a home, "
+                "the data dir or a secret store", path)  # fmt: skip
 
 
 def _may_show(path: str, private: list[str], inside_ok: list[str] | None = None) -> bool:

@@ -384,3 +384,24 @@ async def test_builds_still_work_in_the_sandbox(worktree: Path) -> None:
     result = await execute_bash.tool.run({"command": command}, ctx)
     assert not result.is_error, result.output
     assert "42" in result.output and "1 passed" in result.output
+
+
+async def test_config_expose_adds_a_dir_but_never_a_home(worktree: Path, monkeypatch, caplog) -> None:
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        tools, home = base / "tools", base / "home"
+        tools.mkdir()
+        (tools / "marker.txt").write_text("TOOLS-VISIBLE\n")
+        home.mkdir()
+        (home / "notes.txt").write_text("HOME-MARKER-1Pq\n")
+        monkeypatch.setenv("HOME", str(home))
+        ctx, _, _ = make_ctx(worktree)
+        command = f"cat {tools}/marker.txt {home}/notes.txt"
+        result = await execute_bash.tool.run({"command": command}, ctx)
+        assert "TOOLS-VISIBLE" not in result.output  # not a build dir until listed
+        ctx.config.sandbox.expose = [str(tools), str(home)]
+        result = await execute_bash.tool.run({"command": command}, ctx)
+        assert "TOOLS-VISIBLE" in result.output and "HOME-MARKER" not in result.output
+        assert f"sandbox.expose: {home} is not shown" in caplog.text
+    finally:
+        shutil.rmtree(base)

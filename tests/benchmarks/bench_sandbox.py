@@ -17,15 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from agent import sandbox  # noqa: E402
-from agent.config import Config  # noqa: E402
 
 
 def _argv(root: Path, data: Path) -> list[str]:
-    try:  # the hardened builder takes the config (data dir, extra paths) and the repo
-        config = Config()
-        config.data_dir = data
-        return sandbox.sandbox_argv("true", root, network=False, config=config)  # type: ignore[call-arg]
-    except TypeError:  # the builder before hardening
+    try:  # the allowlist builder takes the data dir (to hide it)
+        return sandbox.sandbox_argv("true", root, network=False, data_dir=data)  # type: ignore[call-arg]
+    except TypeError:  # the builder before (/ read-only)
         return sandbox.sandbox_argv("true", root, network=False)
 
 
