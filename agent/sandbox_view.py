@@ -113,22 +113,22 @@ class View:
 
     def __init__(self) -> None:
         self.args: list[str] = []
-        self._layers: list[tuple[str, bool]] = []  # (real path, shown?) in mount order
+        self.layers: list[tuple[str, bool]] = []  # (real path, shown?) in mount order
 
     def visible(self, real: str) -> bool:
         """Whether `real` shows at this point: the last mount at or above it decides."""
-        for path, shown in reversed(self._layers):
+        for path, shown in reversed(self.layers):
             if _under(real, path):
                 return shown
         return False
 
     def ro(self, path: str) -> None:
         self.args += ["--ro-bind", path, path]
-        self._layers.append((path, True))
+        self.layers.append((path, True))
 
     def rw(self, path: str) -> None:
         self.args += ["--bind", path, path]
-        self._layers.append((path, True))
+        self.layers.append((path, True))
 
     def mask(self, path: str) -> None:
         """Hide `path` where it shows: an empty tmpfs over a dir, /dev/null over a file."""
@@ -138,7 +138,7 @@ class View:
             self.args += ["--tmpfs", path]
         elif os.path.lexists(path):
             self.args += ["--ro-bind", _NULL, path]
-        self._layers.append((path, False))
+        self.layers.append((path, False))
 
 
 # -- host facts, cached -----------------------------------------------------------------------
@@ -425,16 +425,47 @@ def build_view(
     """The mounts for a command in `worktree` (a real path), in this order: the system,
     scratch dirs, masks over private places the system roots would show, build dirs, the
     git dir, then the worktree (inside the data dir, so it must come after its mask)."""
+    # Everything but the git dir and the worktree depends only on the host and the
+    # environment: built once per _CACHE_S (it walks many paths), copied per command.
+    env = tuple(sorted(os.environ.items()))
+    base = _base_view(data_dir, workspace, tuple(map(str, expose)), env)
     view = View()
+    view.args, view.layers = list(base.args), list(base.layers)
+    if git_dir:
+        view.ro(git_dir)
+        if clean := _sanitized_config(git_dir):
+            view.args += ["--ro-bind", clean, os.path.join(git_dir, "config")]
+        for alt in _alternates(git_dir):
+            if not view.visible(alt) and _may_show(alt, secret_stores(data_dir)):
+                view.ro(alt)
+    for path in [worktree, *(extra_rw or [])]:
+        view.rw(path)  # same path inside and out, so paths in output match
+    return view
+
+
+@_ttl_cache
+def _base_view(
+    data_dir: str | None, workspace: str | None, expose: tuple[str, ...], env: object
+) -> View:
+    """The host part of a view (`env`, the environment, is only the cache key)."""
+    view = View()
+    areas, stores = hidden_areas(workspace), secret_stores(data_dir)
+    links = []
     for name in SYSTEM_ROOTS:
         path = f"/{name}"
         if os.path.islink(path):
-            view.args += ["--symlink", os.readlink(path), path]
+            links.append(path)
         elif os.path.isdir(path):
             view.ro(path)
+    for path in links:  # /bin -> usr/bin; or /opt -> /data/opt, whose target must show too
+        target = _real(path)
+        if os.path.isdir(target) and not view.visible(target):
+            if not _may_show(target, [*stores, *areas], inside_ok=areas):
+                continue
+            view.ro(target)
+        view.args += ["--symlink", os.readlink(path), path]
     view.args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
     view.args += ["--dir", SANDBOX_HOME]
-    areas, stores = hidden_areas(workspace), secret_stores(data_dir)
     for path in VAR_BUILD_DIRS:
         if os.path.isdir(path):
             view.ro(_real(path))
@@ -460,15 +491,6 @@ def build_view(
             cred = os.path.join(path, name)
             if os.path.isfile(cred) and not os.path.islink(cred):
                 view.args += ["--ro-bind", _NULL, cred]
-    if git_dir:
-        view.ro(git_dir)
-        if clean := _sanitized_config(git_dir):
-            view.args += ["--ro-bind", clean, os.path.join(git_dir, "config")]
-        for alt in _alternates(git_dir):
-            if not view.visible(alt) and _may_show(alt, stores):
-                view.ro(alt)
-    for path in [worktree, *(extra_rw or [])]:
-        view.rw(path)  # same path inside and out, so paths in output match
     return view
 
 
