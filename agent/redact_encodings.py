@@ -25,6 +25,8 @@ from urllib.parse import quote, quote_plus
 
 # Lines made only of base64/hex characters, two or more in a row: maybe a wrapped blob.
 WRAPPED = re.compile(r"(?:^[A-Za-z0-9+/_=-]{16,}\r?\n)+[A-Za-z0-9+/_=-]+$", re.M)
+# A cheap test first (a leading character class is scanned fast; `^` with re.M is not).
+WRAP_HINT = re.compile(r"[A-Za-z0-9+/_=-]{16}\r?\n[A-Za-z0-9+/_=-]")
 _URLSAFE = str.maketrans("+/", "-_")
 _PLAIN_PUNCT = set("-_.")  # no common escaper touches these
 _CONTROL = {"\n": "n", "\t": "t", "\r": "r", "\b": "b", "\f": "f"}
@@ -101,3 +103,17 @@ def escaped_pattern(value: str) -> str | None:
         else:
             parts.append(r"\\{0,7}" + re.escape(c))
     return "".join(parts)
+
+
+def gram_index(forms: list[str]) -> tuple[frozenset[str], int, int]:
+    """(grams, k, step): every k-character piece of every form, and a step such that any
+    occurrence of a form in a text holds a piece that starts at a multiple of `step`.
+
+    A form of length >= L spans L consecutive positions, so one of them is a multiple of
+    step = L - k + 1 with its piece inside the form. Testing len(text) / step pieces (4 KB:
+    about 120 set lookups for 32-character secrets) rules out most texts, where the trie
+    would have been tried at every position."""
+    shortest = min(map(len, forms))
+    k = min(8, shortest // 2 + 1)
+    grams = frozenset(f[i : i + k] for f in forms for i in range(len(f) - k + 1))
+    return grams, k, shortest - k + 1
