@@ -104,8 +104,6 @@ def test_model_commands_see_no_home_store_or_runtime_dirs_and_builds_work(
     events = [json.loads(line) for line in run.stdout.splitlines()]
     results = [e for e in events if e["type"] == ev.TOOL_RESULT]
     assert len(results) == 10, [r["output"][:200] for r in results]
-    if os.environ.get("SHOW_OUTPUTS"):
-        print("\n=====\n".join(r["output"] for r in results))
     (keyring, ssh, homes, store, shadow, runtime, env, gitconf, build, tests) = (
         r["output"] for r in results
     )
