@@ -102,6 +102,9 @@ class DatabaseConfig:
 class SandboxConfig:
     network: bool = False
     require: bool = False  # refuse commands when bubblewrap is missing instead of asking
+    # Extra read-only paths commands may see (a toolchain outside the usual places);
+    # one that would show a home, the data dir or a secret store is refused.
+    expose: list[str] = field(default_factory=list)
 
 
 @dataclass

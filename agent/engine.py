@@ -134,7 +134,8 @@ class Engine:
         apply: bool = True,
     ) -> str:
         # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
-        title = marked(" ".join(str(title).split()))
+        # Redacted before anything keeps or shows it (store, events, audit, commit messages).
+        title = self.safety.redactor.redact(marked(" ".join(str(title).split())))
         if not title:
             raise UsageError("the task is empty: describe what the agent should do")
         if len(title) > 10_000:

@@ -82,6 +82,7 @@ class TaskRun:
             emit=self.emit,
             procs=self.procs,
             ask=self.ask,
+            workspace=Path(task["workspace"]) if task.get("workspace") else None,
         )
         self.steps = 0
         self.tokens = 0

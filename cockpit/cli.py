@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="return the task's worktree to after step N",
     )
     sec = sub.add_parser("secrets", help="API keys in the OS keyring")
-    sec.add_argument("action", choices=("set", "get", "delete"))
-    sec.add_argument("name")
+    sec.add_argument("action", choices=("set", "get", "delete", "list"))
+    sec.add_argument("name", nargs="?", help="the secret's name (not for list)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
     return p
@@ -226,9 +226,17 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def secrets_command(args: argparse.Namespace) -> int:
+    """Each action is checked against the keyring afterwards (agent/secrets.py): what is
+    printed is what the keyring now holds."""
     from agent import secrets
     from agent.errors import UsageError
 
+    if args.action == "list":
+        for name, present in secrets.list_secrets():
+            print(name if present else f"{name}  (named in the index, but the keyring lost it)")
+        return 0
+    if not args.name:
+        raise UsageError(f"secrets {args.action} needs a NAME")
     if args.action == "set":
         if sys.stdin.isatty():
             import getpass
@@ -239,7 +247,7 @@ def secrets_command(args: argparse.Namespace) -> int:
         if not value:
             raise UsageError("empty value: nothing stored")
         secrets.set_secret(args.name, value)
-        print(f"stored {args.name} in the OS keyring")
+        print(f"stored {args.name} in the OS keyring ({secrets.describe_backend()})")
     elif args.action == "get":
         value = secrets.get_secret(args.name)
         if value is None:
@@ -248,7 +256,7 @@ def secrets_command(args: argparse.Namespace) -> int:
     elif not secrets.delete_secret(args.name):
         raise UsageError(f"no secret named {args.name}")
     else:
-        print(f"deleted {args.name}")
+        print(f"deleted {args.name} from the OS keyring")
     return 0
 
 

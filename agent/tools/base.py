@@ -41,6 +41,9 @@ class ToolContext:
     procs: ProcessGroups  # every child process goes through here so stop can kill it
     ask: AskApproval  # ask(kind, summary, detail) -> approved?
     state: dict[str, Any] = field(default_factory=dict)  # per-task scratch (plan, ...)
+    # The operator's project the worktree was made from, as the engine knows it: the sandbox
+    # finds the git dir to show from it (the worktree's own `.git` file is model-writable).
+    workspace: Path | None = None
 
 
 class Tool(Protocol):
