@@ -168,7 +168,7 @@ async def run_command(
 
     Unsandboxed: a `warning` event, and the operator is asked (or, with sandbox.require,
     refused) unless `grant` (the policy's approval of this very call, whose summary said
-    UNSANDBOXED) already covers it. Raises ToolError("denied by operator") on a no.
+    UNSANDBOXED) already covers it. Raises ToolError("denied by <who decided>") on a no.
     """
     sandboxed = bwrap_available()
     if not sandboxed:
@@ -181,7 +181,7 @@ async def run_command(
         if grant is None and not await ctx.ask(
             "command", f"run UNSANDBOXED: {command[:200]}", detail
         ):
-            raise ToolError("denied by operator")
+            raise ToolError(f"denied by {ctx.state.get('decided_by') or 'operator'}: not run")
     argv = sandbox_argv(
         command,
         ctx.root,
