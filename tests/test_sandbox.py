@@ -148,7 +148,7 @@ async def test_unsandboxed_command_warns_and_asks(tmp_path: Path, no_bwrap) -> N
     ctx, events, asks = make_ctx(tmp_path, approve=False)
     assert sandbox.sandbox_argv("true", tmp_path, network=False) == ["bash", "-c", "true"]
     result = await execute_bash.tool.run({"command": "touch ran"}, ctx)
-    assert result.is_error and result.output == "denied by operator"
+    assert result.is_error and result.output == "denied by operator: not run"
     assert not (tmp_path / "ran").exists()
     assert [e["type"] for e in events] == ["warning"]
     assert "UNSANDBOXED" in events[0]["message"]
