@@ -19,6 +19,8 @@ from . import events as ev
 from . import workspace
 from .checkpoints import Checkpoints
 from .errors import UsageError
+from .gitcmd import git
+from .recovery import recover_journals
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -30,38 +32,87 @@ async def rollback_task(
     task_id = task["id"]
     if to_step is not None:
         return await _to_step(engine, task, to_step, by)
+    # An apply or rollback of this task cut short by a crash is settled first (finished or
+    # undone, agent/recovery.py): what follows then starts from a true record.
+    if await recover_journals(engine, task_id):
+        task = await engine.store.get_task(task_id) or task
     if task["state"] == ev.ROLLED_BACK:
         raise UsageError(f"task {task_id} was already rolled back")
-    if task["state"] in ev.LIVE_STATES:
+    stopped_now = task["state"] in ev.LIVE_STATES
+    if stopped_now:
         await engine.cancel(task_id, by=by)
         await engine.wait(task_id)
         task = await engine.store.get_task(task_id) or task
     await engine.bus.adopt(task_id)
     engine._states[task_id] = task["state"]
-    ws = Path(task["workspace"])
     applied = task["options"].get("applied")
     if applied:
-        result = await engine.safety.unapply(ws, applied)
-        message = result["message"]
+        return await _unapply(engine, task, applied, by)
+    # Never applied: only its leftovers go. A task that ended failed, cancelled or
+    # interrupted by itself keeps that outcome (and its error): the rollback changes
+    # nothing about how it went. One that succeeded (its result was the branch now
+    # discarded) or that this rollback stopped is rolled back.
+    keeps = not stopped_now and task["state"] in (ev.FAILED, ev.CANCELLED, ev.INTERRUPTED)
+    discarded = await _discard(engine, task)
+    if keeps and not discarded:
+        raise UsageError(
+            f"task {task_id} ({task['state']}) never changed the workspace and left nothing "
+            "behind: there is nothing to roll back"
+        )
+    if keeps:
+        message = (
+            f"discarded the task's worktree and branch; it stays {task['state']}: it never "
+            "changed the workspace"
+        )
     else:
-        if task.get("worktree"):
-            tree = workspace.TaskTree(
-                Path(task["worktree"]),
-                task.get("branch"),
-                task.get("base_commit"),
-                bool(task.get("branch")),
-            )
-            async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
-                await workspace.discard(ws, tree)
         message = "discarded the task's worktree and branch; the workspace was never changed"
-    detail = {"applied": bool(applied), "message": message}
-    if applied:
-        detail.update(action=result["action"], revert_commit=result.get("revert_commit"))
-    await engine.audit(by, "rollback", task_id, detail)
-    engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=bool(applied), by=by)
-    await engine.transition(task_id, ev.ROLLED_BACK, message)
+    await engine.audit(by, "rollback", task_id, {"applied": False, "message": message})
+    engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=False, by=by)
+    if not keeps:
+        await engine.transition(task_id, ev.ROLLED_BACK, message)
     await engine.bus.flush()
     return {"task_id": task_id, "message": message}
+
+
+async def _unapply(
+    engine: Engine, task: dict[str, Any], applied: dict[str, Any], by: str
+) -> dict[str, Any]:
+    """Undo an applied task in the workspace, then record it; the journal of the rollback
+    is closed only once the record says so (a crash in between: agent/recovery.py)."""
+    task_id = task["id"]
+    result = await engine.safety.unapply(Path(task["workspace"]), applied, task_id)
+    op = result.pop("journal", None)
+    message = result["message"]
+    try:
+        detail = {"applied": True, "message": message, "action": result["action"],
+                  "revert_commit": result.get("revert_commit")}  # fmt: skip
+        await engine.audit(by, "rollback", task_id, detail)
+        engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=True, by=by)
+        await engine.transition(task_id, ev.ROLLED_BACK, message)
+        await engine.bus.flush()
+    except BaseException:
+        engine.safety.release(op)
+        raise
+    engine.safety.settle(op)
+    return {"task_id": task_id, "message": message}
+
+
+async def _discard(engine: Engine, task: dict[str, Any]) -> bool:
+    """Remove the task's worktree and branch; whether there was anything to remove."""
+    ws = Path(task["workspace"])
+    if not task.get("worktree"):
+        return False  # never prepared: nothing was made
+    worktree, branch = Path(task["worktree"]), task.get("branch")
+    there = worktree.exists()
+    if branch and not there:
+        out = await git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", cwd=ws, check=False)
+        there = bool(out.strip())
+    if not there:
+        return False
+    tree = workspace.TaskTree(worktree, branch, task.get("base_commit"), bool(branch))
+    async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+        await workspace.discard(ws, tree)
+    return True
 
 
 async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> dict[str, Any]:
