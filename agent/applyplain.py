@@ -136,6 +136,9 @@ async def apply_plain(
     root = Path(workspace).resolve()
     for rel in [*files, *(expected or {})]:
         _confined(rel)
+    entries = [{"i": i, "path": rel, "old": None, "new": _kind(files[rel])}
+               for i, rel in enumerate(sorted(files))]  # fmt: skip
+    await _refuse_in_the_way(root, entries, "apply")
     if expected is not None:
         now = await fs.in_thread(fs.disk_state, root, list(expected))
         changed = sorted(rel for rel, want in expected.items() if not fs.matches(now[rel], want))
@@ -144,9 +147,6 @@ async def apply_plain(
                 f"apply refused: {fs.listed(changed)} changed since the task started; "
                 "the task's version would overwrite it"
             )
-    entries = [{"i": i, "path": rel, "old": None, "new": _kind(files[rel])}
-               for i, rel in enumerate(sorted(files))]  # fmt: skip
-    await _refuse_in_the_way(root, entries, "apply")
     shadow = Path(shadow_dir).resolve()
     cp = Checkpoints(root, shadow)
     pre = await cp.snapshot(f"before apply {label}".strip()) or await cp.current()
