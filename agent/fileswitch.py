@@ -29,7 +29,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -694,11 +694,10 @@ def described(problems: list[tuple[str, str]], limit: int = 3) -> str:
     return listed([f"{path} ({why})" for path, why in problems], limit)
 
 
-async def in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Blocking file work, off the event loop and run to its end even if we are cancelled
-    meanwhile (half a switch is worse than a late stop); a cancel is re-raised after it.
-    A thread also keeps KeyboardInterrupt out: Python only raises it in the main thread."""
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+async def to_the_end(awaitable: Awaitable[T]) -> T:
+    """Await it to its end even if we are cancelled meanwhile (half an apply or rollback is
+    worse than a late stop); a cancel is re-raised once it is done."""
+    future = asyncio.ensure_future(awaitable)
     cancelled = False
     while True:
         try:
@@ -711,6 +710,12 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     if cancelled:
         raise asyncio.CancelledError
     return result
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Blocking file work, off the event loop and run to its end (`to_the_end`). A thread
+    also keeps KeyboardInterrupt out: Python raises it in the main thread only."""
+    return await to_the_end(asyncio.to_thread(fn, *args))
 
 
 def outside_message(bad: list[tuple[str, str]]) -> str:

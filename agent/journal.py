@@ -77,7 +77,7 @@ class Journal:
         self.data.update(changes, saved=time.time())
         tmp = self.dir / f".{self.op}.json.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.data, fh, separators=(",", ":"))
+            fh.write(json.dumps(self.data, separators=(",", ":")))  # dumps: the C encoder
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)

@@ -19,6 +19,7 @@ from . import events as ev
 from . import workspace
 from .checkpoints import Checkpoints
 from .errors import UsageError
+from .fileswitch import to_the_end
 from .gitcmd import git
 from .recovery import recover_journals
 
@@ -46,8 +47,8 @@ async def rollback_task(
     await engine.bus.adopt(task_id)
     engine._states[task_id] = task["state"]
     applied = task["options"].get("applied")
-    if applied:
-        return await _unapply(engine, task, applied, by)
+    if applied:  # a Ctrl-C meanwhile waits for it: a rollback is never left half-done
+        return await to_the_end(_unapply(engine, task, applied, by))
     # Never applied: only its leftovers go. A task that ended failed, cancelled or
     # interrupted by itself keeps that outcome (and its error): the rollback changes
     # nothing about how it went. One that succeeded (its result was the branch now

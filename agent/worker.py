@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from . import workspace
 from .errors import CockpitError, TaskStopped
-from .fileswitch import ApplyError
+from .fileswitch import ApplyError, to_the_end
 from .gitcmd import is_git_repo
 from .loop import run_agent
 from .run import TaskRun, limits_for
@@ -80,7 +80,8 @@ async def execute(engine: Engine, task_id: str) -> None:
         # A rollback to a step while the request waited changed what lands: list that.
         _patch, files = await _changes(engine, run, tree, final=False)
         await engine.transition(task_id, ev.APPLYING)
-        await _apply(engine, run, task, tree, files, outcome.summary)
+        # Not even a cancel of this worker (the process shutting down) cuts it in half.
+        await to_the_end(_apply(engine, run, task, tree, files, outcome.summary))
     except TaskStopped as stop:
         await _finish(engine, task_id, stop.state, stop.reason, run, tree)
     except asyncio.CancelledError:
