@@ -428,10 +428,18 @@ async def _stage(repo: _Repo, commit: str, entries: list[dict[str, Any]], stage:
     paths = [e["path"] for e in entries if e["git"][1] != ZERO]
     if paths:
         await scratch.run("read-tree", commit)
-        await scratch.run(
-            "checkout-index", f"--prefix={files.new}/", "-f", "-z", "--stdin",
-            stdin=b"".join(os.fsencode(p) + b"\0" for p in paths),
-        )  # fmt: skip
+        try:
+            await scratch.run(
+                "checkout-index", f"--prefix={files.new}/", "-f", "-z", "--stdin",
+                stdin=b"".join(os.fsencode(p) + b"\0" for p in paths),
+            )  # fmt: skip
+        except CockpitError as exc:
+            if fs.nearly_full(stage):  # git says "unable to write file": say why
+                raise ApplyError(
+                    f"apply failed: no space left on device for staging the task's files in "
+                    f"{stage.parent}; nothing was changed"
+                ) from exc
+            raise
     with contextlib.suppress(FileNotFoundError):
         index.unlink()
 

@@ -726,6 +726,15 @@ def outside_message(bad: list[tuple[str, str]]) -> str:
     )
 
 
+def nearly_full(path: Path, margin: int = 1 << 20) -> bool:
+    """Whether the file system holding `path` has (almost) no room left."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
 def why(exc: BaseException) -> str:
     """An error in a few words (an OSError by its strerror: "no space left on device")."""
     if isinstance(exc, OSError) and exc.strerror:
