@@ -280,7 +280,8 @@ def in_the_way(root: Path, entries: list[Spec]) -> list[tuple[str, str]]:
             elif not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
                 problems.append((rel, "a special file of yours"))
             elif want is None:
-                problems.append((rel, "your file, not tracked, where the task puts its own"))
+                kind = "symlink" if stat.S_ISLNK(st.st_mode) else "file"
+                problems.append((rel, f"your {kind}, not tracked, where the task puts its own"))
             elif (want["kind"] == "link") != stat.S_ISLNK(st.st_mode):
                 problems.append((rel, "changed from a file to a symlink or back"))
     finally:

@@ -65,10 +65,10 @@ class Journal:
         journal = cls(directory, op, fd, {**data, "op": op, "pid": os.getpid(),
                                           "started": time.time()})  # fmt: skip
         try:
+            journal.save()  # first: a stage folder or lock never exists without its journal
             journal.stage.mkdir(exist_ok=True)
-            journal.save()
         except BaseException:
-            journal.release()
+            journal.close()
             raise
         return journal
 
@@ -128,7 +128,16 @@ def orphans(directory: Path, task_id: str | None = None) -> list[Journal]:
     every one). A journal that cannot be read is skipped and left for the operator."""
     directory = Path(directory)
     found: list[Journal] = []
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+    if not directory.is_dir():
+        return found
+    for lock in directory.glob("*.lock"):  # a process killed inside `begin`: nothing to do
+        op = lock.name[: -len(".lock")]
+        if not (directory / f"{op}.json").exists() and (fd := _lock(lock, wait=False)):
+            if not (directory / f"{op}.json").exists():
+                Journal(directory, op, fd, {}).close()
+            else:
+                os.close(fd)
+    for path in sorted(directory.glob("*.json")):
         op = path.name[: -len(".json")]
         fd = _lock(directory / f"{op}.lock", wait=False)
         if fd is None:

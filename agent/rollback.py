@@ -35,7 +35,7 @@ async def rollback_task(
         return await _to_step(engine, task, to_step, by)
     # An apply or rollback of this task cut short by a crash is settled first (finished or
     # undone, agent/recovery.py): what follows then starts from a true record.
-    if await recover_journals(engine, task_id):
+    if settled := await recover_journals(engine, task_id):
         task = await engine.store.get_task(task_id) or task
     if task["state"] == ev.ROLLED_BACK:
         raise UsageError(f"task {task_id} was already rolled back")
@@ -48,7 +48,8 @@ async def rollback_task(
     engine._states[task_id] = task["state"]
     applied = task["options"].get("applied")
     if applied:  # a Ctrl-C meanwhile waits for it: a rollback is never left half-done
-        return await to_the_end(_unapply(engine, task, applied, by))
+        result = await to_the_end(_unapply(engine, task, applied, by))
+        return _after(settled, result)
     # Never applied: only its leftovers go. A task that ended failed, cancelled or
     # interrupted by itself keeps that outcome (and its error): the rollback changes
     # nothing about how it went. One that succeeded (its result was the branch now
@@ -72,7 +73,16 @@ async def rollback_task(
     if not keeps:
         await engine.transition(task_id, ev.ROLLED_BACK, message)
     await engine.bus.flush()
-    return {"task_id": task_id, "message": message}
+    return _after(settled, {"task_id": task_id, "message": message})
+
+
+def _after(settled: list[str], result: dict[str, Any]) -> dict[str, Any]:
+    """The operator learns first what was settled from a crash, then what this did."""
+    if settled:
+        result["message"] = f"first, after a crash: {'; '.join(settled)}. Then: " + result[
+            "message"
+        ]
+    return result
 
 
 async def _unapply(
@@ -196,9 +206,13 @@ async def _refresh_apply_request(
         patch, files = await workspace.diff(tree)
     else:
         patch, files = workspace.clip_diff(await cps.diff(start)), await cps.changed_files(start)
+    refused = await engine.safety.links_outside(Path(task["workspace"]), tree, task, files)
     for row in pending:
         summary = f"Apply {len(files)} changed file(s) to {task['workspace']}"
+        if refused:
+            summary += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
         detail = {**row["detail"], "diff": patch, "files": files, "refreshed": "rolled back a step"}
+        detail["refused_links"] = refused
         summary, detail = engine.safety.redact(summary), engine.safety.redact(detail)
         await engine.store.execute(
             "UPDATE approvals SET summary = ?, detail = ? WHERE id = ? AND state = 'pending'",

@@ -38,6 +38,7 @@ class Safety:
         self.redactor = Redactor([])
         redact_logs(self.redactor)
         self._spent, self._spent_at = 0.0, -1e9
+        self._change_locks: dict[str, asyncio.Lock] = {}
 
     async def load(self) -> None:
         """Slow, blocking look-ups (the keyring, the one-off bubblewrap probe) run in a
@@ -150,6 +151,17 @@ class Safety:
     ) -> dict[str, Any]:
         """Apply the task's change; the record's "journal" names the journal kept open until
         the caller recorded the outcome (`settle`), or failed to (`release`)."""
+        async with self._changing(ws):
+            return await self._apply(ws, tree, task, plain_files)
+
+    def _changing(self, ws: Path) -> asyncio.Lock:
+        """One apply or rollback at a time per workspace in this process (another process
+        is kept out by git's index.lock, and a plain folder by its workspace lock)."""
+        return self._change_locks.setdefault(str(ws), asyncio.Lock())
+
+    async def _apply(
+        self, ws: Path, tree: TaskTree, task: dict[str, Any], plain_files: list[str] | None
+    ) -> dict[str, Any]:
         if tree.is_git and tree.branch and tree.base_commit:
             return await applyback.apply(
                 ws, tree.branch, tree.base_commit, title=task["title"][:60], task_id=task["id"],
@@ -194,9 +206,10 @@ class Safety:
         return await asyncio.to_thread(applyplain.links_outside, ws, found)
 
     async def unapply(self, ws: Path, record: dict[str, Any], task_id: str = "") -> dict[str, Any]:
-        return await applyback.rollback_applied(
-            ws, record, journal_dir=self.journal_dir, task_id=task_id, keep_journal=True
-        )
+        async with self._changing(ws):
+            return await applyback.rollback_applied(
+                ws, record, journal_dir=self.journal_dir, task_id=task_id, keep_journal=True
+            )
 
     def settle(self, op: str | None) -> None:
         """The outcome of an apply/rollback is recorded: its journal goes."""
