@@ -277,7 +277,12 @@ async def _revert_commit(repo: _Repo, applied: str, head: str, where: Path) -> s
     """The commit `git revert` would make on HEAD, made in a scratch worktree of ours (in
     `where`): the operator's files and index are switched afterwards like any other change."""
     where.mkdir(parents=True, exist_ok=True)
-    scratch = where / f"revert-{uuid.uuid4().hex[:8]}"
+    for old in where.glob("revert-*-*"):  # left by a process killed while reverting
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    scratch = where / f"revert-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    await repo.run("worktree", "prune", check=False)
     await repo.run("worktree", "add", "--detach", "-q", str(scratch), head)
     try:
         there = _Repo(scratch, repo.git_dir, repo.env)
@@ -292,6 +297,16 @@ async def _revert_commit(repo: _Repo, applied: str, head: str, where: Path) -> s
         await repo.run("worktree", "remove", "--force", str(scratch), check=False)
         shutil.rmtree(scratch, ignore_errors=True)
         await repo.run("worktree", "prune", check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 # -- the journaled switch of HEAD, index and files --------------------------------------------
@@ -553,13 +568,17 @@ async def _move_head(repo: _Repo, new: str, old: str, why: str) -> bool:
     raise ApplyError("git update-ref kept being interrupted")
 
 
-async def _drop_ref_lock(repo: _Repo, new: str, since: float) -> None:
+async def _drop_ref_lock(repo: _Repo, new: str, since: float, wait: float = 0.0) -> None:
     """The lock a killed `update-ref` of ours left on HEAD's branch (made after `since`,
-    holding our new value or nothing yet)."""
+    holding our new value or nothing yet). With `wait`, first give an `update-ref` that
+    outlived its parent that long to finish (then HEAD is read after it, not before)."""
     ref = await repo.out("symbolic-ref", "-q", "HEAD", check=False) or "HEAD"
     lock = Path(await repo.out("rev-parse", "--git-path", f"{ref}.lock"))
     if not lock.is_absolute():
         lock = repo.top / lock
+    deadline = time.monotonic() + wait
+    while lock.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     with contextlib.suppress(OSError):
         st = os.lstat(lock)
         if st.st_mtime >= since - 1 and lock.read_text().strip() in ("", new):
@@ -595,7 +614,7 @@ async def recover(journal: Journal) -> dict[str, Any]:
     repo = await _Repo.open(Path(data["workspace"]))
     await _wait_gone(temp.with_name(temp.name + ".lock"))  # a git child may outlive us a moment
     if data["new"] != data["old"]:
-        await _drop_ref_lock(repo, data["new"], float(data.get("switch_at", 0.0)))
+        await _drop_ref_lock(repo, data["new"], float(data.get("switch_at", 0.0)), wait=2.0)
     head = await repo.rev("HEAD")
     sw = fs.Switch(repo.top, journal.stage, data["entries"], data.get("dirs", {}), journal.op)
     kept: list[str] = []

@@ -63,8 +63,8 @@ async def rollback_task(
         )
     if keeps:
         message = (
-            f"discarded the task's worktree and branch; it stays {task['state']}: it never "
-            "changed the workspace"
+            f"discarded the task's worktree and branch; it stays {task['state']}, and nothing "
+            "of it is in the workspace"
         )
     else:
         message = "discarded the task's worktree and branch; the workspace was never changed"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import cli, write_script
+from tests.conftest import cli, git, write_script
 from tests.crashkit import (
     SIGNALS,
     Workspace,
@@ -27,6 +27,7 @@ from tests.crashkit import (
     spawn,
     stop_at,
 )
+from tests.test_rollback_flow import tree
 
 PHASES = ["staged", "locked", "switching", "index", "committed", "done"]
 PLAIN_PHASES = [p for p in PHASES if p != "index"]  # a plain folder has no index
@@ -187,6 +188,34 @@ def test_rollback_killed_at_each_phase_plain(
 ) -> None:
     ws = Workspace(plain, tmp_path, COMMANDS, is_git=False)
     rollback_killed_at(ws, tmp_path, data_dir, phase, "kill-group")
+
+
+def test_recovery_leaves_alone_a_path_the_operator_changed_meanwhile(
+    repo: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """Killed mid-switch; before the next start the operator edits a file the apply had
+    already switched. Recovery undoes everything else, leaves that file exactly as they
+    have it, and says so."""
+    ws = Workspace(repo, tmp_path, COMMANDS, is_git=True)
+    proc = spawn(*run_args(repo, tmp_path), crashpoint="apply:switching")
+    stop_at(proc)
+    deliver(proc, "kill-group")
+    assert (repo / "app.py").read_text() == "changed\n"  # already switched
+    (repo / "app.py").write_text("the operator's edit after the crash\n")
+    next_start()
+    rec = record(data_dir, task_id_of(data_dir))
+    assert rec["state"] == "interrupted" and "applied" not in rec["options"]
+    (warning,) = [e for e in rec["events"] if e["type"] == "warning" and e.get("recovered")]
+    assert "apply was undone" in warning["message"]
+    assert "except app.py, which changed meanwhile and is left exactly as you have it" in (
+        warning["message"]
+    )
+    assert (repo / "app.py").read_text() == "the operator's edit after the crash\n"
+    now, old = tree(repo), dict(ws.old.files)
+    now.pop("app.py"), old.pop("app.py")
+    assert now == old  # everything else is back, byte for byte
+    assert ws.head() == ws.old.head and not (repo / ".git/index.lock").exists()
+    assert " M app.py" in git(repo, "status", "--porcelain").splitlines()
 
 
 BIG = ["mkdir -p gen && cd gen && seq 1 2000 | sed 's/.*/echo & > f&.txt/' | sh",

@@ -66,7 +66,7 @@ def test_apply_never_destroys_untracked_or_ignored_files_the_issue_case(
     # Rollback says what is true: the workspace was never changed, the task stays failed.
     rolled = cli("rollback", task["id"])
     assert rolled.returncode == 0, rolled.stderr
-    assert "never changed the workspace" in rolled.stdout
+    assert "it stays failed, and nothing of it is in the workspace" in rolled.stdout
     assert "uncommitted work is untouched" not in rolled.stdout
     assert operator_state(repo) == before
     assert last_task()["state"] == "failed"

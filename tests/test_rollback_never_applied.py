@@ -42,8 +42,8 @@ def test_rollback_of_a_task_that_never_applied_keeps_its_outcome(
     assert (after["state"], after["error"]) == (task["state"], task["error"])
     assert totals() == counted  # still counted as what it was
     assert rolled.stdout.strip() == (
-        f"discarded the task's worktree and branch; it stays {how}: it never changed the "
-        "workspace"
+        f"discarded the task's worktree and branch; it stays {how}, and nothing of it is in "
+        "the workspace"
     )
     assert git(repo, "branch", "--list", branch) == ""
     assert not Path(task["worktree"]).exists()
