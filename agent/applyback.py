@@ -359,14 +359,18 @@ async def _switch(
         crashpoint(f"{kind}:committed")
         await fs.in_thread(_finish_index, repo.git_dir, temp, ino, journal)
     except BaseException as exc:
-        if committed:  # past the commit point: what is left is tidying, the next start does it
-            journal.release()
-            raise ApplyError(
-                f"{word} done, but tidying up failed ({fs.why(exc)}); it is finished on the next "
-                "start of livhana-cockpit"
-            ) from exc
-        await fs.in_thread(_undo, sw, repo.git_dir, temp, ino, journal, word)
-        fs.reraise(word, exc, True)
+        if not committed:  # an update-ref cut short may still have moved HEAD: look
+            committed = await _head_is(repo, new, journal)
+        if not committed:
+            kept = await fs.in_thread(_undo, sw, repo.git_dir, temp, ino, journal, word)
+            fs.reraise(word, exc, True, kept)
+        journal.release()  # past the commit point: what is left is tidying, for the next start
+        if not isinstance(exc, Exception):
+            raise
+        raise ApplyError(
+            f"{word} done, but tidying up failed ({fs.why(exc)}); the next start of "
+            "livhana-cockpit finishes it"
+        ) from exc
     crashpoint(f"{kind}:done")
     if keep_open:
         return keep(journal)
@@ -379,18 +383,26 @@ def _midway(point: str, total: int) -> Any:
     return lambda done: crashpoint(point) if done == half else None
 
 
-def _undo(sw: fs.Switch, git_dir: Path, temp: Path, ino: int, journal: Journal, word: str) -> None:
+def _undo(
+    sw: fs.Switch, git_dir: Path, temp: Path, ino: int, journal: Journal, word: str
+) -> list[str]:
     try:
-        sw.back()
-    except (fs.Conflict, OSError) as exc:
+        kept = fs.undo(sw, word)
+    except ApplyError:
         journal.release()  # the next start (or `rollback`) takes it from here
-        raise ApplyError(
-            f"{word} failed and could not be fully undone ({exc}); the next start of "
-            "livhana-cockpit settles it"
-        ) from exc
+        raise
     _unlock_index(git_dir, ino)
     _drop_temp(temp)
     journal.close()
+    return kept
+
+
+async def _head_is(repo: _Repo, commit: str, journal: Journal) -> bool:
+    try:
+        return await repo.rev("HEAD") == commit
+    except BaseException:
+        journal.release()  # cannot tell: the next start reads HEAD and decides
+        raise
 
 
 async def _plan(repo: _Repo, old: str, new: str, word: str) -> list[dict[str, Any]]:

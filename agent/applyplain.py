@@ -271,8 +271,8 @@ async def _switch(
         await fs.in_thread(sw.forward)
         await fs.in_thread(lambda: journal.save(phase="switched"))  # the commit point
     except BaseException as exc:
-        await fs.in_thread(_undo, sw, journal, word)
-        fs.reraise(word, exc, True)
+        kept = await fs.in_thread(_undo, sw, journal, word)
+        fs.reraise(word, exc, True, kept)
     crashpoint(f"{kind}:committed")
     try:
         done = await after(journal)
@@ -290,16 +290,14 @@ async def _switch(
     return done
 
 
-def _undo(sw: fs.Switch, journal: Journal, word: str) -> None:
+def _undo(sw: fs.Switch, journal: Journal, word: str) -> list[str]:
     try:
-        sw.back()
-    except (fs.Conflict, OSError) as exc:
-        journal.release()
-        raise ApplyError(
-            f"{word} failed and could not be fully undone ({exc}); the next start of "
-            "livhana-cockpit settles it"
-        ) from exc
+        kept = fs.undo(sw, word)
+    except ApplyError:
+        journal.release()  # the next start (or `rollback`) takes it from here
+        raise
     journal.close()
+    return kept
 
 
 async def recover_plain(journal: Journal) -> dict[str, Any]:

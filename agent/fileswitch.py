@@ -410,11 +410,11 @@ class Switch:
         try:
             now = tree.state(rel, e)
         except Blocked as exc:
-            raise Conflict([(exc.prefix, f"your {exc.kind} in the way")]) from None
+            raise Conflict([(exc.prefix, f"made a {exc.kind} by you")]) from None
         if now is None:
             return
         if not same(now, e["old"]):
-            raise Conflict([(rel, "changed meanwhile")])
+            raise Conflict([(rel, "changed")])
         fd, name = tree.dir(_split(rel)[0]), _split(rel)[1]
         assert fd is not None
         self._backup(fd, name, i)
@@ -446,17 +446,17 @@ class Switch:
             fd = tree.dir(head, create=self.dirs)
             now = tree.state(rel, e)
         except Blocked as exc:
-            raise Conflict([(exc.prefix, f"your {exc.kind} in the way")]) from None
+            raise Conflict([(exc.prefix, f"made a {exc.kind} by you")]) from None
         assert fd is not None
         if same(now, e["new"]):
             return
         if now is not None and not same(now, e["old"]):
-            raise Conflict([(rel, "changed meanwhile" if e["old"] else "in the way")])
+            raise Conflict([(rel, "changed" if e["old"] else "made by you")])
         if now is None and e["old"] is not None and not os.path.lexists(self.stage.old / str(i)):
-            raise Conflict([(rel, "removed meanwhile")])
+            raise Conflict([(rel, "removed")])
         src = self.stage.path(rel)
         if not os.path.lexists(src):
-            raise Conflict([(rel, "changed meanwhile")])
+            raise Conflict([(rel, "changed")])
         if now is not None:
             self._backup(fd, name, i)
         self._move_in(src, fd, name)
@@ -743,13 +743,31 @@ def why(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def reraise(word: str, exc: BaseException, undone: bool) -> None:
+def reraise(word: str, exc: BaseException, undone: bool, kept: list[str] | None = None) -> None:
     """Raise what a failed apply/rollback should: a refusal as it is, a cancel or Ctrl-C as
     it is (after the undo), anything else as one line saying what became of the workspace."""
     if isinstance(exc, ApplyError) or not isinstance(exc, Exception):
         raise exc
     done = "undone: your workspace is as it was" if undone else "nothing was changed"
+    if kept:
+        done += f", except {listed(kept)}, changed meanwhile and left exactly as you have it"
+    if isinstance(exc, Conflict):  # the operator's doing while it ran: theirs wins
+        raise ApplyError(f"{word} stopped: {described(exc.problems)} meanwhile; {done}") from exc
     raise ApplyError(f"{word} failed ({why(exc)}); {done}") from exc
+
+
+def undo(sw: Switch, word: str) -> list[str]:
+    """Put everything back; the paths left alone because they changed meanwhile."""
+    try:
+        sw.back()
+    except Conflict as exc:
+        return [path for path, _ in exc.problems]
+    except OSError as exc:
+        raise ApplyError(
+            f"{word} failed and could not be fully undone ({why(exc)}); the next start of "
+            "livhana-cockpit settles it"
+        ) from exc
+    return []
 
 
 def recovered(

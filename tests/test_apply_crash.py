@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,30 @@ def test_recovery_leaves_alone_a_path_the_operator_changed_meanwhile(
     assert now == old  # everything else is back, byte for byte
     assert ws.head() == ws.old.head and not (repo / ".git/index.lock").exists()
     assert " M app.py" in git(repo, "status", "--porcelain").splitlines()
+
+
+def test_a_file_the_operator_makes_during_the_apply_stops_it_and_is_kept(
+    repo: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """Half-way through the switch the operator saves a file where the task is about to
+    put one. The apply stops there, undoes what it did, and keeps their file."""
+    ws = Workspace(repo, tmp_path, COMMANDS, is_git=True)
+    proc = spawn(*run_args(repo, tmp_path), crashpoint="apply:switching")
+    stop_at(proc)
+    assert not (repo / "pkg/sub/f9.txt").exists()  # the last of the task's files, not yet
+    (repo / "pkg/sub/f9.txt").write_text("the operator's own f9\n")
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    rec = record(data_dir, task_id_of(data_dir))
+    assert rec["state"] == "failed" and "applied" not in rec["options"]
+    assert rec["error"].startswith("apply stopped: pkg/sub/f9.txt (made by you) meanwhile;")
+    assert "undone: your workspace is as it was" in rec["error"]
+    now = tree(repo)
+    assert now.pop("pkg/sub/f9.txt")[0] == "file"
+    assert (repo / "pkg/sub/f9.txt").read_text() == "the operator's own f9\n"
+    assert now == ws.old.files and ws.head() == ws.old.head
+    assert not (repo / ".git/index.lock").exists() and journals(data_dir) == []
 
 
 BIG = ["mkdir -p gen && cd gen && seq 1 2000 | sed 's/.*/echo & > f&.txt/' | sh",
