@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from . import fileswitch as fs
+from . import gitcmd
 from .applyplain import NOTHING, apply_plain, recover_plain, rollback_plain
-from .checkpoints import GIT_SAFE, git_env, run_git
 from .errors import CockpitError
 from .fileswitch import ApplyError
 from .journal import Journal, crashpoint, keep, release, settle
@@ -58,7 +58,7 @@ from .journal import Journal, crashpoint, keep, release, settle
 __all__ = ["ApplyError", "apply", "apply_plain", "recover", "release", "rollback_applied",
            "rollback_plain", "settle", "task_links_outside"]  # fmt: skip
 
-AUTHOR = ("Liv Hana", "livhana@localhost")
+AUTHOR = gitcmd.IDENTITY
 ZERO = "0" * 40
 LOCK_WAIT_S = 10.0  # how long an apply waits for another git command to let go of the index
 GIT_RETRIES = 3  # a git step killed by a signal (Ctrl-C reaches the process group) is re-run
@@ -66,15 +66,15 @@ _Out = tuple[int, bytes]  # (returncode, stdout — or stdout+stderr on failure)
 
 
 class _Repo:
-    """The operator's repository, driven with hooks and signing off and a clean GIT_* env."""
+    """The operator's repository, through agent/gitcmd.py (its environment and safe options)."""
 
     def __init__(self, top: Path, git_dir: Path, env: dict[str, str]) -> None:
         self.top, self.git_dir, self.env = top, git_dir, env
 
     @classmethod
     async def open(cls, workspace: Path) -> _Repo:
-        env = git_env(identity=False)
-        code, out, _ = await run_git(
+        env = gitcmd.git_env(committer=False)
+        code, out, _ = await gitcmd.run(
             ["rev-parse", "--show-toplevel", "--absolute-git-dir"],
             cwd=Path(workspace), env=env, check=False,
         )  # fmt: skip
@@ -83,14 +83,14 @@ class _Repo:
             raise ApplyError(f"{workspace} is not a git work tree; use apply_plain for it")
         repo = cls(Path(lines[0]), Path(lines[1]), env)
         # The agent authors its commits; the operator commits them if they have an identity.
-        env.update(GIT_AUTHOR_NAME=AUTHOR[0], GIT_AUTHOR_EMAIL=AUTHOR[1])
         if not (await repo.out("config", "user.email", check=False)).strip():
             env.update(GIT_COMMITTER_NAME=AUTHOR[0], GIT_COMMITTER_EMAIL=AUTHOR[1])
         return repo
 
     async def run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> _Out:
-        argv = [*GIT_SAFE, *args]
-        code, out, err = await run_git(argv, cwd=self.top, env=self.env, stdin=stdin, check=check)
+        code, out, err = await gitcmd.run(
+            args, cwd=self.top, env=self.env, stdin=stdin, check=check
+        )
         return code, out + err if code else out
 
     async def out(self, *args: str, check: bool = True) -> str:

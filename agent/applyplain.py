@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from . import fileswitch as fs
-from .checkpoints import GIT_SAFE, Checkpoints, git_env, run_git
+from . import gitcmd
+from .checkpoints import Checkpoints
 from .fileswitch import ApplyError, Content, Link
 from .journal import Journal, crashpoint, keep
 
@@ -89,10 +90,9 @@ async def checkpoint_files(
 ) -> dict[str, Source]:
     """What each path held in checkpoint `commit` of a shadow repository (None: absent)."""
     shadow = Path(shadow_dir).resolve()
-    env = git_env(shadow / "index")
-    base = [f"--git-dir={shadow}", *GIT_SAFE]
-    _, listing, _ = await run_git([*base, "ls-tree", "-r", "-z", "--full-tree", commit],
-                                  cwd=Path(work_tree), env=env)  # fmt: skip
+    env = gitcmd.git_env(isolated=True, index_file=shadow / "index")
+    repo = gitcmd.Git(Path(work_tree), git_dir=shadow, env=env)
+    listing = await repo.out("ls-tree", "-r", "-z", "--full-tree", commit)
     wanted, found = set(paths), {}
     for rec in listing.split(b"\0"):
         meta, _, raw_path = rec.partition(b"\t")
@@ -103,8 +103,7 @@ async def checkpoint_files(
     blobs: dict[str, bytes] = {}
     oids = sorted({oid for _, oid in found.values()})
     if oids:
-        _, raw, _ = await run_git([*base, "cat-file", "--batch"], cwd=Path(work_tree), env=env,
-                                  stdin=("\n".join(oids) + "\n").encode())  # fmt: skip
+        raw = await repo.out("cat-file", "--batch", stdin=("\n".join(oids) + "\n").encode())
         view, at = memoryview(raw), 0
         for oid in oids:
             end = raw.index(b"\n", at)

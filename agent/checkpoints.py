@@ -17,7 +17,8 @@ Everything in the tree is captured (untracked files, edits made by shell command
 what the tree's own .gitignore files ignore, and `.git` (a dir, or a git worktree's file).
 Restoring does not drop later checkpoints: any step can be returned to. The index is kept
 between calls so `git add -A` only re-hashes files whose stat data changed (fast on big trees).
-Nested git repos inside the tree are recorded as gitlinks only (git's own rule).
+Repositories nested inside the tree (a `sub/.git`) are left out, never entered: their config
+is whoever made them (see gitcmd.Git.stage_all). The tree's .gitattributes are inert here.
 Secrets: checkpoints are restore points, so they hold the tree's files byte for byte (a .env
 included, as the worktree itself does); they live under the data dir, never in an event, the
 store or a log, which are what redaction guards.
@@ -28,20 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import CockpitError
+from .gitcmd import Git, GitError, git_env, run
+
+__all__ = ["BASE_REF", "BRANCH", "Checkpoints", "GitError"]
 
 BRANCH = "refs/heads/checkpoints"
 # Tree of the last snapshot or restore: "nothing changed" is judged against it, not the tip,
 # so a snapshot right after restoring to an old step is a no-op.
 BASE_REF = "refs/livhana/base"
-IDENTITY = ("Liv Hana", "livhana@localhost")
 STALE_LOCK_S = 30.0
-GIT_SAFE = ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false"]
 _CONFIG = """[core]
 \trepositoryformatversion = 0
 \tbare = false
@@ -62,79 +62,23 @@ _CONFIG = """[core]
 [advice]
 \taddEmbeddedRepo = false
 """
-
-
-class GitError(CockpitError):
-    """A git command failed; the message is one line naming the command."""
-
-
-def git_env(index_file: Path | None = None, identity: bool = True) -> dict[str, str]:
-    """A clean environment: nothing from a surrounding git (hooks set GIT_DIR...) leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
-    if index_file is not None:
-        env.update(
-            GIT_INDEX_FILE=str(index_file), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null"
-        )
-    if identity:
-        env.update(
-            GIT_AUTHOR_NAME=IDENTITY[0], GIT_AUTHOR_EMAIL=IDENTITY[1],
-            GIT_COMMITTER_NAME=IDENTITY[0], GIT_COMMITTER_EMAIL=IDENTITY[1],
-        )  # fmt: skip
-    return env
-
-
-async def run_git(
-    args: list[str],
-    *,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
-    check: bool = True,
-) -> tuple[int, bytes, bytes]:
-    """Run git, return (returncode, stdout, stderr); raise GitError with one line on failure."""
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin)
-    code = proc.returncode or 0
-    if check and code != 0:
-        raise GitError(f"git {_name(args)} failed: {first_line(err or out)}")
-    return code, out, err
-
-
-def first_line(raw: bytes) -> str:
-    lines = [ln.strip() for ln in raw.decode(errors="replace").splitlines() if ln.strip()]
-    # git puts "error:"/"fatal:" lines first and hints after; prefer the error.
-    for ln in lines:
-        if ln.startswith(("fatal:", "error:")):
-            return ln
-    return lines[0] if lines else "no output"
-
-
-def _name(args: list[str]) -> str:
-    words = [a for a in args if not a.startswith("-") and "=" not in a and a not in GIT_SAFE]
-    return words[0] if words else "?"
+# Highest-precedence attributes: the tree's own .gitattributes (the model's, in a task
+# tree) can neither convert bytes (a restore must give back exactly what was snapshotted)
+# nor name a driver (none is configured here anyway: the shadow reads no global config).
+_ATTRIBUTES = "* !text !eol !filter !diff !merge !ident !working-tree-encoding\n"
 
 
 class Checkpoints:
     def __init__(self, work_tree: Path, shadow_dir: Path) -> None:
         self.work_tree = Path(work_tree).resolve()
         self.shadow_dir = Path(shadow_dir).resolve()
-        self._env = git_env(self.shadow_dir / "index")
+        env = git_env(isolated=True, index_file=self.shadow_dir / "index")
+        self._g = Git(self.work_tree, git_dir=self.shadow_dir, work_tree=self.work_tree, env=env)
         self._lock = asyncio.Lock()
         self._ready = False
 
     async def _git(self, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
-        argv = [f"--git-dir={self.shadow_dir}", f"--work-tree={self.work_tree}", *GIT_SAFE, *args]
-        _, out, _ = await run_git(argv, cwd=self.work_tree, env=self._env, stdin=stdin, check=check)
-        return out
+        return await self._g.out(*args, stdin=stdin, check=check)
 
     async def _ensure(self) -> None:
         if self._ready:
@@ -143,8 +87,8 @@ class Checkpoints:
             raise GitError(f"checkpoints: {self.work_tree} is not a directory")
         if not (self.shadow_dir / "HEAD").exists():
             self.shadow_dir.mkdir(parents=True, exist_ok=True)
-            await run_git(
-                ["init", "-q", "--bare", "--template=", str(self.shadow_dir)], env=self._env
+            await run(
+                ["init", "-q", "--bare", "--template=", str(self.shadow_dir)], env=self._g.env
             )
             (self.shadow_dir / "config").write_text(_CONFIG)
             await self._git("symbolic-ref", "HEAD", BRANCH)
@@ -154,6 +98,10 @@ class Checkpoints:
             info = self.shadow_dir / "info"
             info.mkdir(exist_ok=True)
             (info / "exclude").write_text("\n".join(excludes) + "\n")
+        attributes = self.shadow_dir / "info" / "attributes"
+        if not attributes.exists():  # also for shadow dirs made before it existed
+            attributes.parent.mkdir(exist_ok=True)
+            attributes.write_text(_ATTRIBUTES)
         # A process killed mid-snapshot leaves index.lock behind and every later call would
         # fail; only we use this shadow dir, so an old lock is a dead one.
         lock = self.shadow_dir / "index.lock"
@@ -167,8 +115,9 @@ class Checkpoints:
         return out.decode().strip() or None
 
     async def _add(self) -> None:
-        """Bring the shadow index up to date with the work tree (only changed files are hashed)."""
-        await self._git("add", "-A", "--ignore-errors", "--", ".")
+        """Bring the shadow index up to date with the work tree (only changed files are hashed).
+        Repositories inside the tree are left out: see Git.stage_all."""
+        await self._g.stage_all("--ignore-errors")
 
     async def _refs(self) -> tuple[str | None, str | None]:
         """(tip commit, tree of the last snapshot/restore) in one git call."""
@@ -189,7 +138,7 @@ class Checkpoints:
                 return None
             parent = ["-p", tip] if tip else []
             stamp = f"{int(time.time())} +0000"
-            self._env.update(GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp)
+            self._g.env.update(GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp)
             msg = (label or "checkpoint").encode()
             commit = (await self._git("commit-tree", tree, *parent, stdin=msg)).decode().strip()
             refs = f"update {BRANCH} {commit}\nupdate {BASE_REF} {commit}\n"
@@ -227,8 +176,7 @@ class Checkpoints:
     async def read(self, commit: str, path: str) -> bytes | None:
         """The bytes of `path` in checkpoint `commit`, or None if it had no such file."""
         await self._ensure()
-        argv = [f"--git-dir={self.shadow_dir}", "cat-file", "blob", f"{commit}:{path}"]
-        code, out, _ = await run_git(argv, cwd=self.work_tree, env=self._env, check=False)
+        code, out, _ = await self._g.run("cat-file", "blob", f"{commit}:{path}", check=False)
         return out if code == 0 else None
 
     async def current(self) -> str | None:
@@ -258,7 +206,9 @@ class Checkpoints:
         async with self._lock:
             await self._ensure()
             rng = await self._range(a, b)
-            out = await self._git("diff", "--no-color", "--no-ext-diff", "--no-renames", *rng)
+            out = await self._git(
+                "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", *rng
+            )
             return out.decode(errors="replace")
 
     async def changed_files(self, a: str, b: str | None = None) -> list[str]:

@@ -231,7 +231,7 @@ async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
 
     if not task.get("worktree") or not task.get("branch") or not Path(task["worktree"]).is_dir():
         return  # not prepared, a plain folder's copy, or gone: never drop a branch blind
-    tree = workspace.TaskTree(Path(task["worktree"]), task["branch"], task.get("base_commit"), True)
+    tree = await workspace.tree_for(task)
     await drop_if_unchanged(engine, task["id"], tree, None)  # never raises
 
 

@@ -141,7 +141,7 @@ class Engine:
             raise UsageError(f"approve mode must be one of {', '.join(APPROVE_MODES)}")
         if self.stopped:
             raise StopActive("emergency stop is engaged: re-arm before starting new work")
-        ws = await workspace.check_workspace(Path(workspace_dir))
+        ws = await workspace.check_workspace(Path(workspace_dir), self.config.worktrees_dir)
         task_id = uuid.uuid4().hex[:12]
         options = {"max_steps": max_steps, "max_cost": max_cost, "apply": apply}
         await self.store.create_task(

@@ -120,7 +120,7 @@ async def _discard(engine: Engine, task: dict[str, Any]) -> bool:
         there = bool(out.strip())
     if not there:
         return False
-    tree = workspace.TaskTree(worktree, branch, task.get("base_commit"), bool(branch))
+    tree = await workspace.tree_for(task)
     async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
         await workspace.discard(ws, tree)
     return True
@@ -151,14 +151,13 @@ async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> 
     await cps.restore(str(target["commit"]))
     await engine.bus.adopt(task_id)
     message = f"worktree restored to the checkpoint after step {by_commit[str(target['commit'])]}"
-    branch = task.get("branch")
-    tree = workspace.TaskTree(Path(task["worktree"]), branch, task.get("base_commit"), bool(branch))
+    tree = await workspace.tree_for(task)
     branch_commit = None
     if tree.is_git:
         # What apply merges is the task branch, not the worktree: the branch gets a new
         # commit with the restored tree. A commit, not a reset: the later steps stay in the
         # branch's history (and in the checkpoints), so this rollback is itself reversible.
-        before = await workspace.head_commit(tree.path)
+        before = await workspace.tree_head(tree)
         branch_commit = await workspace.commit_all(
             tree, f"livhana: back to step {by_commit[str(target['commit'])]} (task {task_id})"
         )

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
 from typing import TYPE_CHECKING, Any
 
-from .gitcmd import git
+from . import workspace
 
 if TYPE_CHECKING:
     from .run import TaskRun
@@ -39,14 +38,13 @@ async def baseline(run: TaskRun, command: str) -> ToolResult | None:
         repo = tree.path
         lock = run.engine.worktree_locks.setdefault(str(repo), asyncio.Lock())
         async with lock:
-            await git("worktree", "add", "-q", "--detach", str(path), tree.base_commit, cwd=repo)
+            base_tree = await workspace.add_baseline(tree, path)
         try:
             ctx = dataclasses.replace(run.ctx, root=path, state={})
             result = await run.tools["run_tests"].run({"command": command}, ctx)
         finally:
             async with lock:
-                await git("worktree", "remove", "--force", str(path), cwd=repo, check=False)
-            shutil.rmtree(path, ignore_errors=True)
+                await workspace.remove_baseline(tree, base_tree)
     run.ctx.state["baseline"] = result
     return result
 
