@@ -41,9 +41,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -281,7 +281,7 @@ async def _revert_commit(repo: _Repo, applied: str, head: str, where: Path) -> s
         pid = old.name.split("-")[1]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
-    scratch = where / f"revert-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    scratch = where / f"revert-{os.getpid()}-{secrets.token_hex(4)}"
     await repo.run("worktree", "prune", check=False)
     await repo.run("worktree", "add", "--detach", "-q", str(scratch), head)
     try:
@@ -327,7 +327,7 @@ async def _switch(
     word = "apply" if kind == "apply" else "rollback"
     entries = await _plan(repo, old, new, word)
     jdir = Path(journal_dir) if journal_dir else repo.git_dir / "livhana-journal"
-    op = f"{kind}-{task_id}-{uuid.uuid4().hex[:6]}"
+    op = f"{kind}-{task_id}-{secrets.token_hex(3)}"
     journal = Journal.begin(jdir, op, {
         "kind": kind, "flavour": "git", "task_id": task_id, "workspace": str(repo.top),
         "git_dir": str(repo.git_dir), "old": old, "new": new, "why": why, "phase": "staging",

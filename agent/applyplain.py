@@ -22,8 +22,8 @@ Journaled like the git flavour (agent/applyback.py); the commit point here is th
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -249,7 +249,7 @@ async def _switch(
 ) -> dict[str, Any]:
     word = "apply" if kind == "apply" else "rollback"
     jdir = Path(journal_dir) if journal_dir else shadow.parent / "journal"
-    op = f"{kind}-{task_id or 'plain'}-{uuid.uuid4().hex[:6]}"
+    op = f"{kind}-{task_id or 'plain'}-{secrets.token_hex(3)}"
     journal = Journal.begin(jdir, op, {
         "kind": kind, "flavour": "plain", "task_id": task_id, "workspace": str(root),
         "shadow_dir": str(shadow), "phase": "staging", "result": result,
