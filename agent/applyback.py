@@ -327,6 +327,7 @@ async def _switch(
     word = "apply" if kind == "apply" else "rollback"
     entries = await _plan(repo, old, new, word)
     jdir = Path(journal_dir) if journal_dir else repo.git_dir / "livhana-journal"
+    # Not uuid4: the UI snapshots freeze it to number tasks; an apply must not count.
     op = f"{kind}-{task_id}-{secrets.token_hex(3)}"
     journal = Journal.begin(jdir, op, {
         "kind": kind, "flavour": "git", "task_id": task_id, "workspace": str(repo.top),

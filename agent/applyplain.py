@@ -249,6 +249,7 @@ async def _switch(
 ) -> dict[str, Any]:
     word = "apply" if kind == "apply" else "rollback"
     jdir = Path(journal_dir) if journal_dir else shadow.parent / "journal"
+    # Not uuid4: the UI snapshots freeze it to number tasks; an apply must not count.
     op = f"{kind}-{task_id or 'plain'}-{secrets.token_hex(3)}"
     journal = Journal.begin(jdir, op, {
         "kind": kind, "flavour": "plain", "task_id": task_id, "workspace": str(root),
