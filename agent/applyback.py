@@ -9,10 +9,10 @@ Git workspaces:
 branch's changes since `base_commit` (3-way merged if the operator committed meanwhile), and
 switches only the task's files in index and work tree, so the operator's other staged and
 unstaged work is kept exactly. One-line ApplyError, nothing changed, when: the operator has
-uncommitted changes to a file the task changed; anything git does not track (untracked or
-ignored files, folders, symlinks) stands where the task writes or deletes, or under it, or as
-a parent of it; the task makes a symlink pointing outside the workspace, or changes a
-submodule; a merge/rebase is in progress; HEAD no longer contains `base_commit`; the task
+uncommitted changes to a file the task changed (or git is told not to look at it:
+assume-unchanged, skip-worktree); anything git does not track (untracked or ignored files,
+folders, symlinks) stands where the task writes or deletes, or under it, or as a parent of
+it; the task makes a symlink pointing outside the workspace, or changes a submodule; a merge/rebase is in progress; HEAD no longer contains `base_commit`; the task
 conflicts with newer commits. The task branch must hold the work as commits.
 Record: {"kind": "git", "workspace", "branch", "pre_apply_head", "applied_commit" (None if
 nothing to apply), "files", "message"}.
@@ -422,6 +422,13 @@ async def _plan(repo: _Repo, old: str, new: str, word: str) -> list[dict[str, An
             raise ApplyError(
                 f"{word} refused: the task changes the submodule {path}; do that by hand"
             )
+    if hidden := await _hidden(repo, [e["path"] for e in entries]):
+        raise ApplyError(
+            f"{word} refused: your index tells git not to look at {_list(hidden)} "
+            "(assume-unchanged or skip-worktree), so edits of yours there cannot be seen; "
+            "undo that (git update-index --no-assume-unchanged --no-skip-worktree), then "
+            "try again"
+        )
     if dirty := await repo.dirty([e["path"] for e in entries]):
         if word == "apply":
             raise ApplyError(
@@ -439,6 +446,19 @@ async def _plan(repo: _Repo, old: str, new: str, word: str) -> list[dict[str, An
         )
     await fs.in_thread(fs.plan_old, repo.top, entries)
     return entries
+
+
+async def _hidden(repo: _Repo, paths: list[str]) -> list[str]:
+    """Which of `paths` git is told to skip (assume-unchanged, skip-worktree): `status`
+    says nothing of the operator's edits to them."""
+    spec = ["--", *paths] if len(paths) <= 1000 else []  # argv limit: filter afterwards
+    raw = (await repo.run("--literal-pathspecs", "ls-files", "-v", "-z", *spec))[1]
+    wanted = set(paths)
+    return sorted(
+        entry[2:]
+        for entry in raw.decode(errors="surrogateescape").split("\0")
+        if len(entry) > 2 and entry[2:] in wanted and (entry[0].islower() or entry[0] == "S")
+    )
 
 
 def _kind(mode: str) -> dict[str, str] | None:

@@ -144,3 +144,18 @@ def test_rollback_never_destroys_what_the_operator_made_since_the_apply(
     assert (repo / "docs/guide.md").read_text() == "the guide\n"
     assert (repo / "cfg").read_text() == "flat config\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_apply_refuses_files_git_is_told_not_to_look_at(repo: Path, tmp_path: Path) -> None:
+    """assume-unchanged and skip-worktree make `git status` hide the operator's edits: the
+    apply must not take that silence for "unchanged" and overwrite them."""
+    git(repo, "update-index", "--assume-unchanged", "app.py")
+    (repo / "app.py").write_text("the operator's local tweak, hidden from git status\n")
+    git(repo, "update-index", "--skip-worktree", "README.md")
+    (repo / "README.md").write_text("the operator's local readme\n")
+    before = operator_state(repo)
+    model = shell_task(tmp_path, "echo task > app.py && echo task > README.md")
+    assert run(repo, model).returncode == 1
+    assert operator_state(repo) == before
+    error = last_task()["error"]
+    assert error.startswith("apply refused: your index tells git not to look at README.md, app.py")
