@@ -3,6 +3,11 @@
 A decision is a single atomic UPDATE of the row (first decider wins). The owning engine
 resolves its future at once when the decision is made in-process, or within one poll
 when another process (the CLI, the cockpit, the API) made it.
+
+Every decider learns whether it won: `decide` returns the row it wrote, or raises
+`AlreadyDecided` naming who decided first and what (an operator elsewhere, the timeout, a
+rule, or the task stopping and closing the request). No front end reports a decision that
+did not take effect.
 """
 
 from __future__ import annotations
@@ -30,6 +35,47 @@ RISK = {
     "apply": "medium",
     "stall": "low",
 }
+
+
+# Reasons agent/control.py gives when it closes the open requests of a task that stopped
+# (cancel, emergency stop, engine shut down) or whose engine died.
+CLOSED_REASONS = ("task stopped", "the process running it stopped")
+
+
+class AlreadyDecided(UsageError):
+    """A decision lost: the request was decided first by someone else (the message says by
+    whom and what), or there was none left to decide. `won` lists what this call did
+    decide when it covered several requests."""
+
+    def __init__(self, message: str, won: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.won = won or []
+
+
+def verdict(row: dict[str, Any], now: float | None = None) -> str:
+    """How a request was decided, for whoever comes after: 'denied by cli (pid 7), 2 s ago',
+    'denied by timeout (no decision in time), ...', 'closed unanswered when its task
+    stopped (cancelled by cli), ...'."""
+    by = row.get("decided_by") or "someone else"
+    reason = row.get("reason") or ""
+    if reason in CLOSED_REASONS:
+        text = f"closed unanswered when its task stopped ({by})"
+    else:
+        text = f"{row['state']} by {by}" + (f" ({reason})" if reason else "")
+    if row.get("decided_at"):
+        text += f", {_ago((now or time.time()) - float(row['decided_at']))} ago"
+    return text
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 class ApprovalDesk:
@@ -155,6 +201,10 @@ async def ask(
     approved = row["state"] == "approved"
     by = row["decided_by"] or ""
     run.last_decision = by
+    # Said at once, in the same step as the wait's end: a stop closing this request later
+    # must know the decision is in the stream already (see announce_winner).
+    announce(engine, run.task_id, row)
+    run.announced.add(approval_id)
     if _self_decided(by):  # an operator's answer is audited where it is made (decide())
         await engine.safety.audit(
             by,
@@ -170,18 +220,36 @@ async def ask(
         run.ctx.state[GRANT] = {
             "step": run.ctx.state.get("step"), "tool": tool, "by": by, "network": network,
         }  # fmt: skip
-    engine.bus.emit(
-        run.task_id,
-        ev.APPROVAL_DECIDED,
-        approval_id=approval_id,
-        kind=kind,
-        approved=approved,
-        by=row["decided_by"],
-        reason=row.get("reason") or "",
-    )
     if kind != "apply" and previous != ev.AWAITING_APPROVAL:
         await engine.transition(run.task_id, previous)
     return approved
+
+
+def announce(engine: Engine, task_id: str, row: dict[str, Any]) -> None:
+    """The request's decision, into the task's stream."""
+    engine.bus.emit(
+        task_id,
+        ev.APPROVAL_DECIDED,
+        approval_id=row["id"],
+        kind=row["kind"],
+        approved=row["state"] == "approved",
+        by=row["decided_by"],
+        reason=row.get("reason") or "",
+    )
+
+
+async def announce_winner(engine: Engine, task_id: str, approval_id: int) -> None:
+    """A stop closing a task's request lost to a decision made just before it (the operator
+    approved as the task was cancelled): the task never got to say so itself, so the
+    stream would lack the decision that won. Said here, once."""
+    run = engine._runs.get(task_id)
+    if run is not None and approval_id in run.announced:
+        return
+    row = await engine.store.get_approval(approval_id)
+    if row is not None and row["state"] != "pending":
+        announce(engine, task_id, row)
+        if run is not None:
+            run.announced.add(approval_id)
 
 
 def _self_decided(by: str) -> bool:
@@ -189,19 +257,60 @@ def _self_decided(by: str) -> bool:
     return by.startswith("rule:") or by in ("timeout", "interrupted", "")
 
 
-async def decide(engine: Engine, approval_id: int, approved: bool, by: str, reason: str) -> None:
-    """The operator's (or another process's) answer; first decider wins, and it is audited."""
-    row = await engine.store.get_approval(approval_id)
-    if row is None:
-        raise UsageError(f"no approval request {approval_id}")
-    if row["state"] != "pending":
-        raise UsageError(
-            f"approval {approval_id} was already {row['state']} by {row['decided_by']}"
-        )
+async def decide(
+    engine: Engine, approval_id: int, approved: bool, by: str, reason: str = ""
+) -> dict[str, Any]:
+    """The operator's (or another process's) answer: the decided row when it won, audited;
+    AlreadyDecided naming the winner when someone decided first. No read before the
+    write: the UPDATE alone says who won, so no interleaving reports a lost decision."""
     if await engine.desk.decide(approval_id, approved, by, reason):
+        row = await engine.store.get_approval(approval_id)
+        assert row is not None
         await engine.safety.audit(
             by,
             "approve" if approved else "deny",
             row["task_id"],
             {"approval_id": approval_id, "kind": row["kind"]},
         )
+        return row
+    row = await engine.store.get_approval(approval_id)
+    if row is None:
+        raise UsageError(f"no approval request {approval_id}")
+    verb = "approve" if approved else "deny"
+    raise AlreadyDecided(
+        f"request #{approval_id} was already {verdict(row)}; your {verb} was not applied"
+    )
+
+
+async def decide_task(
+    engine: Engine, task: dict[str, Any], approved: bool, by: str
+) -> list[dict[str, Any]]:
+    """Decide every pending request of a task (the CLI's approve/deny TASK_ID): the rows
+    this call decided. AlreadyDecided when it decided none of them, or lost some (then
+    `won` holds the rest), naming each winner; with nothing pending it says why: the
+    task ended, or its last request was decided already."""
+    pending = await engine.store.approvals("pending", task_id=task["id"])
+    if not pending:
+        why = await _why_none(engine, task)
+        raise AlreadyDecided(f"task {task['id']} has no pending approval: {why}")
+    won: list[dict[str, Any]] = []
+    lost: list[str] = []
+    for row in pending:
+        try:
+            won.append(await decide(engine, row["id"], approved, by))
+        except AlreadyDecided as exc:
+            lost.append(str(exc))
+    if lost:
+        raise AlreadyDecided("; ".join(lost), won)
+    return won
+
+
+async def _why_none(engine: Engine, task: dict[str, Any]) -> str:
+    """Why a task has nothing to decide, in words: its state and its last request."""
+    latest = await engine.store.approvals(None, task_id=task["id"], limit=1)
+    last = f"its last request #{latest[0]['id']} was {verdict(latest[0])}" if latest else ""
+    if task["state"] in ev.END_STATES:
+        said = " ".join(str(task.get("error") or "").split())  # one line, however it was
+        error = f": {said[:300]}" if said else ""
+        return f"it already ended ({task['state']}{error})" + (f"; {last}" if last else "")
+    return last or f"it has not asked for any (it is {task['state']})"

@@ -5,13 +5,16 @@ The config file is `<data dir>/config.toml` unless $LIVHANA_CONFIG points elsewh
 Both are made absolute at load: git resolves a relative worktree path against the
 workspace, not our cwd, so a relative data dir would land worktrees in the operator's tree.
 
-Numbers carry their allowed range as field metadata (`_at_least`); a value outside it is
-a one-line ConfigError naming the key, never a stuck queue or a traceback later.
+Numbers carry their allowed range as field metadata (`_ranged`); a value outside it (and
+TOML's nan and inf, which no comparison catches: `max_cost_usd = nan` would let any cost
+through) is a one-line ConfigError naming the key, never a stuck queue or a traceback
+later. Every number has a ceiling too: a value no one means (a 10^23 s timeout) is a typo.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .errors import ConfigError
+from .text import lone_surrogate, marked
 
 # The newest Sonnet the installed SDK lists that still takes a manual thinking budget
 # (Sonnet 5 and later answer `thinking.type=enabled` with a 400; 4.5 reached end-of-life
@@ -26,32 +30,57 @@ from .errors import ConfigError
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
 
-def _at_least(default: Any, low: float, *, above: bool = False) -> Any:
-    """A numeric field with a floor: `low` allowed, or only values above it."""
-    return field(default=default, metadata={"min": low, "above": above})
+def _ranged(default: Any, low: float, high: float, *, above: bool = False) -> Any:
+    """A numeric field within [low, high] (or (low, high] with `above`)."""
+    return field(default=default, metadata={"min": low, "max": high, "above": above})
+
+
+# Per-task caps a run may set on the command line (`--max-steps`, `--max-cost`).
+MAX_STEPS_CEILING = 100_000
+MAX_COST_CEILING_USD = 100_000.0
+DAY_S = 86_400
+
+
+def task_caps_problem(max_steps: object, max_cost: object) -> str | None:
+    """Why a task's own caps (from the CLI, the API, ...) are unusable, or None. A nan cap
+    would never trigger: every comparison with it is false."""
+    if max_steps is not None and (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, int)
+        or not 1 <= max_steps <= MAX_STEPS_CEILING
+    ):
+        return f"max steps must be a whole number from 1 to {MAX_STEPS_CEILING:,}, got {_got(max_steps)}"
+    if max_cost is not None and (
+        isinstance(max_cost, bool)
+        or not isinstance(max_cost, int | float)
+        or not math.isfinite(max_cost)
+        or not 0 < max_cost <= MAX_COST_CEILING_USD
+    ):
+        return f"max cost must be more than 0 and at most {MAX_COST_CEILING_USD:,.0f} USD, got {_got(max_cost)}"
+    return None
 
 
 @dataclass
 class EngineConfig:
     model: str = DEFAULT_MODEL
-    max_concurrent: int = _at_least(4, 1)
-    max_steps: int = _at_least(60, 1)
-    max_tokens: int = _at_least(3_000_000, 1)  # per task, input+output
-    max_cost_usd: float = _at_least(5.0, 0, above=True)  # per task
-    daily_budget_usd: float = _at_least(50.0, 0, above=True)
-    verify_retries: int = _at_least(2, 0)
-    thinking_budget: int = _at_least(10_000, 0)  # 0 turns thinking off
-    max_output_tokens: int = _at_least(16_000, 1)
-    command_timeout_s: int = _at_least(300, 1)
+    max_concurrent: int = _ranged(4, 1, 256)
+    max_steps: int = _ranged(60, 1, MAX_STEPS_CEILING)
+    max_tokens: int = _ranged(3_000_000, 1, 10**10)  # per task, input+output
+    max_cost_usd: float = _ranged(5.0, 0, MAX_COST_CEILING_USD, above=True)  # per task
+    daily_budget_usd: float = _ranged(50.0, 0, 10 * MAX_COST_CEILING_USD, above=True)
+    verify_retries: int = _ranged(2, 0, 100)
+    thinking_budget: int = _ranged(10_000, 0, 1_000_000)  # 0 turns thinking off
+    max_output_tokens: int = _ranged(16_000, 1, 1_000_000)
+    command_timeout_s: int = _ranged(300, 1, DAY_S)
     # identical tool calls in a row before the task pauses
-    stall_repeats: int = _at_least(4, 2)
+    stall_repeats: int = _ranged(4, 2, 10_000)
     # steps with no file change and no plan progress before it pauses
-    stall_steps: int = _at_least(15, 1)
-    heartbeat_s: float = _at_least(2.0, 0, above=True)
-    model_retries: int = _at_least(4, 0)  # retries of an overloaded/failed model call
-    retry_base_s: float = _at_least(1.0, 0)  # first backoff; doubles each retry
+    stall_steps: int = _ranged(15, 1, MAX_STEPS_CEILING)
+    heartbeat_s: float = _ranged(2.0, 0.1, 60)  # the control loop ticks every 0.1 s
+    model_retries: int = _ranged(4, 0, 20)  # retries of an overloaded/failed model call
+    retry_base_s: float = _ranged(1.0, 0, 60)  # first backoff; doubles each retry
     # 0: wait for the operator; otherwise deny after this
-    approval_timeout_s: float = _at_least(0.0, 0)
+    approval_timeout_s: float = _ranged(0.0, 0, 30 * DAY_S)
 
 
 @dataclass
@@ -73,6 +102,9 @@ class DatabaseConfig:
 class SandboxConfig:
     network: bool = False
     require: bool = False  # refuse commands when bubblewrap is missing instead of asking
+    # Extra read-only paths commands may see (a toolchain outside the usual places);
+    # one that would show a home, the data dir or a secret store is refused.
+    expose: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -140,15 +172,22 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return cls(**values)
 
 
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_range(f: dataclasses.Field[Any], value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config: '{where}' must be a finite number, got {_got(value)}")
     low, high = f.metadata.get("min"), f.metadata.get("max")
     if low is not None:
         above = f.metadata.get("above", False)
         if value < low or (above and value == low):
             bound = f"> {low}" if above else f">= {low}"
-            raise ConfigError(f"config: '{where}' must be {bound}, got {value!r}")
+            raise ConfigError(f"config: '{where}' must be {bound}, got {_got(value)}")
     if high is not None and value > high:
-        raise ConfigError(f"config: '{where}' must be <= {high}, got {value!r}")
+        raise ConfigError(f"config: '{where}' must be <= {high}, got {_got(value)}")
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -165,11 +204,16 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"config: '{where}' must be a list")
         return [_coerce(hint.__args__[0], v, where) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past 1e308: as absurd as inf
+            raise ConfigError(
+                f"config: '{where}' must be a finite number, got {str(value)[:20]}..."
+            ) from None
     if hint in (int, float, str, bool) and (
         not isinstance(value, hint) or (hint is int and isinstance(value, bool))
     ):
-        raise ConfigError(f"config: '{where}' must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"config: '{where}' must be {hint.__name__}, got {_got(value)}")
     return value
 
 
@@ -179,6 +223,13 @@ def load_config(data_dir: Path | None = None, config_path: Path | None = None) -
         Path(os.environ["LIVHANA_CONFIG"]) if os.environ.get("LIVHANA_CONFIG") else None
     )
     path = (path or data_dir / "config.toml").expanduser().absolute()
+    for what, where in (("data dir", data_dir), ("config file", path)):
+        # Paths under the data dir are stored as text (worktrees, reports): they must be UTF-8.
+        if lone_surrogate(str(where)):
+            raise ConfigError(
+                f"config: the {what} path is not valid UTF-8 ('{marked(str(where))}'); "
+                "use a UTF-8 name"
+            )
     raw: dict[str, Any] = {}
     if path.exists():
         try:

@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import approvals, pausing
 from . import audit as audit_log
 from . import events as ev
-from . import pausing
 from .errors import CockpitError
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ async def _close_request(
     decision in the stream too, so every follower (the cockpit's pending count, `run
     --approve ask`) sees it leave the queue."""
     if not await engine.store.decide_approval(approval_id, False, by, reason):
+        await approvals.announce_winner(engine, task_id, approval_id)  # decided just before
         return
     detail = {"approval_id": approval_id, **({"kind": kind} if kind else {}), "reason": reason}
     await engine.audit(by, "deny", task_id, detail)

@@ -23,7 +23,7 @@ from . import approvals, control, insights, pausing, workspace
 from . import events as ev
 from .approvals import ApprovalDesk
 from .bus import EventBus
-from .config import Config
+from .config import Config, task_caps_problem
 from .dispatch import dispatch_loop
 from .errors import StopActive, TaskStopped, UsageError
 from .models import model_factory_for
@@ -31,6 +31,7 @@ from .models.base import Model
 from .run import TaskRun
 from .safety import Safety
 from .store import Store
+from .text import marked
 from .tools import load_tools
 from .wslock import WorkspaceLocks
 
@@ -132,11 +133,15 @@ class Engine:
         max_cost: float | None = None,
         apply: bool = True,
     ) -> str:
-        title = " ".join(str(title).split())
+        # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
+        # Redacted before anything keeps or shows it (store, events, audit, commit messages).
+        title = self.safety.redactor.redact(marked(" ".join(str(title).split())))
         if not title:
             raise UsageError("the task is empty: describe what the agent should do")
         if len(title) > 10_000:
             raise UsageError("the task is longer than 10,000 characters")
+        if problem := task_caps_problem(max_steps, max_cost):
+            raise UsageError(problem)
         if approve not in APPROVE_MODES:
             raise UsageError(f"approve mode must be one of {', '.join(APPROVE_MODES)}")
         if self.stopped:
@@ -237,18 +242,15 @@ class Engine:
 
     async def decide(
         self, approval_id: int, approved: bool, by: str = "operator", reason: str = ""
-    ) -> None:
-        await approvals.decide(self, approval_id, approved, by, reason)
+    ) -> dict[str, Any]:
+        """First decider wins: the decided row, or AlreadyDecided naming who won."""
+        return await approvals.decide(self, approval_id, approved, by, reason)
 
     async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
-        """Decide every pending request of a task (the CLI's approve/deny TASK_ID)."""
+        """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
+        this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        pending = await self.store.approvals("pending", task_id=task["id"])
-        if not pending:
-            raise UsageError(f"task {task['id']} has no pending approval")
-        for row in pending:
-            await self.decide(row["id"], approved, by)
-        return len(pending)
+        return len(await approvals.decide_task(self, task, approved, by))
 
     async def rollback(
         self, task_id: str, to_step: int | None = None, by: str = "operator"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import prompts
 from .context import condense, estimate_tokens
 from .errors import ContextTooLong, TaskStopped, ToolError
+from .text import first_invalid, marked, marked_value
 from .tools.base import ToolResult, truncate
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ class Outcome:
     summary: str
     verified: bool | None  # None: no test suite found
     learnings: dict[str, list[str]] = field(default_factory=dict)
+    # Why the task did not do all it set out to do (a call denied, a deploy that failed,
+    # never made good: agent/outcome.py), or "". Not empty: the task is not `succeeded`.
+    shortfall: str = ""
 
 
 async def run_agent(run: TaskRun) -> Outcome:
@@ -66,8 +70,9 @@ async def run_agent(run: TaskRun) -> Outcome:
             continue
         if verified is False:
             raise TaskStopped("failed", f"verification still failing after {retries} retries")
+        shortfall = await run.check_actions()  # what the engine saw, not what the model says
         learnings = await _learnings(run, messages, response.text)
-        return Outcome(response.text.strip() or "Done.", verified, learnings)
+        return Outcome(response.text.strip() or "Done.", verified, learnings, shortfall)
 
 
 async def _ask(run: TaskRun, messages: list[dict[str, Any]]) -> ModelResponse:
@@ -101,9 +106,14 @@ async def _cut_off(run: TaskRun, calls: list[dict[str, Any]]) -> list[dict[str, 
 async def _call_tool(run: TaskRun, call: dict[str, Any]) -> dict[str, Any]:
     name, args = call["name"], call.get("input") or {}
     tool = run.tools.get(name)
-    step = await run.begin_step(name, args)
-    if tool is None:
-        result = ToolResult(f"unknown tool {name!r}", is_error=True)
+    # A lone surrogate (JSON "\ud800") is not text, and absurd nesting is no input: the
+    # call is refused, and its step is recorded marked, so events and audit are still stored.
+    invalid = first_invalid(args)
+    step = await run.begin_step(marked(name), marked_value(args) if invalid else args)
+    if invalid:
+        result = ToolResult(f"not run: {invalid}", is_error=True)
+    elif tool is None:
+        result = ToolResult(f"unknown tool {marked(name)!r}", is_error=True)
     else:
         try:
             await run.authorize(tool, args)
@@ -115,7 +125,9 @@ async def _call_tool(run: TaskRun, call: dict[str, Any]) -> dict[str, Any]:
         except (OSError, ValueError, TypeError, KeyError) as exc:
             # A tool bug or a bad argument must not kill the task: the model sees it.
             result = ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
-    await run.end_step(step, tool, args, result)
+    result.output = marked(result.output)  # file names on disk need not be UTF-8
+    result.data = marked_value(result.data)
+    await run.end_step(step, tool, marked_value(args) if invalid else args, result)
     return {
         "type": "tool_result",
         "tool_use_id": call["id"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -80,14 +81,19 @@ class ProcessGroups:
         if self._closed:  # a stop landed while this child was being spawned: it must not run on
             _killpg(proc.pid)
         timed_out = False
+        out, err = _Capture(), _Capture()
+        # Shielded: at the time-out the output read so far is kept (a killed command's last
+        # lines, a search's matches), not dropped with a cancelled read.
+        talk = asyncio.ensure_future(_talk(proc, stdin, out, err))
         try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
+            await asyncio.wait_for(asyncio.shield(talk), timeout_s)
         except TimeoutError:
             timed_out = True
             _killpg(proc.pid)
-            out, err = await proc.communicate()
+            await talk
         except asyncio.CancelledError:
             _killpg(proc.pid)
+            talk.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 2)
             raise
@@ -100,8 +106,8 @@ class ProcessGroups:
         )
         return Completed(
             returncode=proc.returncode if proc.returncode is not None else -9,
-            stdout=out or b"",
-            stderr=err or b"",
+            stdout=out.value(),
+            stderr=err.value(),
             timed_out=timed_out,
             killed=killed,
             seconds=time.monotonic() - started,
@@ -141,6 +147,61 @@ class ProcessGroups:
 
     def reopen(self) -> None:
         self._closed = False
+
+
+# Per stream, the first and the last half of this are kept: `yes` for the length of a
+# command's time-out would otherwise fill the engine's memory (what is shown is cut far
+# shorter anyway, and a test summary is at the end).
+CAPTURE_BYTES = 4 << 20
+
+
+class _Capture:
+    """A stream's head and tail, with a count of what was dropped between them."""
+
+    def __init__(self, limit: int = CAPTURE_BYTES) -> None:
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail.append(chunk)
+        self.tail_size += len(chunk)
+        while self.tail_size - len(self.tail[0]) >= self.half:
+            self.tail_size -= len(self.tail[0])
+            self.dropped += len(self.tail.popleft())
+
+    def value(self) -> bytes:
+        gap = f"\n[... {self.dropped:,} bytes of output dropped ...]\n" if self.dropped else ""
+        return bytes(self.head) + gap.encode() + b"".join(self.tail)
+
+
+async def _talk(
+    proc: asyncio.subprocess.Process, stdin: bytes | None, out: _Capture, err: _Capture
+) -> None:
+    """communicate(), with bounded capture."""
+
+    async def feed() -> None:
+        if stdin is None or proc.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            proc.stdin.write(stdin)
+            await proc.stdin.drain()
+        proc.stdin.close()
+
+    async def pump(stream: asyncio.StreamReader | None, into: _Capture) -> None:
+        while stream is not None and (chunk := await stream.read(1 << 16)):
+            into.add(chunk)
+
+    await asyncio.gather(feed(), pump(proc.stdout, out), pump(proc.stderr, err))
+    await proc.wait()
 
 
 def _kill(pid: int) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from . import pausing, prompts
 from .audit import call_args
 from .errors import TaskStopped, ToolError
 from .models.base import Model, ModelResponse
+from .outcome import Ledger, target_of
 from .procs import ProcessGroups
 from .tools.base import Tool, ToolContext, ToolResult, spec, truncate
 from .workspace import TaskTree
@@ -81,6 +82,7 @@ class TaskRun:
             emit=self.emit,
             procs=self.procs,
             ask=self.ask,
+            workspace=Path(task["workspace"]) if task.get("workspace") else None,
         )
         self.steps = 0
         self.tokens = 0
@@ -88,6 +90,10 @@ class TaskRun:
         self.changed: set[str] = set()
         self.stop_reason: tuple[str, str] | None = None  # (state, reason) once cancelled/stopped
         self.pending_approvals: list[int] = []
+        self.announced: set[int] = set()  # requests whose decision this run put in the stream
+        self.ledger = Ledger()  # calls not done (denied, or an outside effect that failed)
+        self._step_denied: str | None = None  # who denied the current step's call
+        self._step_external = False  # the current step's call reaches outside the worktree
         self.context_tokens = 0
         self.row_written_at = -1e9  # monotonic time the task row's counters were last written
         self.last_decision = ""  # who decided the latest approval: operator, rule, timeout
@@ -106,7 +112,17 @@ class TaskRun:
         await self.engine.transition(self.task_id, state, reason)
 
     async def ask(self, kind: str, summary: str, detail: dict[str, Any]) -> bool:
-        return await self.engine.request_approval(self, kind, summary, detail)
+        """A request for the current step's call (the policy's, or one a tool asks itself,
+        like a database write), or a stall question. A no is remembered for the outcome."""
+        approved = await self.engine.request_approval(self, kind, summary, detail)
+        # Tools word their own refusal from this (never a blanket "denied by operator").
+        self.ctx.state["decided_by"] = self.last_decision
+        if kind != "stall":
+            if not approved:
+                self._step_denied = self.last_decision
+            elif kind == "db_write":
+                self._step_external = True
+        return approved
 
     def check(self) -> None:
         if self.stop_reason:
@@ -166,6 +182,25 @@ class TaskRun:
             )
         return response
 
+    def _defaults(self) -> dict[str, str]:
+        """The targets a call without one acts on: the first configured of each."""
+        config = self.engine.config
+        return {
+            "deploy_code": next(iter(config.deploy), ""),
+            "query_database": next(iter(config.databases), ""),
+        }
+
+    async def check_actions(self) -> str:
+        """After the work and its tests: '' when every call was done, else why not, said
+        as a failed `verification` (the reason the task will end with)."""
+        reason = self.ledger.reason()
+        if reason:
+            missed = [asdict(m) for m in self.ledger.missed()]
+            await self.emit(
+                "verification", passed=False, evidence=reason, check="actions", missed=missed
+            )
+        return reason
+
     def _on_delta(self, kind: str, text: str) -> None:
         self.engine.bus.delta(self.task_id, kind, text)
 
@@ -196,6 +231,7 @@ class TaskRun:
             raise TaskStopped("failed", f"step limit reached: {self.limits.max_steps} steps")
         self.steps += 1
         self.ctx.state["step"] = self.steps
+        self._step_denied, self._step_external = None, False
         target = (
             args.get("path")
             or args.get("command")
@@ -219,6 +255,7 @@ class TaskRun:
             await self.engine.audit(
                 "policy", "tool_denied", self.task_id, {"tool": tool.name, "rule": rule}
             )
+            self._step_denied = f"policy ({rule})"
             raise ToolError(f"denied by policy ({rule})")
         summary = f"{tool.name}: {_describe(tool.name, args)}"
         if not await self.ask(
@@ -226,7 +263,7 @@ class TaskRun:
             summary,
             {"tool": tool.name, "input": _clip_input(args), "rule": rule},
         ):
-            raise ToolError(f"denied ({self.last_decision or 'operator'})")
+            raise ToolError(f"denied by {self.last_decision}: not run")
 
     async def end_step(
         self, step: int, tool: Tool | None, args: dict[str, Any], result: ToolResult
@@ -252,6 +289,10 @@ class TaskRun:
         )
         commit = await self.engine.checkpoint(self, f"step {step}") if touched else None
         self.changed.update(result.changed)
+        if tool is not None:
+            external = self._step_external or (tool.kind == "deploy" and not args.get("dry_run"))
+            target = target_of(tool.name, args, self._defaults())
+            self.ledger.record(tool.name, target, result, self._step_denied, external)
         progressed = self.ctx.state.get("progress_at_step") == step
         self._quiet_steps = 0 if (commit or progressed) else self._quiet_steps + 1
         if self._quiet_steps >= self.limits.stall_steps:

@@ -1,9 +1,12 @@
 """Sandboxing shell commands with bubblewrap.
 
-Under bwrap a command sees `/` read-only, only its worktree (and any `extra_rw`) writable,
-a private /tmp, its own PID namespace (so killing bwrap takes every descendant with it) and,
-unless the policy allows it, no network. Without bwrap, commands run plainly: callers must
-treat that as unsandboxed (warn and ask) — `run_command` does it for them.
+Under bwrap a command sees only what agent/sandbox_view.py lists: the system read-only, the
+dirs a build needs read-only, its worktree (and any `extra_rw`) writable, a private /tmp and
+HOME; not the operator's home, other homes, /run, /var or the data dir. It gets its own PID
+namespace (so killing bwrap takes every descendant with it) and, unless the policy allows
+it, no network. Its environment carries no secret, no secret's value under another name,
+and no pointer to the operator's agents and buses. Without bwrap, commands run plainly:
+callers must treat that as unsandboxed (warn and ask) — `run_command` does it for them.
 """
 
 from __future__ import annotations
@@ -13,36 +16,40 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import sandbox_view
 from .errors import ToolError
+from .redact import redact_registered
+from .sandbox_view import SANDBOX_HOME
 
 if TYPE_CHECKING:
     from .procs import Completed
     from .tools.base import ToolContext
 
-# The HOME commands see: inside the private /tmp, so dotfiles and caches never land in the
-# worktree (they would show up as task changes) and vanish with the sandbox.
-SANDBOX_HOME = "/tmp/home"
-
-# Toolchains found through $HOME (pyenv shims, rustup, cargo, go) keep working after HOME moves.
-_TOOL_HOMES = {
-    "PYENV_ROOT": ".pyenv",
-    "RUSTUP_HOME": ".rustup",
-    "CARGO_HOME": ".cargo",
-    "GOPATH": "go",
-    "NVM_DIR": ".nvm",
-}
+__all__ = ["SANDBOX_HOME", "GRANT", "bwrap_available", "sandbox_status", "sandbox_argv",
+           "child_env", "take_grant", "run_command"]  # fmt: skip
 
 # ctx.state key of an approval given to this step's tool call (set by agent/approvals.py):
 # {"step", "tool", "by", "network"}. Taken once, so it never covers a later command.
 GRANT = "approved_call"
 
 # Environment variables never handed to agent commands: a prompt-injected command must not
-# be able to read the operator's API keys.
+# be able to read the operator's API keys...
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
+# ...nor find the operator's agents, buses, displays and terminals (an ssh-agent or the
+# Secret Service hands out keys to whoever connects; a display or a tmux socket takes
+# keystrokes), nor our own data dir.
+_POINTER_NAME = re.compile(
+    r"^(?:DBUS_\w+|SSH_AUTH_SOCK|SSH_AGENT_PID|GPG_AGENT_INFO|GNOME_KEYRING_\w+|"
+    r"XDG_RUNTIME_DIR|XDG_(?:CONFIG|DATA|CACHE|STATE)_HOME|DISPLAY|WAYLAND_DISPLAY|"
+    r"XAUTHORITY|TMUX|TMUX_PANE|STY|KRB5CCNAME|DOCKER_HOST|SWAYSOCK|I3SOCK|NVIM|"
+    r"NVIM_LISTEN_ADDRESS|KITTY_LISTEN_ON|VSCODE_\w+|\w*ASKPASS|LIVHANA_\w+)$|_SOCK$|_SOCKET$",
+    re.I,
+)
+# A value that is an address of such a socket, whatever its name.
+_POINTER_VALUE = re.compile(r"^unix:|/run/user/|^@")
 
 
 @functools.cache
@@ -82,74 +89,61 @@ def sandbox_status() -> dict[str, Any]:
 
 
 def sandbox_argv(
-    command: str, worktree: Path, *, network: bool, extra_rw: list[Path] | None = None
+    command: str,
+    worktree: Path,
+    *,
+    network: bool,
+    extra_rw: list[Path] | None = None,
+    data_dir: Path | None = None,
+    workspace: Path | None = None,
+    expose: list[str] | tuple[str, ...] = (),
+    operator_view: bool = False,
 ) -> list[str]:
-    """The argv that runs `command` (bash) confined to `worktree`; plain bash without bwrap."""
+    """The argv that runs `command` (bash) confined to `worktree`; plain bash without bwrap.
+
+    `workspace` is the operator's project the engine made the worktree from: its git dir is
+    shown (read-only) so git works inside. `operator_view` is for the operator's own deploy
+    command: it sees / as the operator does (sandbox_view.operator_view)."""
     if not bwrap_available():
         return ["bash", "-c", command]
     real = os.path.realpath(worktree)
-    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    # /tmp first, then the binds: a worktree that lives under /tmp must stay visible.
-    argv += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-    if common := _git_common_dir(real):  # a git worktree: git must find its repo (read-only)
-        argv += ["--ro-bind", common, common]
-    for path in _interpreter_dirs():  # a venv under /tmp (e.g. a CI checkout) stays usable
-        argv += ["--ro-bind", path, path]
-    for path in [real, *(os.path.realpath(p) for p in extra_rw or [])]:
-        argv += ["--bind", path, path]  # same path inside and out, so paths in output match
-    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    rw = [os.path.realpath(p) for p in extra_rw or []]
+    data = str(data_dir) if data_dir else None
+    if operator_view:
+        view = sandbox_view.operator_view(real, data_dir=data, extra_rw=rw)
+    else:
+        git_dir = sandbox_view.git_dir_for(workspace, real)
+        ws = str(workspace) if workspace else None
+        view = sandbox_view.build_view(
+            real, data_dir=data, workspace=ws, git_dir=git_dir, extra_rw=rw, expose=expose
+        )
+    argv = ["bwrap", *view.args]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not network:
         argv.append("--unshare-net")
     # die-with-parent: killing bwrap (a stop) kills the PID namespace and so every child.
     # new-session: the command cannot inject keystrokes into the operator's terminal.
     argv += ["--die-with-parent", "--new-session", "--chdir", real]
-    for key, value in _tool_homes().items():
+    for key, value in sandbox_view.tool_env().items():
         argv += ["--setenv", key, value]
     argv += ["--setenv", "HOME", SANDBOX_HOME, "--setenv", "TMPDIR", "/tmp"]
     return argv + ["--", "bash", "-c", command]
 
 
-def _interpreter_dirs() -> list[str]:
-    """Where our own Python lives, when the private /tmp would hide it: commands such as
-    the fallback `python -m pytest` run with this interpreter."""
-    dirs = {
-        os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))
-    }
-    return sorted(d for d in dirs if d == "/tmp" or d.startswith("/tmp/"))
-
-
-def _git_common_dir(worktree: str) -> str | None:
-    """The repository a `git worktree` belongs to (its `.git` is a file naming it), so that
-    git works inside the sandbox even when the repository lives under the hidden /tmp."""
-    dotgit = Path(worktree) / ".git"
-    try:
-        match = re.match(r"gitdir:\s*(.+)", dotgit.read_text(errors="replace"))
-    except OSError:  # no .git, or a .git directory: already inside the worktree bind
-        return None
-    if not match:
-        return None
-    gitdir = Path(worktree) / match.group(1).strip()  # an absolute gitdir stays absolute
-    try:
-        common = gitdir / (gitdir / "commondir").read_text().strip()
-    except OSError:
-        common = gitdir
-    return os.path.realpath(common) if common.is_dir() else None
-
-
-def _tool_homes() -> dict[str, str]:
-    home = Path.home()
-    found: dict[str, str] = {}
-    for var, sub in _TOOL_HOMES.items():
-        if var not in os.environ and (home / sub).is_dir():
-            found[var] = str(home / sub)
-    return found
-
-
 def child_env(*, keep_secrets: bool = False) -> dict[str, str]:
-    """The environment for agent commands: the operator's, minus anything secret-looking."""
+    """The environment for agent commands: the operator's, minus anything secret-looking,
+    any value that is (or holds, or encodes) a known secret, and pointers to sockets."""
     if keep_secrets:
         return dict(os.environ)
-    return {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
+    return {k: v for k, v in os.environ.items() if not _withheld(k, v)}
+
+
+def _withheld(name: str, value: str) -> bool:
+    if _SECRET_NAME.search(name) or _POINTER_NAME.search(name) or _POINTER_VALUE.search(value):
+        return True
+    # Known secrets under any name (MY_CONF=<the API key>), and token shapes (a URL with a
+    # password): whatever a redactor of this process would change.
+    return redact_registered(value) != value
 
 
 def take_grant(ctx: ToolContext, tool: str) -> dict[str, Any] | None:
@@ -174,7 +168,7 @@ async def run_command(
 
     Unsandboxed: a `warning` event, and the operator is asked (or, with sandbox.require,
     refused) unless `grant` (the policy's approval of this very call, whose summary said
-    UNSANDBOXED) already covers it. Raises ToolError("denied by operator") on a no.
+    UNSANDBOXED) already covers it. Raises ToolError("denied by <who decided>") on a no.
     """
     sandboxed = bwrap_available()
     if not sandboxed:
@@ -187,7 +181,15 @@ async def run_command(
         if grant is None and not await ctx.ask(
             "command", f"run UNSANDBOXED: {command[:200]}", detail
         ):
-            raise ToolError("denied by operator")
-    argv = sandbox_argv(command, ctx.root, network=network)
+            raise ToolError(f"denied by {ctx.state.get('decided_by') or 'operator'}: not run")
+    argv = sandbox_argv(
+        command,
+        ctx.root,
+        network=network,
+        data_dir=ctx.config.data_dir,
+        workspace=ctx.workspace,
+        expose=ctx.config.sandbox.expose,
+        operator_view=keep_secrets,
+    )
     env = child_env(keep_secrets=keep_secrets)
     return await ctx.procs.run(argv, cwd=ctx.root, timeout_s=timeout_s, env=env)

@@ -5,6 +5,10 @@ The keyring API cannot list entries, so the names we set are kept in an index en
 redaction layer. `keyring` is imported lazily: backend discovery can be slow and the
 cockpit paints its first frame without it. Any backend failure (no backend installed,
 locked wallet, D-Bus down, ...) becomes one `SecretStoreError` line, never a traceback.
+
+Every write is checked by reading it back: a backend that accepts a write and keeps nothing
+(keyring's null backend, a chainer with nothing to chain, a wallet that drops it) is an
+error that names the fix, never "stored".
 """
 
 from __future__ import annotations
@@ -42,20 +46,51 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+_FIX = (
+    "set ANTHROPIC_API_KEY in the environment instead, or install a keyring backend (the "
+    "Secret Service, or `pip install keyrings.alt` for a file-based one)"
+)
+
+
 def _call(op: str, method: str, *args: str) -> Any:
     """Run one keyring call, turning any backend failure into a one-line error."""
     try:
         import keyring
 
+        _check_backend(keyring.get_keyring(), op)
         return getattr(keyring, method)(SERVICE, *args)
+    except SecretStoreError:
+        raise
     except Exception as exc:  # backends raise anything: KeyringError, D-Bus, OSError...
         if type(exc).__name__ == "NoKeyringError":  # a headless box without Secret Service
-            raise SecretStoreError(
-                f"no OS keyring on this machine ({op}): set ANTHROPIC_API_KEY in the "
-                "environment instead, or install a keyring backend (e.g. the Secret Service, "
-                "or `pip install keyrings.alt` for a file-based one)"
-            ) from None
+            raise SecretStoreError(f"no OS keyring on this machine ({op}): {_FIX}") from None
         raise SecretStoreError(f"OS keyring unavailable ({op}): {_one_line(exc)}") from None
+
+
+def backend_name(backend: Any) -> str:
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
+def _check_backend(backend: Any, op: str) -> None:
+    """A backend that cannot keep anything is no keyring: null (`keyring --disable`), fail,
+    or a chainer with nothing to chain."""
+    from keyring.backends import chainer, fail, null
+
+    empty_chain = isinstance(backend, chainer.ChainerBackend) and not backend.backends
+    if isinstance(backend, null.Keyring | fail.Keyring) or empty_chain:
+        nothing = "; nothing was stored" if op == "write" else ""
+        raise SecretStoreError(
+            f"no OS keyring on this machine ({backend_name(backend)}){nothing}: {_FIX}"
+        )
+
+
+def describe_backend() -> str:
+    """Where secrets go, for the operator: the backend, and its file if it has one."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    where = getattr(backend, "file_path", None)
+    return backend_name(backend) + (f", file {where}" if where else "")
 
 
 def _check_name(name: str) -> None:
@@ -82,21 +117,33 @@ def get_secret(name: str) -> str | None:
 
 
 def set_secret(name: str, value: str) -> None:
+    """Store `value`, then read it back: SecretStoreError unless the keyring kept it."""
     _check_name(name)
     if not value:
         raise UsageError(f"secret {name!r}: empty value")
     _call("write", "set_password", name, value)
+    if _call("read back", "get_password", name) != value:
+        raise SecretStoreError(
+            f"the OS keyring did not keep {name} (nothing was stored): {_FIX}"
+        )
     names = _names()
     if name not in names:
         _save_names([*names, name])
+        if name not in _names():
+            raise SecretStoreError(
+                f"{name} was stored, but the keyring did not keep its name in our index, so "
+                f"running tasks will not redact it: retry, or check the keyring backend"
+            )
 
 
 def delete_secret(name: str) -> bool:
-    """Delete `name`; False when it was not set."""
+    """Delete `name`, then check it is gone; False when it was not set."""
     _check_name(name)
     existed = _call("read", "get_password", name) is not None
     if existed:
         _call("delete", "delete_password", name)
+        if _call("read back", "get_password", name) is not None:
+            raise SecretStoreError(f"the OS keyring still holds {name} after the delete")
     names = _names()
     if name in names:
         _save_names([n for n in names if n != name])
@@ -105,6 +152,18 @@ def delete_secret(name: str) -> bool:
 
 def list_secret_names() -> list[str]:
     return sorted(_names())
+
+
+def list_secrets() -> list[tuple[str, bool]]:
+    """(name, present) for every name we set, and the Anthropic key if it was set by hand:
+    a name whose value the keyring lost shows as not present."""
+    indexed = set(_names())
+    found = []
+    for name in sorted(indexed | {ANTHROPIC_KEY_NAME}):
+        present = _call("read", "get_password", name) is not None
+        if present or name in indexed:
+            found.append((name, present))
+    return found
 
 
 def anthropic_api_key() -> str | None:

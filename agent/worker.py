@@ -14,6 +14,7 @@ from .errors import CockpitError, TaskStopped
 from .fileswitch import ApplyError, to_the_end
 from .gitcmd import is_git_repo
 from .loop import run_agent
+from .outcome import shortfall_reason
 from .run import TaskRun, limits_for
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ async def execute(engine: Engine, task_id: str) -> None:
         await _save_learnings(engine, task_id, outcome.learnings)
         await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
         patch, files = await _changes(engine, run, tree)
+        if outcome.shortfall:  # a call was denied or a deploy failed: not succeeded, not applied
+            reason = shortfall_reason(outcome.shortfall, tree, files)
+            await _finish(engine, task_id, ev.FAILED, reason, run, tree)
+            return
         if not files and tree.is_git:  # nothing to review or apply: leave no worktree behind
             async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
                 await workspace.discard(ws, tree)
@@ -72,7 +77,8 @@ async def execute(engine: Engine, task_id: str) -> None:
             detail["refused_links"] = refused
         approved = await engine.request_approval(run, "apply", summary, detail)
         if not approved:
-            reason = f"changes not applied (denied); kept on branch {tree.branch}"
+            by = run.last_decision  # the operator, nobody (stdin closed), the timeout, a rule
+            reason = f"changes not applied (denied by {by}); kept on branch {tree.branch}"
             await engine.transition(task_id, ev.CANCELLED, reason)
             await engine._complete(task_id, False, f"{outcome.summary}\n({reason})", files)
             return

@@ -6,15 +6,21 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
+
+from agent.config import MAX_COST_CEILING_USD, MAX_STEPS_CEILING
 
 EXIT_CODES = """\
 exit codes:
   0   success (for `run`: the task succeeded)
-  1   the task failed, or an unexpected error
-  2   bad input or configuration
+  1   the task failed (an action it took was denied, or a deploy failed, and never
+      made good), or an unexpected error
+  2   bad input or configuration; for approve/deny, also: the request was decided
+      first by someone else (the message says who and what), or none is pending
   3   the store is unusable (corrupt, locked, newer schema)
   4   no API key / secret store problem
   5   the model API is unreachable (or rejected the task's requests)
@@ -61,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     run.add_argument("--model", help="model id, or scripted:FILE for a replayed script")
-    run.add_argument("--max-steps", type=_positive_int, help="step cap for this task")
+    run.add_argument(
+        "--max-steps", type=_whole(1, MAX_STEPS_CEILING), help="step cap for this task"
+    )
     run.add_argument("--max-cost", type=_positive_usd, help="USD cap for this task")
     run.add_argument(
         "--no-apply",
@@ -82,43 +90,93 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--json", action="store_true")
         if name in ("history", "tasks"):
-            sp.add_argument("--limit", type=int, default=50)
+            sp.add_argument("--limit", type=_whole(1, 100_000), default=50)
     for name in ("approve", "deny", "cancel"):
         sp = sub.add_parser(name, help=f"{name} a task (its pending approvals, for approve/deny)")
         sp.add_argument("task_id")
     rb = sub.add_parser("rollback", help="undo a task exactly")
     rb.add_argument("task_id")
-    rb.add_argument("--to-step", type=int, help="return the task's worktree to after step N")
+    rb.add_argument(
+        "--to-step",
+        type=_whole(0, MAX_STEPS_CEILING),
+        help="return the task's worktree to after step N",
+    )
     sec = sub.add_parser("secrets", help="API keys in the OS keyring")
-    sec.add_argument("action", choices=("set", "get", "delete"))
-    sec.add_argument("name")
+    sec.add_argument("action", choices=("set", "get", "delete", "list"))
+    sec.add_argument("name", nargs="?", help="the secret's name (not for list)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
     return p
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number within [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number, got '{_printable(text)[:40]}'"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {text[:30]}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its own messages
+    return parse
 
 
 def _positive_usd(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of USD, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a number of USD, got '{_printable(text)[:40]}'"
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    if value > MAX_COST_CEILING_USD:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_COST_CEILING_USD:,.0f}, got {text[:40]}"
+        )
     return value
 
 
+def _printable(text: str) -> str:
+    from agent.text import marked
+
+    return marked(text)
+
+
+# Arguments that may hold any bytes: the task's title is marked (caf\xe9) by the engine;
+# a secret's name is the secrets command's to judge.
+_ANY_BYTES = {"task", "name"}
+
+
+def _check_unicode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Undecodable argv bytes arrive as lone surrogates, which nothing downstream can store
+    or print: name the argument in one line instead of a traceback later."""
+    from agent.text import lone_surrogate, marked
+
+    for dest, value in vars(args).items():
+        if dest in _ANY_BYTES or not isinstance(value, str | Path):
+            continue
+        if lone_surrogate(str(value)):
+            flag = dest.upper() if dest in ("task_id", "action") else "--" + dest.replace("_", "-")
+            parser.exit(
+                2,
+                f"{parser.prog}: {flag} is not valid UTF-8 ('{marked(str(value))}'); "
+                "use a UTF-8 name\n",
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_unicode(parser, args)
     from agent.errors import CockpitError
 
     try:
@@ -168,9 +226,17 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def secrets_command(args: argparse.Namespace) -> int:
+    """Each action is checked against the keyring afterwards (agent/secrets.py): what is
+    printed is what the keyring now holds."""
     from agent import secrets
     from agent.errors import UsageError
 
+    if args.action == "list":
+        for name, present in secrets.list_secrets():
+            print(name if present else f"{name}  (named in the index, but the keyring lost it)")
+        return 0
+    if not args.name:
+        raise UsageError(f"secrets {args.action} needs a NAME")
     if args.action == "set":
         if sys.stdin.isatty():
             import getpass
@@ -181,7 +247,7 @@ def secrets_command(args: argparse.Namespace) -> int:
         if not value:
             raise UsageError("empty value: nothing stored")
         secrets.set_secret(args.name, value)
-        print(f"stored {args.name} in the OS keyring")
+        print(f"stored {args.name} in the OS keyring ({secrets.describe_backend()})")
     elif args.action == "get":
         value = secrets.get_secret(args.name)
         if value is None:
@@ -190,7 +256,7 @@ def secrets_command(args: argparse.Namespace) -> int:
     elif not secrets.delete_secret(args.name):
         raise UsageError(f"no secret named {args.name}")
     else:
-        print(f"deleted {args.name}")
+        print(f"deleted {args.name} from the OS keyring")
     return 0
 
 
@@ -244,18 +310,58 @@ async def store_command(config: Any, args: argparse.Namespace) -> int:
         await engine.close()
 
 
+async def _decide(engine: Any, task_id: str, approved: bool) -> int:
+    """approve/deny: first decider wins, and a decision that lost says so (exit 2) and
+    names who decided first and what. The pid tells two racing command lines apart."""
+    from agent.approvals import AlreadyDecided
+
+    verb = "approved" if approved else "denied"
+    by = f"cli (pid {os.getpid()})"
+    try:
+        n = await engine.decide_task(task_id, approved, by=by)
+    except AlreadyDecided as lost:
+        if lost.won:  # several requests, some decided here: say which
+            print(f"{verb} {len(lost.won)} request(s) of task {task_id}")
+        raise
+    print(f"{verb} {n} request(s) of task {task_id}")
+    return 0
+
+
+CANCEL_WAIT_S = 5.0  # how long `cancel` waits to report how the task ended
+
+
+async def _cancel(engine: Any, task_id: str) -> int:
+    """cancel: request it, then say how the task really ended (within CANCEL_WAIT_S): a
+    task that finished first (its apply already under way, say) did not get cancelled,
+    and the exit code says so."""
+    from agent import events as ev
+    from agent.errors import UsageError
+
+    await engine.cancel(task_id, by="cli")
+    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
+    while (task := await engine.get(task_id))["state"] not in ev.END_STATES:
+        if asyncio.get_running_loop().time() > deadline:
+            print(f"cancel requested for {task['id']}; it is still {task['state']} "
+                  "(its engine stops it at its next check)")  # fmt: skip
+            return 0
+        await asyncio.sleep(0.1)
+    said = " ".join(str(task.get("error") or "").split())[:300]  # one line
+    why = f": {said}" if said else ""
+    if task["state"] != ev.CANCELLED:
+        ended = f"task {task['id']} ended {task['state']}"
+        raise UsageError(f"{ended} before the cancel took effect{why}")
+    print(f"cancelled task {task['id']}{why}")
+    return 0
+
+
 async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     from agent import events as ev
 
     cmd = args.command  # stop, rearm and audit: control_command (they need no engine)
     if cmd in ("approve", "deny"):
-        n = await engine.decide_task(args.task_id, cmd == "approve", by="cli")
-        print(f"{'approved' if cmd == 'approve' else 'denied'} {n} request(s)")
-        return 0
+        return await _decide(engine, args.task_id, cmd == "approve")
     if cmd == "cancel":
-        await engine.cancel(args.task_id, by="cli")
-        print(f"cancel requested for {args.task_id}")
-        return 0
+        return await _cancel(engine, args.task_id)
     if cmd == "rollback":
         result = await engine.rollback(args.task_id, args.to_step, by="cli")
         print(result["message"])

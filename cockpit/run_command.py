@@ -121,6 +121,8 @@ async def _prompt(engine: Any, event: dict[str, Any]) -> None:
     """Ask on the terminal until answered here or decided elsewhere (another process, the
     timeout, the task stopping): then the prompt is withdrawn, saying who decided, and a
     line typed for it later is dropped, never given to the next request."""
+    from agent.approvals import AlreadyDecided, verdict
+
     approval_id = event["approval_id"]
     row = await engine.store.get_approval(approval_id)
     if row is None or row["state"] != "pending":
@@ -140,22 +142,43 @@ async def _prompt(engine: Any, event: dict[str, Any]) -> None:
         for pending in (answer, watch):
             pending.cancel()
     if answer.done() and not answer.cancelled():
-        approved = answer.result().strip().lower() in ("y", "yes")
+        line = answer.result()
+        # Who answered, as it is: EOF (stdin closed or at its end, Ctrl-D) is nobody, and
+        # only a terminal is "the operator at the terminal".
+        by = NOBODY if line == "" else TERMINAL if _stdin_is_tty() else PIPED
+        approved = line.strip().lower() in ("y", "yes")
         try:
-            await engine.decide(approval_id, approved, by="operator (terminal)")
-            return
-        except Exception:  # decided elsewhere just before the answer came: say by whom
+            await engine.decide(approval_id, approved, by=by)
+        except AlreadyDecided:  # decided elsewhere just before the answer came: say by whom
             now = await engine.store.get_approval(approval_id) or row
+        else:
+            if by == NOBODY:
+                sys.stderr.write(f"\n(no answer: stdin is closed; request {approval_id} "
+                                 f"denied, decided by {NOBODY})\n")  # fmt: skip
+                sys.stderr.flush()
+            return
     else:
         now = watch.result()
     if now["state"] == "pending":  # the request changed (a step rollback): asked anew
         sys.stderr.write(f"\n(request {approval_id} changed; it is shown again)\n")
     else:
         sys.stderr.write(
-            f"\n(withdrawn: request {approval_id} was {now['state']} by "
-            f"{now['decided_by'] or 'someone else'}; an answer typed for it is not used)\n"
+            f"\n(withdrawn: request {approval_id} was {verdict(now)}; "
+            "an answer typed for it is not used)\n"
         )
     sys.stderr.flush()
+
+
+NOBODY = "nobody (stdin closed)"
+TERMINAL = "operator (terminal)"
+PIPED = "stdin (not a terminal)"
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed
+        return False
 
 
 async def _until_changed(engine: Any, row: dict[str, Any]) -> dict[str, Any]:
@@ -206,8 +229,8 @@ class _Terminal:
     def _read(self) -> None:
         while True:
             self._want.wait()
-            try:
-                line = sys.stdin.readline()
+            try:  # no stdin at all (`<&-`) is EOF too
+                line = sys.stdin.readline() if sys.stdin is not None else ""
             except (OSError, ValueError):
                 line = ""
             with self._lock:

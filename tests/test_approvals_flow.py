@@ -71,19 +71,20 @@ async def test_deploy_approved_from_another_process_unblocks_the_task(
     task = await asyncio.wait_for(engine.wait(task_id), 5)
     assert task["state"] == ev.SUCCEEDED
     row = await engine.store.get_approval(request["id"])
-    assert row["state"] == "approved" and row["decided_by"] == "cli"
+    by = row["decided_by"]  # the command line, with its pid (two racing ones differ)
+    assert row["state"] == "approved" and by.startswith("cli (pid ")
     (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
-    assert decided["approved"] is True and decided["by"] == "cli"
+    assert decided["approved"] is True and decided["by"] == by
     (output,) = await of_type(engine, task_id, ev.TOOL_RESULT)
     assert output["is_error"] is False and output["output"].startswith("deployed: target 'prod'")
     assert "deployed.txt" in task["changes"]  # the deploy command really ran, in the worktree
     states = [e["state"] for e in await of_type(engine, task_id, ev.STATUS)]
     assert states[states.index("awaiting_approval") + 1] == "running"  # resumed, then on
     audit = await engine.store.fetch("SELECT actor, action FROM audit WHERE action = 'approve'")
-    assert audit == [{"actor": "cli", "action": "approve"}]
+    assert audit == [{"actor": by, "action": "approve"}]
 
 
-async def test_network_command_denied_from_another_process_and_the_task_goes_on(
+async def test_network_command_denied_from_another_process_goes_on_but_does_not_succeed(
     repo: Path, tmp_path: Path, engine_factory: Any
 ) -> None:
     model = script(
@@ -101,13 +102,17 @@ async def test_network_command_denied_from_another_process_and_the_task_goes_on(
     assert result.returncode == 0, result.stderr
 
     task = await asyncio.wait_for(engine.wait(task_id), 5)
-    assert task["state"] == ev.SUCCEEDED  # a denial is an answer, not a failure
     first, second = await of_type(engine, task_id, ev.TOOL_RESULT)
     assert first["is_error"] is True and "denied" in first["output"]
-    assert second["action"] == "write_file" and second["is_error"] is False
+    assert second["action"] == "write_file" and second["is_error"] is False  # it went on
     assert task["changes"] == ["notes.txt"]  # the denied command never ran
     row = await engine.store.get_approval(request["id"])
-    assert row["state"] == "denied" and row["decided_by"] == "cli"
+    assert row["state"] == "denied" and row["decided_by"].startswith("cli (pid ")
+    # The fetch it set out to do never happened: not `succeeded`, and its notes are kept
+    # on its branch rather than passed off as the whole job (agent/outcome.py).
+    assert task["state"] == ev.FAILED
+    assert f"execute_bash curl -s http://127.0.0.1:9/ ; touch ran.txt was denied by {row['decided_by']}" in task["error"]
+    assert f"1 changed file(s) kept on branch livhana/{task_id}, not applied" in task["error"]
 
 
 async def test_in_process_decision_records_who_and_is_final(
@@ -119,14 +124,16 @@ async def test_in_process_decision_records_who_and_is_final(
     (request,) = await until(lambda: pending_for(engine, task_id))
     await engine.decide(request["id"], False, by="alice", reason="not on a Friday")
     task = await asyncio.wait_for(engine.wait(task_id), 5)
-    assert task["state"] == ev.SUCCEEDED and task["changes"] == []
+    assert task["state"] == ev.FAILED and task["changes"] == []
+    assert task["error"].startswith("not done: deploy_code prod was denied by alice")
     (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
     assert decided == {**decided, "approved": False, "by": "alice", "reason": "not on a Friday"}
     # First decider wins: a late answer from anywhere is refused, clearly.
-    with pytest.raises(UsageError, match="already denied by alice"):
+    with pytest.raises(UsageError, match=r"already denied by alice \(not on a Friday\)"):
         await engine.decide(request["id"], True, by="bob")
     late = await asyncio.to_thread(cli, "approve", task_id)
     assert late.returncode == 2 and "no pending approval" in late.stderr
+    assert "was denied by alice (not on a Friday)" in late.stderr
     assert (await engine.store.get_approval(request["id"]))["decided_by"] == "alice"
 
 
@@ -140,7 +147,8 @@ async def test_approval_timeout_denies_with_decided_by_timeout(
     task_id = await engine.submit("deploy it", repo, model=model, apply=False)
     task = await asyncio.wait_for(engine.wait(task_id), 5)
     assert time.monotonic() - started < 3
-    assert task["state"] == ev.SUCCEEDED and task["changes"] == []  # nothing deployed
+    assert task["state"] == ev.FAILED and task["changes"] == []  # nothing deployed
+    assert "deploy_code prod was denied by timeout" in task["error"]
     (decided,) = await of_type(engine, task_id, ev.APPROVAL_DECIDED)
     assert decided["approved"] is False and decided["by"] == "timeout"
     (row,) = await engine.store.approvals(None, task_id=task_id)
@@ -335,7 +343,7 @@ async def test_terminal_prompt_is_withdrawn_when_decided_elsewhere(
         await until(lambda: "Approve:" in "".join(err), timeout=10)
         denied = await asyncio.to_thread(cli, "deny", task_id)
         assert denied.returncode == 0, denied.stderr
-        withdrawn = f"(withdrawn: request {first} was denied by cli"
+        withdrawn = f"(withdrawn: request {first} was denied by cli (pid "
         await until(lambda: withdrawn in "".join(err), timeout=10)  # said, and the stream goes on
         ((second, _),) = await until(
             lambda: [r for r in pending_rows(db) if r[0] != first], timeout=10
@@ -348,7 +356,9 @@ async def test_terminal_prompt_is_withdrawn_when_decided_elsewhere(
             proc.kill()
         proc.wait()
         reader.join(5)
-    assert proc.returncode == 0, "".join(err)
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT id, state, decided_by FROM approvals ORDER BY id").fetchall()
-    assert rows == [(first, "denied", "cli"), (second, "approved", "operator (terminal)")]
+    # The second answer came through a pipe, not a terminal: it is attributed as such.
+    assert [r[:2] for r in rows] == [(first, "denied"), (second, "approved")]
+    assert rows[0][2].startswith("cli (pid ") and rows[1][2] == "stdin (not a terminal)"
+    assert proc.returncode == 1, "".join(err)  # the first fetch was denied: not succeeded

@@ -189,7 +189,7 @@ async def test_timeout_and_task_stop_decisions_are_audited(
     model = write_script(tmp_path / "d.json", [{"match": ".", "turns": [deploy]}])
     engine = await engine_factory()
     timed = await engine.submit("deploy", repo, model=model, apply=False)
-    assert (await engine.wait(timed))["state"] == ev.SUCCEEDED
+    assert (await engine.wait(timed))["state"] == ev.FAILED  # its deploy never happened
     (denied,) = [r for r in await audit_rows(engine, timed) if r["action"] == "deny"]
     assert denied["actor"] == "timeout" and denied["detail"]["kind"] == "deploy"
 

@@ -302,10 +302,6 @@ def test_a_task_worktree_is_refused_as_a_workspace(repo: Path, tmp_path: Path) -
     _assert_nothing_ran(tmp_path, repo, readme)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/sandbox.py (sandbox helper) bind-mounts the dir the model's .git names",
-)
 def test_the_model_dotgit_never_widens_its_own_sandbox(repo: Path, tmp_path: Path) -> None:
     hidden = tmp_path / "hidden"  # under /tmp: the sandbox's private /tmp hides it
     hidden.mkdir()

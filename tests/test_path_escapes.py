@@ -1,5 +1,5 @@
 """Path escapes: every trick for leaving the task's worktree, against the real path tools
-(read_file, write_file, search_codebase) through a real ToolContext.
+(read_file, write_file, search_codebase, analyze_logs) through a real ToolContext.
 
 Escapes must be refused by all three tools, and nothing may be read from or written to
 outside the worktree. A few inputs are only escapes to something that decodes them (URL
@@ -20,6 +20,7 @@ import pytest
 
 from agent.errors import ToolError
 from agent.procs import ProcessGroups
+from agent.tools.analyze_logs import tool as analyze_logs
 from agent.tools.base import ToolContext, ToolResult
 from agent.tools.read_file import tool as read_file
 from agent.tools.search_codebase import tool as search_codebase
@@ -193,8 +194,10 @@ async def test_escape_is_refused_by_every_path_tool(
     assert written.is_error, f"write_file accepted {path!r}"
     found = await attempt(search_codebase, {"pattern": "TOPSECRET|root:", "path": path}, ctx)
     assert found.is_error, f"search_codebase accepted {path!r}: {found.output[:200]}"
+    logs = await attempt(analyze_logs, {"path": path, "pattern": "TOPSECRET"}, ctx)
+    assert logs.is_error, f"analyze_logs accepted {path!r}: {logs.output[:200]}"
 
-    for result in (read, written, found):
+    for result in (read, written, found, logs):
         assert SECRET not in result.output
     assert snapshot(tmp_path, root) == before  # nothing created or changed outside
     assert (outside / "secret.txt").read_text() == SECRET + "\n"

@@ -169,8 +169,10 @@ async def test_hand_edits_apply_without_restart_and_a_broken_edit_keeps_the_last
     turn = {"tool_calls": [{"name": "execute_bash", "input": {"command": "touch ran.txt"}}]}
     model = write_script(tmp_path / "s.json", [{"match": ".", "turns": [turn]}])
     task_id = await engine.submit("run it", repo, model=model, apply=False)
-    task = await engine.wait(task_id)  # the engine runs on, with the last good policy
-    assert task["state"] == "succeeded" and task["changes"] == []
+    task = await engine.wait(task_id)  # the engine runs on, with the last good policy:
+    # its deny held, so the command was refused (and the task, short of it, failed)
+    assert task["changes"] == [] and task["state"] == "failed"
+    assert "was denied by policy (tools.execute_bash = deny" in task["error"]
     with pytest.raises(ConfigError, match="fix the file"):  # never saved over the hand edit
         engine.safety.set_policy("deploy_code", "allow")
     assert "maybe" in config.policy_path.read_text()

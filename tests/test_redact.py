@@ -143,3 +143,100 @@ def test_cache_does_not_hide_a_secret_added_later() -> None:
     assert r.redact("short-secret") == "short-secret"  # cached as clean
     r.add("short-secret", "S")
     assert r.redact("short-secret") == "[REDACTED:S]"
+
+
+# -- known secrets in their common encodings ---------------------------------------------------
+ENC_SECRET = "Tr0ub4dor&3-horse/Q?"  # special characters: URL and JSON forms differ from it
+
+
+def _b64_blobs(value: str) -> list[str]:
+    import base64
+
+    raw = value.encode()
+    blobs = []
+    for pad in range(6):  # every alignment, inside a longer blob
+        data = b"P" * pad + raw + b"-tail-bytes"
+        blobs += [base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode(),
+                  base64.b64encode(data).decode().rstrip("=")]  # fmt: skip
+    return blobs
+
+
+def _rebuilt(text: str) -> bytes:
+    """What a reader could decode back from every base64 run left in `text`."""
+    import base64
+    import contextlib
+    import re as _re
+
+    out = b""
+    for run in _re.findall(r"[A-Za-z0-9+/_-]{8,}", text):
+        for shift in range(4):
+            chunk = run[shift:]
+            chunk = chunk[: len(chunk) // 4 * 4]
+            for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                with contextlib.suppress(ValueError):
+                    out += decode(chunk) + b"|"
+    return out
+
+
+@pytest.mark.parametrize("value", [KEYRING["ANTHROPIC_API_KEY"], ENC_SECRET, "sécret-wörd-ünïcode"])
+def test_base64_at_every_alignment_is_caught(value: str) -> None:
+    r = Redactor({"vault": value})
+    for blob in _b64_blobs(value):
+        out = r.redact(f"data: {blob} end")
+        assert "[REDACTED:vault (base64)]" in out, (blob, out)
+        assert value.encode() not in _rebuilt(out)
+
+
+def test_wrapped_base64_and_hex_dumps_are_caught() -> None:
+    import base64
+    import textwrap
+
+    r = Redactor({"vault": ENC_SECRET})
+    for pad in range(0, 120, 7):
+        data = b"A" * pad + ENC_SECRET.encode() + b"B" * 90
+        for width, text in ((76, base64.b64encode(data).decode()), (64, base64.b64encode(data).decode()),
+                            (60, data.hex())):  # fmt: skip
+            dump = "\n".join(textwrap.wrap(text, width))
+            out = r.redact(f"$ base64 f\n{dump}\n$ echo done\ndone")
+            assert "[REDACTED:vault" in out, (pad, width, out)
+            assert out.endswith("\n$ echo done\ndone")  # lines around it untouched
+            assert ENC_SECRET.encode() not in _rebuilt(out.replace("\n", ""))
+
+
+def test_hex_url_and_escaped_forms_are_caught() -> None:
+    import json
+    import re
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    r = Redactor({"vault": ENC_SECRET})
+    raw = ENC_SECRET.encode()
+    forms = {
+        "hex": [raw.hex(), raw.hex().upper(), f"0x{raw.hex()}"],
+        "url": [quote(ENC_SECRET, safe=""), quote(ENC_SECRET), quote_plus(ENC_SECRET),
+                re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(ENC_SECRET, safe=""))],
+        "": [json.dumps(ENC_SECRET), json.dumps(json.dumps(ENC_SECRET)),
+             json.dumps({"k": json.dumps({"v": ENC_SECRET})}), shlex.quote(ENC_SECRET),
+             ENC_SECRET.replace("&", "\\&").replace("?", "\\?")],
+    }  # fmt: skip
+    for encoding, texts in forms.items():
+        for text in texts:
+            out = r.redact(f"value={text}&next=1 and more")
+            assert "[REDACTED:vault" in out and encoding in out, (text, out)
+            assert "Tr0ub4dor" not in out and "tr0ub4dor" not in out.lower(), out
+
+
+def test_encodings_leave_ordinary_output_alone() -> None:
+    import base64
+    import hashlib
+
+    r = Redactor({"vault": ENC_SECRET, "api": KEYRING["ANTHROPIC_API_KEY"]})
+    texts = [
+        base64.b64encode(bytes(range(256)) * 3).decode(),
+        hashlib.sha256(b"x").hexdigest() + " " + hashlib.sha1(b"y").hexdigest().upper(),
+        "https://example.com/search?q=hello%20world&lang=en",
+        '{"path": "C:\\\\Users\\\\op", "msg": "line\\nnext \\"quoted\\""}',
+        "\n".join(["QUFBQUFBQUFBQUFBQUFBQUFBQUFB"] * 4),
+    ]
+    for text in texts:
+        assert r.redact(text) == text

@@ -239,3 +239,58 @@ async def test_log_records_and_tracebacks_are_redacted(engine_factory: Any, capl
     assert "hunter22-xyz" not in caplog.text
     assert "task t1 crashed with key [REDACTED:" in caplog.text
     assert "RuntimeError: upstream said: Authorization: Bearer [REDACTED" in caplog.text
+
+
+# -- titles, and secrets printed encoded -------------------------------------------------------
+def test_a_title_holding_a_key_is_redacted_everywhere(repo: Path, tmp_path: Path) -> None:
+    """Store, events, audit, the listings and the commit messages of the task's branch."""
+    set_secret("ci_deploy", KEYRING_SECRET)
+    title = f"deploy with {KEYRING_SECRET} and then {TOKEN} please"
+    turns = [{"tool_calls": [{"name": "write_file", "input": {"path": "x.txt", "content": "x\n"}}]}]
+    model = write_script(tmp_path / "t.json", [{"match": ".", "turns": turns}])
+    run = cli("run", title, "--workspace", str(repo), "--json", "--model", model,
+              "--approve", "auto")  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    assert leaks(run.stdout) == [] and leaks(run.stderr) == []
+    status = next(json.loads(line) for line in run.stdout.splitlines() if '"status"' in line)
+    assert status["title"].startswith("deploy with [REDACTED") and "please" in status["title"]
+    for args in (("history",), ("history", "--json"), ("tasks", "--json"), ("metrics", "--json")):
+        shown = cli(*args)
+        assert shown.returncode == 0 and leaks(shown.stdout + shown.stderr) == [], args
+    assert leaks(raw_store_bytes(tmp_path / "data")) == []  # the task row and the audit log
+    assert leaks(git(repo, "log", "--all", "--format=%B")) == []  # applied commit, branch
+
+
+async def test_secrets_printed_encoded_leave_no_trace(
+    repo: Path, tmp_path: Path, config: Any, engine_factory: Any
+) -> None:
+    import base64
+    from urllib.parse import quote
+
+    secret = "Vault-Key/With&Odd?Chars=9"
+    set_secret("ci_deploy", secret)
+    raw = secret.encode()
+    needles = [base64.b64encode(raw).decode().rstrip("="), raw.hex(), quote(secret, safe=""),
+               json.dumps(secret), base64.b64encode(b"xx" + raw).decode()[4:30]]  # fmt: skip
+    part1, part2 = secret[:10], secret[10:]
+    show = f"printf '%s%s' '{part1}' '{part2}'"
+    command = "; ".join([
+        f"{show} | base64",
+        f"{show} | basenc --base64url",
+        f"{show} | od -An -tx1 | tr -d ' \\n'; echo",
+        f"{show} | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read(), safe=\"\"))'",
+        f"{show} | python3 -c 'import sys, json; print(json.dumps({{\"k\": sys.stdin.read()}}))'",
+        f"(head -c 200 /dev/zero | tr '\\0' A; {show}; head -c 100 /dev/zero) | base64",
+        f"(head -c 50 /dev/zero; {show}) | xxd -p",
+    ])  # fmt: skip
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}]
+    model = write_script(tmp_path / "enc.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("print it", repo, model=model, approve="auto", apply=False)
+    assert (await engine.wait(task_id))["state"] == ev.SUCCEEDED
+    (output,) = [e["output"] for e in await engine.events(task_id) if e["type"] == ev.TOOL_RESULT]
+    assert output.count("[REDACTED:") >= 7, output
+    assert [n for n in needles if n in output] == []
+    await engine.close()
+    raw_store = raw_store_bytes(config.data_dir)
+    assert [n for n in needles if n.encode() in raw_store] == []

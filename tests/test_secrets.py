@@ -118,3 +118,70 @@ def test_env_values_named_like_secrets_are_known(temp_keyring, monkeypatch) -> N
     )
     monkeypatch.setenv("MY_SERVICE_PASSWORD", "svc-pass-9876")
     assert "svc-pass-9876" in known_secret_values()
+
+
+# -- a write that did not happen is never reported as done ------------------------------------
+NO_BACKENDS = ["keyring.backends.null.Keyring", "keyring.backends.fail.Keyring",
+               "tests.keyring_backends.DroppingKeyring"]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", NO_BACKENDS)
+def test_set_without_a_usable_keyring_fails_and_claims_nothing(backend: str, temp_keyring) -> None:
+    from tests.conftest import cli
+
+    result = cli("secrets", "set", "github_token", input="ghx-value-123456\n",
+                 env={"PYTHON_KEYRING_BACKEND": backend})  # fmt: skip
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.stdout == "" and "stored" not in result.stderr.replace("nothing was stored", "")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "nothing was stored" in result.stderr
+    assert "ANTHROPIC_API_KEY" in result.stderr or "keyring" in result.stderr  # names the fix
+    assert secrets.get_secret("github_token") is None  # and the real (temp) keyring is untouched
+
+
+@pytest.mark.parametrize("backend", NO_BACKENDS[:2])
+def test_get_delete_list_without_a_keyring_say_so(backend: str) -> None:
+    from tests.conftest import cli
+
+    for args in (("get", "x"), ("delete", "x"), ("list",)):
+        result = cli("secrets", *args, env={"PYTHON_KEYRING_BACKEND": backend})
+        assert result.returncode == 4, (args, result.stdout, result.stderr)
+        assert result.stderr.count("\n") == 1 and "no OS keyring" in result.stderr
+
+
+def test_a_delete_the_keyring_ignores_is_reported(tmp_path: Path) -> None:
+    from tests.conftest import cli
+
+    env = {"PYTHON_KEYRING_BACKEND": "tests.keyring_backends.StickyKeyring",
+           "LIVHANA_TEST_KEYRING_FILE": str(tmp_path / "sticky.json")}  # fmt: skip
+    assert cli("secrets", "set", "tok", input="sticky-value-1\n", env=env).returncode == 0
+    result = cli("secrets", "delete", "tok", env=env)
+    assert result.returncode == 4 and "deleted" not in result.stdout
+    assert "still holds tok" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_set_reads_back_and_list_shows_what_is_there(temp_keyring) -> None:
+    from tests.conftest import cli
+
+    stored = cli("secrets", "set", "github_token", input="ghx-value-123456\n")
+    assert stored.returncode == 0, stored.stderr
+    assert "stored github_token" in stored.stdout and "PlaintextKeyring" in stored.stdout
+    assert "ghx-value" not in stored.stdout
+    assert secrets.get_secret("github_token") == "ghx-value-123456"
+    # A name the index keeps but whose value the keyring lost is shown as lost.
+    secrets.set_secret("lost_one", "lost-value-1")
+    keyring.delete_password(secrets.SERVICE, "lost_one")
+    listed = cli("secrets", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "github_token" and lines[1].startswith("lost_one") and "lost" in lines[1]
+    assert "value" not in listed.stdout  # names only
+    assert cli("secrets", "get").returncode == 2  # a NAME is needed
+
+
+def test_set_secret_raises_when_the_keyring_keeps_nothing(monkeypatch) -> None:
+    from tests.keyring_backends import DroppingKeyring
+
+    keyring.set_keyring(DroppingKeyring())
+    with pytest.raises(secrets.SecretStoreError, match="did not keep github_token"):
+        secrets.set_secret("github_token", "ghx-value-123456")

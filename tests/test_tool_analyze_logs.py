@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -178,3 +180,36 @@ def test_normalise_and_timestamps() -> None:
     assert t == datetime(2024, 5, 1, 8, 0, tzinfo=UTC) and "[01/May" not in rest
     t, _ = parse_time("2024-05-01T10:00:00.5+0100 x")
     assert t == datetime(2024, 5, 1, 9, 0, 0, 500000, tzinfo=UTC)
+
+
+async def test_relative_configured_logs_are_worktree_globs_without_links_out(
+    root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "private.log").write_text("2024-05-01 10:00:00 ERROR private thing\n")
+    (root / "logs" / "app.log").write_text("2024-05-01 10:00:00 ERROR app failed\n")
+    os.symlink(tmp_path / "private.log", root / "logs" / "leak.log")
+    result = await analyze_logs.tool.run({}, make_ctx(root, ["logs/*.log"]))
+    assert result.data["files"] == ["logs/app.log"]
+    assert [g["message"] for g in result.data["groups"]] == ["ERROR app failed"]
+    assert "skipped 1 symbolic link(s)" in result.output and "private" not in result.output
+
+
+async def test_dates_beyond_what_datetime_holds_are_no_crash(root: Path) -> None:
+    (root / "logs" / "odd.log").write_text(
+        "9999-12-31T23:59:59-14:00 ERROR from the far future\n"
+        "2024-05-01T10:00:00Z ERROR an ordinary one\n"
+    )
+    result = await analyze_logs.tool.run(
+        {"path": "logs/odd.log", "since": "99999999999d"}, make_ctx(root)
+    )
+    # The far stamp is no date (year 10000 in UTC): its line has no time, so `since` drops it.
+    assert not result.is_error and result.data["errors"] == 1
+
+
+async def test_a_fifo_among_the_logs_does_not_block(root: Path) -> None:
+    os.mkfifo(root / "logs" / "pipe.log")
+    (root / "logs" / "ok.log").write_text("2024-05-01 10:00:00 ERROR fine\n")
+    result = await asyncio.wait_for(analyze_logs.tool.run({"path": "logs"}, make_ctx(root)), 60)
+    assert result.data["files"] == ["logs/ok.log"] and result.data["errors"] == 1
+    with pytest.raises(ToolError, match="is not a regular file"):  # named, it is refused
+        await asyncio.wait_for(analyze_logs.tool.run({"path": "logs/pipe.log"}, make_ctx(root)), 60)

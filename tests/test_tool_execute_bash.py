@@ -153,3 +153,23 @@ async def test_stop_during_spawn_still_kills(ctx: ToolContext) -> None:
     result = await asyncio.wait_for(task, 10)
     assert time.monotonic() - started < 5 and result.is_error
     assert live_with(a) == []
+
+
+async def test_a_flood_of_output_is_kept_to_its_head_and_tail(ctx: ToolContext) -> None:
+    """A command printing 60 MB (or `yes` until its time-out) must not fill the engine's
+    memory: the head and the tail are kept, the middle is counted."""
+    flood = "head -c 60000000 /dev/zero | tr '\\0' a; echo; echo THE-END"
+    done = await ctx.procs.run(["bash", "-c", flood], cwd=ctx.root, timeout_s=120)
+    assert done.returncode == 0
+    assert len(done.stdout) < 5_000_000 and done.stdout.endswith(b"THE-END\n")
+    assert b"bytes of output dropped ...]" in done.stdout
+    result = await execute_bash.tool.run({"command": flood}, ctx)
+    assert result.output.rstrip().endswith("THE-END") and "exit code: 0" in result.output
+
+
+async def test_a_timed_out_command_keeps_what_it_printed(ctx: ToolContext) -> None:
+    ctx.config.engine.command_timeout_s = 2
+    result = await execute_bash.tool.run(
+        {"command": f"echo started-{sleeper()}; sleep {sleeper()}"}, ctx
+    )
+    assert result.data["timed_out"] and "started-" in result.output

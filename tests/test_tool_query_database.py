@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,32 @@ async def test_stop_interrupts_an_approved_write_and_nothing_is_committed(
         conn.close()
     assert tables == ["users"]  # the whole script rolled back, its DDL included
     assert [r[1] for r in rows(db)] == ["ada", "bob", "cy", "after"]
+
+
+async def test_a_workspace_database_never_reaches_outside_through_links(tmp_path: Path) -> None:
+    """A relative database is a project file in the worktree, where the model can leave
+    links: one linked out is refused (it was read), and so is a linked side file, named
+    before SQLite sees it (SQLite itself also refuses to open a linked journal)."""
+    root, home = tmp_path / "wt", tmp_path / "home"
+    root.mkdir()
+    home.mkdir()
+    conn = sqlite3.connect(home / "prod.db")
+    conn.execute("create table secrets(value text)")
+    conn.execute("insert into secrets values ('PROD-SECRET')")
+    conn.commit()
+    conn.close()
+    os.symlink(home / "prod.db", root / "prod.db")
+    (home / "victim.txt").write_text("the operator's file\n")
+    conn = sqlite3.connect(root / "dev.db")
+    conn.execute("create table t(x)")
+    conn.commit()
+    conn.close()
+    os.symlink(home / "victim.txt", root / "dev.db-journal")
+    dbs = {"prod": DatabaseConfig(path="prod.db"), "dev": DatabaseConfig(path="dev.db")}
+    ctx, asks = make_ctx(root, dbs, approve=True)
+    with pytest.raises(ToolError, match="leads outside the workspace") as exc:
+        await query_database.tool.run({"sql": "select value from secrets", "database": "prod"}, ctx)
+    assert "PROD-SECRET" not in str(exc.value)
+    with pytest.raises(ToolError, match="dev.db-journal is not a regular file"):
+        await query_database.tool.run({"sql": "insert into t values (1)", "database": "dev"}, ctx)
+    assert (home / "victim.txt").read_text() == "the operator's file\n"

@@ -1,7 +1,9 @@
-"""generate_reports: Markdown with a header into the reports folder, never overwriting."""
+"""generate_reports: Markdown with a header into the reports folder, never overwriting
+(nor following a link planted there); update_plan's bound."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,24 @@ def test_slugify() -> None:
     assert slugify("Ünïcode / ../../etc/passwd") == "unicode-etc-passwd"
     assert slugify("!!!") == "report"
     assert len(slugify("a" * 200)) == 60
+
+
+async def test_a_link_planted_at_the_report_name_is_never_written_through(
+    tmp_path: Path,
+) -> None:
+    ctx = make_ctx(tmp_path)
+    folder = tmp_path / "data" / "reports"
+    folder.mkdir(parents=True)
+    target = tmp_path / "elsewhere.txt"
+    os.symlink(target, folder / "tk-42-weekly.md")  # dangling: exists() said "free"
+    result = await generate_reports.tool.run({"title": "Weekly", "content": "body"}, ctx)
+    assert result.data["path"].endswith("tk-42-weekly-2.md")
+    assert not target.exists() and os.path.islink(folder / "tk-42-weekly.md")
+
+
+async def test_a_plan_is_bounded(tmp_path: Path) -> None:
+    from agent.tools import update_plan
+
+    steps = [{"title": f"step {i}", "status": "pending"} for i in range(101)]
+    with pytest.raises(ToolError, match="at most 100 steps"):
+        await update_plan.tool.run({"steps": steps}, make_ctx(tmp_path))

@@ -1,25 +1,34 @@
 """analyze_logs: cluster error/warning lines by normalised message and find error spikes.
-Reads configured logs (`config.logs`: only the operator may point outside the worktree)
-or a worktree path."""
+Reads configured logs (`config.logs`: only the operator may point outside the worktree;
+a relative entry is a worktree glob) or a worktree path, through agent/tools/confine.py.
+The reading and matching (the `pattern` is the model's regex) run in a killable child
+(agent/tools/isolate.py)."""
 
 from __future__ import annotations
 
-import asyncio
+import fnmatch
 import glob
 import json
+import os
 import re
+import stat
 import statistics
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..errors import ToolError
-from .base import ToolContext, ToolResult, resolve_path, truncate
+from ..text import marked
+from . import confine, isolate
+from .base import ToolContext, ToolResult, string_arg, truncate
 
 MAX_BYTES_PER_FILE = 20_000_000
 MAX_FILES = 50
 SHOW_GROUPS = 20
 MIN_SPIKE = 5  # a minute with fewer errors than this is never a spike
+MAX_GROUPS = 200  # groups handed back (the event stream stays bounded)
+SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv"})
 
 _ISO = re.compile(
     r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?\s?(Z|[+-]\d{2}:?\d{2}(?!\d))?"
@@ -73,9 +82,10 @@ def parse_time(line: str) -> tuple[datetime | None, str]:
             dt = dt.replace(year=now.year - 1) if dt > now + timedelta(days=1) else dt
         else:
             return None, line
-    except ValueError:  # looked like a stamp but is not a real date (month 13, ...)
+        when = _aware(dt)
+    except (ValueError, OverflowError):  # not a real date (month 13, year 10000 in UTC, ...)
         return None, line
-    return _aware(dt), line[: m.start()] + line[m.end() :]
+    return when, line[: m.start()] + line[m.end() :]
 
 
 def parse_since(raw: object, now: datetime) -> datetime | None:
@@ -83,12 +93,15 @@ def parse_since(raw: object, now: datetime) -> datetime | None:
         return None
     if not isinstance(raw, str):
         raise ToolError("since must be a string like '1h' or an ISO time")
-    if m := re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", raw):
+    if m := re.fullmatch(r"\s*(\d{1,12})\s*([smhdw])\s*", raw):
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-        return now - timedelta(**{unit[m.group(2)]: int(m.group(1))})
+        try:
+            return now - timedelta(**{unit[m.group(2)]: int(m.group(1))})
+        except OverflowError:  # further back than datetime goes: everything
+            return datetime.min.replace(tzinfo=UTC)
     try:
         return _aware(datetime.fromisoformat(raw.strip().replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ToolError(f"since {raw!r}: use an ISO time or a span like 30m, 1h, 2d") from None
 
 
@@ -132,15 +145,17 @@ def find_spikes(times: list[datetime], window: list[datetime]) -> tuple[int, lis
     return bucket_s, spikes
 
 
-def analyze(files: list[Path], since: datetime | None, pattern: re.Pattern[str] | None) -> dict:
+def analyze(
+    sources: Iterable[tuple[str, str]], since: datetime | None, pattern: re.Pattern[str] | None
+) -> dict:
+    """Groups, spikes and totals of (name, text) log sources, read one at a time."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     error_times: list[datetime] = []
     all_times: list[datetime] = []
     lines = 0
-    for path in files:
-        with path.open("rb") as fh:
-            fh.seek(max(0, fh.seek(0, 2) - MAX_BYTES_PER_FILE))  # only the tail of a huge file
-            text = fh.read().decode("utf-8", "replace")
+    names: list[str] = []
+    for name, text in sources:
+        names.append(name)
         when: datetime | None = None
         counted = False  # the current record already counted: its traceback lines are not
         for line in text.splitlines():
@@ -177,14 +192,15 @@ def analyze(files: list[Path], since: datetime | None, pattern: re.Pattern[str] 
             g[k] = g[k].isoformat() if g[k] else None
     errors = sum(g["count"] for g in ordered if g["level"] != "warning")
     warnings = sum(g["count"] for g in ordered) - errors
-    totals = dict(files=[str(f) for f in files], lines=lines, errors=errors, warnings=warnings)
-    return totals | dict(groups=ordered, spikes=spikes, bucket_s=bucket_s)
+    totals = dict(files=names, lines=lines, errors=errors, warnings=warnings)
+    shown = dict(groups=ordered[:MAX_GROUPS], group_count=len(ordered))
+    return totals | shown | dict(spikes=spikes, bucket_s=bucket_s)
 
 
 def render(d: dict[str, Any]) -> str:
     out = [
         f"{len(d['files'])} file(s), {d['lines']} lines: {d['errors']} errors/exceptions, "
-        f"{d['warnings']} warnings in {len(d['groups'])} groups"
+        f"{d['warnings']} warnings in {d['group_count']} groups"
     ]
     unit = {60: "minute", 3600: "hour", 86400: "day"}[d["bucket_s"]]
     for s in d["spikes"]:
@@ -196,23 +212,94 @@ def render(d: dict[str, Any]) -> str:
         span = f" {g['first']} .. {g['last']}" if g["first"] else ""
         out.append(f"{i}. [{g['level']}] x{g['count']}{span}\n   {g['message']}")
         out += [f"   e.g. {ex}" for ex in g["examples"]]
-    if len(d["groups"]) > SHOW_GROUPS:
-        out.append(f"... {len(d['groups']) - SHOW_GROUPS} more groups (see data)")
+    if d["group_count"] > SHOW_GROUPS:
+        out.append(f"... {d['group_count'] - SHOW_GROUPS} more groups (see data)")
+    out += [f"[{n}]" for n in d.get("notes", [])]
     return "\n".join(out)
 
 
-def _sources(ctx: ToolContext, raw: object) -> list[Path]:
-    if raw not in (None, ""):
-        path = resolve_path(ctx.root, raw, must_exist=True)
-        found = sorted(p for p in path.rglob("*.log") if p.is_file()) if path.is_dir() else [path]
-    elif not ctx.config.logs:
-        raise ToolError("no log files configured (config `logs`); pass a workspace `path`")
+def scan(job: dict[str, Any], emit: isolate.Emit) -> None:
+    """In the child: find the sources, analyse them, hand back one result record."""
+    try:
+        pattern = re.compile(job["pattern"]) if job.get("pattern") else None
+    except (re.error, OverflowError) as exc:
+        raise ToolError(f"bad pattern: {exc}") from None
+    since = datetime.fromisoformat(job["since"]) if job.get("since") else None
+    root = confine.Root(Path(job["root"]))
+    report = confine.WalkReport()
+    if job.get("path"):
+        found = list(_workspace_logs(root, job["path"], report))
     else:
-        pats = [str(Path(p).expanduser()) for p in ctx.config.logs]
-        found = [Path(p) for pat in pats for p in sorted(glob.glob(pat)) if Path(p).is_file()]
+        found = []
+        for pat in job["configured"]:
+            found += _configured_logs(root, pat, report)
+            if len(found) >= MAX_FILES:
+                break
     if not found:
-        raise ToolError("no log files found")
-    return found[:MAX_FILES]
+        raise ToolError("no log files found" + "".join(f" ({n})" for n in report.notes()))
+    data = analyze(_texts(found[:MAX_FILES]), since, pattern)
+    emit({"result": data | {"notes": report.notes()}})
+
+
+# A source: (name shown, folder fd or None for an operator's absolute path, entry, lstat).
+_Source = tuple[str, int | None, str, os.stat_result | None]
+
+
+def _workspace_logs(root: confine.Root, raw: str, report: confine.WalkReport) -> Iterator[_Source]:
+    with confine.locate(root, raw) as place:
+        if place.st is None and not place.is_dir:
+            raise ToolError(f"{confine.shown(raw)}: no such file or folder")
+        if not place.is_dir:
+            os.close(confine.open_entry(place, raw))  # a FIFO or a device named: say so
+            yield place.rel, os.dup(place.fd), place.name or "", place.st
+            return
+        n = 0
+        for rel, fd, name, st in confine.walk_files(root, place, report, skip_dirs=SKIP_DIRS):
+            if name.endswith(".log"):
+                yield rel, os.dup(fd), name, st
+                n += 1
+                if n >= MAX_FILES:
+                    return
+
+
+def _configured_logs(root: confine.Root, pat: str, report: confine.WalkReport) -> list[_Source]:
+    path = os.path.expanduser(pat)
+    if os.path.isabs(path):  # the operator's own choice: read where it points
+        return [(p, None, p, None) for p in sorted(glob.glob(path)) if os.path.isfile(p)]
+    # Relative: a glob over the worktree, which the model may have filled with links.
+    out: list[_Source] = []
+    with confine.locate(root, ".") as top:
+        for rel, fd, name, st in confine.walk_files(root, top, report, skip_dirs=SKIP_DIRS):
+            if fnmatch.fnmatch(rel, path):
+                out.append((rel, os.dup(fd), name, st))
+                if len(out) >= MAX_FILES:
+                    break
+    return out
+
+
+def _texts(sources: list[_Source]) -> Iterator[tuple[str, str]]:
+    """The tail (MAX_BYTES_PER_FILE) of each source as text, one at a time."""
+    for shown, dir_fd, name, st in sources:
+        try:
+            if dir_fd is None:
+                fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no FIFO hang
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    continue
+                os.set_blocking(fd, True)
+            else:
+                fd = confine.open_regular(dir_fd, name, st, shown)
+        except (OSError, ToolError):
+            continue
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        try:
+            os.lseek(fd, max(0, os.fstat(fd).st_size - MAX_BYTES_PER_FILE), os.SEEK_SET)
+            data = confine.read_fd(fd, MAX_BYTES_PER_FILE)
+        finally:
+            os.close(fd)
+        yield marked(shown), data.decode("utf-8", "replace")
 
 
 class AnalyzeLogs:
@@ -233,16 +320,33 @@ class AnalyzeLogs:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        files = _sources(ctx, args.get("path"))
+        path = string_arg(args, "path", required=False)
+        if path is not None:
+            confine.parse(path)  # a bad path is named before a process starts
+        elif not ctx.config.logs:
+            raise ToolError("no log files configured (config `logs`); pass a workspace `path`")
         since = parse_since(args.get("since"), datetime.now(UTC))
-        pattern = None
-        if args.get("pattern"):
-            try:
-                pattern = re.compile(str(args["pattern"]))
-            except re.error as exc:
-                raise ToolError(f"bad pattern: {exc}") from None
-        data = await asyncio.to_thread(analyze, files, since, pattern)
-        data["groups"] = data["groups"][:200]  # the event stream stays bounded
+        job = {
+            "kind": "logs",
+            "root": confine.Root(ctx.root).real,
+            "path": path,
+            "configured": list(ctx.config.logs),
+            "since": since.isoformat() if since else None,
+            "pattern": string_arg(args, "pattern", required=False, limit=10_000),
+        }
+        limit = isolate.time_limit(ctx)
+        out = await isolate.run_job(ctx, job, limit)
+        if out.killed:
+            return ToolResult("log analysis stopped: the task was stopped", is_error=True)
+        if out.timed_out:
+            return ToolResult(
+                f"log analysis stopped after {limit:g}s: the logs are too large or the pattern "
+                "backtracks catastrophically; narrow path, since or pattern",
+                is_error=True,
+            )
+        data = out.last("result")
+        if out.error or not isinstance(data, dict):
+            return ToolResult(f"log analysis failed: {out.error or 'no result'}", is_error=True)
         return ToolResult(truncate(render(data)), data=data)
 
 

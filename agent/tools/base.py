@@ -1,15 +1,15 @@
-"""The Tool protocol, the context a tool runs in, and worktree path confinement."""
+"""The Tool protocol, the context a tool runs in, and output helpers.
+Paths of the worktree go through `confine` (agent/tools/confine.py), nothing else."""
 
 from __future__ import annotations
 
-import os
-import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ToolError
+from ..text import lone_surrogate
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -41,6 +41,9 @@ class ToolContext:
     procs: ProcessGroups  # every child process goes through here so stop can kill it
     ask: AskApproval  # ask(kind, summary, detail) -> approved?
     state: dict[str, Any] = field(default_factory=dict)  # per-task scratch (plan, ...)
+    # The operator's project the worktree was made from, as the engine knows it: the sandbox
+    # finds the git dir to show from it (the worktree's own `.git` file is model-writable).
+    workspace: Path | None = None
 
 
 class Tool(Protocol):
@@ -74,30 +77,39 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def resolve_path(root: Path, raw: object, *, must_exist: bool = False) -> Path:
-    """Map a model-supplied path to a real path inside `root`, or raise ToolError.
+def string_arg(
+    args: dict[str, Any],
+    key: str,
+    *,
+    required: bool = True,
+    blank_ok: bool = False,
+    limit: int | None = None,
+) -> str | None:
+    """A string input: present (and non-blank unless `blank_ok`) when `required`, valid
+    Unicode, bounded. An absent optional one (None or "") is None."""
+    value = args.get(key)
+    if not required and value in (None, ""):
+        return None
+    if not isinstance(value, str) or (required and not blank_ok and not value.strip()):
+        raise ToolError(f"{key} must be a {'' if blank_ok else 'non-empty '}string")
+    if bad := lone_surrogate(value):
+        at = next(i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff")
+        raise ToolError(
+            f"{key} is not valid Unicode (a lone surrogate {bad} at character {at}): "
+            "send UTF-8 text"
+        )
+    if limit is not None and len(value) > limit:
+        raise ToolError(f"{key} is {len(value):,} characters; the limit is {limit:,}")
+    return value
 
-    Refuses absolute paths, `..` components, NUL bytes, and symlinks that lead outside.
-    Unicode is NFC-normalised first, so look-alike dot sequences cannot sneak past.
-    """
-    if not isinstance(raw, str) or not raw.strip():
-        raise ToolError("path must be a non-empty string")
-    text = unicodedata.normalize("NFKC", raw)
-    if "\x00" in text:
-        raise ToolError(f"path {raw!r} contains a NUL byte")
-    if text.startswith(("/", "\\", "~")) or (len(text) > 1 and text[1] == ":"):
-        raise ToolError(f"path {raw!r} is absolute; use a path relative to the workspace")
-    parts = Path(text.replace("\\", "/")).parts
-    if any(p == ".." for p in parts):
-        raise ToolError(f"path {raw!r} leaves the workspace ('..' is not allowed)")
-    root_real = Path(os.path.realpath(root))
-    candidate = Path(os.path.realpath(root_real.joinpath(*parts)))
-    if candidate != root_real and root_real not in candidate.parents:
-        raise ToolError(f"path {raw!r} resolves outside the workspace (symlink?)")
-    if must_exist and not candidate.exists():
-        raise ToolError(f"{raw}: no such file")
-    return candidate
 
-
-def rel(root: Path, path: Path) -> str:
-    return str(path.relative_to(os.path.realpath(root)))
+def int_arg(args: dict[str, Any], key: str, low: int = 1, high: int = 10**9) -> int | None:
+    """An optional whole-number input within [low, high] (JSON's 5.0 counts as 5)."""
+    value = args.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ToolError(f"{key} must be a whole number from {low:,} to {high:,}, got {value!r}")
+    return value

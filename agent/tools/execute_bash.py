@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import sandbox
 from ..errors import ToolError
 from ..procs import Completed
-from .base import ToolContext, ToolResult, decode, truncate
+from .base import ToolContext, ToolResult, decode, string_arg, truncate
 
 
 class ExecuteBash:
@@ -32,9 +33,7 @@ class ExecuteBash:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        command = args.get("command")
-        if not isinstance(command, str) or not command.strip():
-            raise ToolError("command must be a non-empty string")
+        command = string_arg(args, "command", limit=100_000)
         timeout = clamp_timeout(args.get("timeout_s"), ctx.config.engine.command_timeout_s)
         grant = sandbox.take_grant(ctx, self.name)
         network = ctx.config.sandbox.network
@@ -68,8 +67,10 @@ class ExecuteBash:
 
 
 def clamp_timeout(raw: object, cap: float) -> float:
-    """The model's timeout, within [1, configured cap]; junk falls back to the cap."""
+    """The model's timeout, within [1, configured cap]; junk (nan too) falls back to the cap."""
     if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return float(cap)
+    if isinstance(raw, float) and not math.isfinite(raw):
         return float(cap)
     return float(max(1, min(raw, cap)))
 

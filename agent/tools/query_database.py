@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ from typing import Any
 
 from ..config import DatabaseConfig
 from ..errors import ToolError
-from .base import ToolContext, ToolResult, truncate
+from . import confine
+from .base import ToolContext, ToolResult, string_arg, truncate
 
 MAX_ROWS = 200
 MAX_CELL = 80
@@ -237,9 +240,7 @@ class QueryDatabase:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        sql = args.get("sql")
-        if not isinstance(sql, str) or not sql.strip():
-            raise ToolError("sql must be a non-empty string")
+        sql = string_arg(args, "sql", limit=1_000_000) or ""
         name, cfg = _pick(ctx, args.get("database"))
         timeout = float(ctx.config.engine.command_timeout_s)
         wrote = False
@@ -254,7 +255,7 @@ class QueryDatabase:
                     res = await asyncio.to_thread(run, path, statements, False, timeout, stop)
                 except _WriteNeeded:
                     if not await _ask_write(ctx, name, sql, "sqlite"):
-                        return _denied(name)
+                        return _denied(ctx, name)
                     res = await asyncio.to_thread(run, path, statements, True, timeout, stop)
                     wrote = True
             elif cfg.kind == "bigquery":
@@ -263,7 +264,7 @@ class QueryDatabase:
                     kind = await asyncio.to_thread(_bq_statement_type, client, cfg, sql)
                     if kind != "SELECT":
                         if not await _ask_write(ctx, name, sql, kind):
-                            return _denied(name)
+                            return _denied(ctx, name)
                         wrote = True
                     res = await asyncio.to_thread(_bq_run, client, cfg, sql, timeout, stop)
                 except ToolError:
@@ -302,12 +303,40 @@ def _pick(ctx: ToolContext, raw: object) -> tuple[str, DatabaseConfig]:
 
 
 def _sqlite_path(ctx: ToolContext, cfg: DatabaseConfig) -> Path:
-    # Relative paths are project files (a dev database in the repo): the task's copy.
     path = Path(cfg.path).expanduser()
-    path = path if path.is_absolute() else ctx.root / path
-    if not path.is_file():
-        raise ToolError(f"SQLite database {cfg.path!r} not found")
-    return path
+    if path.is_absolute():  # the operator's own file, wherever it is
+        if not path.is_file():
+            raise ToolError(f"SQLite database {cfg.path!r} not found")
+        return path
+    # Relative: a project file (a dev database in the repo), in the task's copy, which the
+    # model may have replaced with a link. SQLite opens by name and follows links, for its
+    # side files too (an approved write creates `-journal`): so the database must be a
+    # regular file reached without leaving the tree, and no side file may be anything else.
+    # (SQLite opens by name, after this check: a process of this task cannot race it, since
+    # every command of a step is killed before the next tool runs.)
+    root = confine.Root(ctx.root)
+    try:
+        place = confine.locate(root, cfg.path)
+    except ToolError as exc:
+        raise ToolError(f"SQLite database {exc}") from None  # exc names the path
+    with place:
+        if not place.is_file:
+            raise ToolError(f"SQLite database {cfg.path!r} not found in the workspace")
+        for suffix in ("-journal", "-wal", "-shm"):
+            side = _lstat(place.fd, f"{place.name}{suffix}")
+            if side is not None and not stat.S_ISREG(side.st_mode):
+                raise ToolError(
+                    f"SQLite database {cfg.path!r}: its side file {place.rel}{suffix} is "
+                    "not a regular file (a link?): refused"
+                )
+        return Path(root.real, place.rel)
+
+
+def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 async def _ask_write(ctx: ToolContext, name: str, sql: str, kind: str) -> bool:
@@ -315,9 +344,10 @@ async def _ask_write(ctx: ToolContext, name: str, sql: str, kind: str) -> bool:
     return await ctx.ask("db_write", f"write to database {name}: {sql.strip()[:200]}", detail)
 
 
-def _denied(name: str) -> ToolResult:
+def _denied(ctx: ToolContext, name: str) -> ToolResult:
+    by = ctx.state.get("decided_by") or "operator"  # who said no: the timeout, nobody, ...
     return ToolResult(
-        f"denied by operator: the statement writes to {name!r} and was not approved; "
+        f"denied by {by}: the statement writes to {name!r} and was not approved; "
         "nothing was changed",
         is_error=True,
         data={"database": name, "denied": True, "wrote": False},

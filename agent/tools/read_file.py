@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 from ..errors import ToolError
-from .base import MAX_READ_BYTES, ToolContext, ToolResult, decode, resolve_path, truncate
+from ..text import marked
+from . import confine
+from .base import MAX_READ_BYTES, ToolContext, ToolResult, decode, int_arg, truncate
+
+MAX_LISTED = 5_000  # a folder's entries listed at most
+WINDOW_BYTES = MAX_READ_BYTES * 4  # what a windowed (offset/limit) read looks at
 
 
 class ReadFile:
@@ -26,29 +33,55 @@ class ReadFile:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = resolve_path(ctx.root, args.get("path"), must_exist=True)
-        if path.is_dir():
-            names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
-            return ToolResult(f"{args['path']} is a directory containing:\n" + "\n".join(names))
-        size = path.stat().st_size
-        offset, limit = args.get("offset"), args.get("limit")
-        if size > MAX_READ_BYTES and not (offset or limit):
-            raise ToolError(
-                f"{args['path']} is {size:,} bytes; read it in parts with offset and limit"
-            )
-        with path.open("rb") as fh:
-            data = fh.read(MAX_READ_BYTES * 4 if (offset or limit) else MAX_READ_BYTES)
-        text = decode(data)
-        if text.startswith("[binary data"):
-            return ToolResult(f"{args['path']}: {text}")
-        if offset or limit:
-            lines = text.splitlines(keepends=True)
-            start = max(int(offset or 1), 1) - 1
-            end = start + int(limit) if limit else len(lines)
-            text = "".join(lines[start:end])
-            header = f"{args['path']} lines {start + 1}-{min(end, len(lines))} of {len(lines)}:\n"
-            return ToolResult(header + truncate(text))
+        raw = args.get("path")
+        confine.parse(raw)  # a bad path is refused before anything is opened
+        offset, limit = int_arg(args, "offset"), int_arg(args, "limit")
+        # Bounded blocking I/O (at most WINDOW_BYTES), so a thread is fine here.
+        return await asyncio.to_thread(_read, confine.Root(ctx.root), str(raw), offset, limit)
+
+
+def _read(root: confine.Root, raw: str, offset: int | None, limit: int | None) -> ToolResult:
+    with confine.locate(root, raw) as place:
+        if place.is_dir:
+            return ToolResult(_listing(place.fd, raw))
+        if place.st is None:
+            raise ToolError(f"{confine.shown(raw)}: no such file")
+        fd = confine.open_entry(place, raw)
+    try:
+        size = os.fstat(fd).st_size
+        windowed = bool(offset or limit)
+        if size > MAX_READ_BYTES and not windowed:
+            raise ToolError(f"{raw} is {size:,} bytes; read it in parts with offset and limit")
+        data = confine.read_fd(fd, WINDOW_BYTES if windowed else MAX_READ_BYTES)
+    finally:
+        os.close(fd)
+    text = decode(data)
+    if text.startswith("[binary data"):
+        return ToolResult(f"{raw}: {text}")
+    if not windowed:
         return ToolResult(truncate(text))
+    lines = text.splitlines(keepends=True)
+    start = (offset or 1) - 1
+    end = start + limit if limit else len(lines)
+    cut = len(data) < size
+    total = f"{len(lines)}+ (only the first {WINDOW_BYTES:,} bytes are read)" if cut else len(lines)
+    header = f"{raw} lines {start + 1}-{min(end, len(lines))} of {total}:\n"
+    return ToolResult(header + truncate("".join(lines[start:end])))
+
+
+def _listing(fd: int, raw: str) -> str:
+    names, more = [], False
+    with os.scandir(fd) as it:
+        for entry in it:
+            if len(names) >= MAX_LISTED:
+                more = True
+                break
+            slash = "/" if entry.is_dir(follow_symlinks=False) else ""
+            link = "@" if entry.is_symlink() else ""
+            names.append(marked(entry.name) + slash + link)
+    names.sort()
+    tail = f"\n[... more entries not listed: over {MAX_LISTED:,}]" if more else ""
+    return f"{raw} is a directory containing:\n" + "\n".join(names) + tail
 
 
 tool = ReadFile()

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import sandbox
 from ..errors import ToolError
+from . import confine
 from .base import ToolContext, ToolResult
 from .execute_bash import clamp_timeout, format_completed
 
@@ -19,17 +20,12 @@ _NPM_PLACEHOLDER = "no test specified"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
+# Detection reads the worktree, which the model may have filled with links: every look-up
+# goes through confine (nothing outside is read, not even whether it exists), bounded.
 def _pytest_command(root: Path) -> str:
     # The project's own venv knows its dependencies; else whatever pytest the operator has.
     for venv in (".venv", "venv"):
-        if (root / venv / "bin" / "python").exists():
+        if confine.exists(root, f"{venv}/bin/python"):
             return f"{venv}/bin/python -m pytest"
     if shutil.which("pytest"):
         return "pytest"
@@ -38,25 +34,26 @@ def _pytest_command(root: Path) -> str:
 
 def _has_pytest_config(root: Path) -> bool:
     return (
-        (root / "pytest.ini").exists()
-        or (root / "conftest.py").exists()
-        or "[tool.pytest" in _read(root / "pyproject.toml")
-        or "[tool:pytest]" in _read(root / "setup.cfg")
-        or "[pytest]" in _read(root / "tox.ini")
+        confine.exists(root, "pytest.ini")
+        or confine.exists(root, "conftest.py")
+        or "[tool.pytest" in confine.peek(root, "pyproject.toml")
+        or "[tool:pytest]" in confine.peek(root, "setup.cfg")
+        or "[pytest]" in confine.peek(root, "tox.ini")
     )
 
 
 def _has_python_tests(root: Path) -> bool:
-    if any(root.glob("test_*.py")) or any(root.glob("*_test.py")):
+    if confine.has_file(root, ".", "test_*.py", deep=False):
         return True
-    tests = root / "tests"
-    return tests.is_dir() and any(tests.rglob("test_*.py"))
+    if confine.has_file(root, ".", "*_test.py", deep=False):
+        return True
+    return confine.has_file(root, "tests", "test_*.py", deep=True)
 
 
 def _npm_has_tests(root: Path) -> bool:
     try:
-        scripts = json.loads(_read(root / "package.json") or "{}").get("scripts") or {}
-    except (json.JSONDecodeError, AttributeError):
+        scripts = json.loads(confine.peek(root, "package.json") or "{}").get("scripts") or {}
+    except (json.JSONDecodeError, AttributeError, RecursionError):
         return False
     script = scripts.get("test") if isinstance(scripts, dict) else None
     return isinstance(script, str) and _NPM_PLACEHOLDER not in script
@@ -64,7 +61,7 @@ def _npm_has_tests(root: Path) -> bool:
 
 def _make_has_test(root: Path) -> bool:
     for name in ("Makefile", "makefile", "GNUmakefile"):
-        if re.search(r"^test\s*:", _read(root / name), re.M):
+        if re.search(r"^test\s*:", confine.peek(root, name), re.M):
             return True
     return False
 
@@ -79,13 +76,13 @@ def detect_test_command(root: Path) -> str | None:
         return _pytest_command(root)
     if _npm_has_tests(root):
         return "npm test"
-    if (root / "go.mod").exists():
+    if confine.exists(root, "go.mod"):
         return "go test ./..."
-    if (root / "Cargo.toml").exists():
+    if confine.exists(root, "Cargo.toml"):
         return "cargo test"
     if _make_has_test(root):
         return "make test"
-    if _has_python_tests(root) or (root / "pyproject.toml").exists():
+    if _has_python_tests(root) or confine.exists(root, "pyproject.toml"):
         return _pytest_command(root)
     return None
 

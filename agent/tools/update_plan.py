@@ -8,6 +8,7 @@ from ..errors import ToolError
 from .base import ToolContext, ToolResult
 
 STATUSES = ("pending", "in_progress", "done")
+MAX_STEPS = 100
 
 
 class UpdatePlan:
@@ -39,6 +40,8 @@ class UpdatePlan:
         steps = args.get("steps")
         if not isinstance(steps, list) or not steps:
             raise ToolError("steps must be a non-empty list of {title, status}")
+        if len(steps) > MAX_STEPS:  # every plan goes into the event stream: keep it bounded
+            raise ToolError(f"a plan has at most {MAX_STEPS} steps, got {len(steps)}")
         clean = []
         for step in steps:
             if not isinstance(step, dict) or not isinstance(step.get("title"), str):

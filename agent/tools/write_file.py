@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from ..errors import ToolError
-from .base import ToolContext, ToolResult, rel, resolve_path
+from . import confine
+from .base import ToolContext, ToolResult, string_arg
 
 MAX_WRITE_CHARS = 5_000_000
 
@@ -27,24 +28,17 @@ class WriteFile:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        content = args.get("content")
-        if not isinstance(content, str):
-            raise ToolError("content must be a string")
-        if len(content) > MAX_WRITE_CHARS:
-            raise ToolError(
-                f"content is {len(content):,} characters; the limit is {MAX_WRITE_CHARS:,}"
-            )
-        path = resolve_path(ctx.root, args.get("path"))
-        if path.is_dir():
-            raise ToolError(f"{args['path']} is a directory")
-        if ".git" in path.relative_to(ctx.root.resolve()).parts:
-            raise ToolError("writing inside .git is not allowed")
-        existed = path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        raw = args.get("path")
+        confine.parse(raw)
+        content = string_arg(args, "content", blank_ok=True, limit=MAX_WRITE_CHARS) or ""
+        data = content.encode("utf-8")
+        # At most MAX_WRITE_CHARS*4 bytes: bounded, so a thread is fine here.
+        rel, existed = await asyncio.to_thread(
+            confine.write_bytes, confine.Root(ctx.root), str(raw), data
+        )
         lines = content.count("\n") + (0 if content.endswith("\n") or not content else 1)
         verb = "updated" if existed else "created"
-        return ToolResult(f"{verb} {args['path']} ({lines} lines)", changed=[rel(ctx.root, path)])
+        return ToolResult(f"{verb} {raw} ({lines} lines)", changed=[rel])
 
 
 tool = WriteFile()

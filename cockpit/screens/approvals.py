@@ -14,6 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer, Vertical
+from textual.notifications import SeverityLevel
 from textual.widgets import Static
 
 from .. import fmt
@@ -151,13 +152,40 @@ class ApprovalsScreen(PanelScreen):
                                      yes=f"Approve {len(same)}"), answered)
 
     def _decide(self, rows: list[dict[str, Any]], approved: bool) -> None:
-        verdict = "approved" if approved else "denied"
+        """Decide each row; one that someone else (the CLI, the timeout, a stop) decided
+        first since it was drawn is reported with who won, never counted as ours."""
 
-        async def call(engine: Engine) -> None:
+        async def call(engine: Engine) -> tuple[int, list[str]]:
+            from agent.approvals import AlreadyDecided
+
+            won, lost = 0, []
             for row in rows:
-                await engine.decide(int(row["id"]), approved, by="operator")
+                try:
+                    await engine.decide(int(row["id"]), approved, by="operator")
+                    won += 1
+                except AlreadyDecided as exc:
+                    lost.append(str(exc))
+            return won, lost
 
-        self.act(call, done=f"{verdict.capitalize()} {len(rows)} request(s)")
+        def report(result: tuple[int, list[str]]) -> None:
+            won, lost = result
+            message, severity = decision_note(approved, len(rows), won, lost)
+            self.notify(message, severity=severity, timeout=8 if lost else 3)
+
+        self.act(call, then=report)
+
+
+def decision_note(
+    approved: bool, asked: int, won: int, lost: list[str]
+) -> tuple[str, SeverityLevel]:
+    """(message, severity) for what a/d/A did: all of it, or what lost and to whom."""
+    verdict = "approved" if approved else "denied"
+    if not lost:
+        return f"{verdict.capitalize()} {won} request(s)", "information"
+    first = lost[0] + (f" (and {len(lost) - 1} more)" if len(lost) > 1 else "")
+    if won:
+        return f"{verdict.capitalize()} {won} of {asked} request(s); {first}", "warning"
+    return f"Not {verdict}: {first}", "warning"
 
 
 def what(row: dict[str, Any]) -> str:

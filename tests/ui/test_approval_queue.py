@@ -43,7 +43,8 @@ async def test_approve_all_of_a_kind_asks_first_showing_count_and_commands(tmp_p
                                           ("Clean the build artifacts", "ask", "")))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        assert [a["kind"] for a in await _pending(app)] == ["command", "command"]
+        requests = await _pending(app)
+        assert [a["kind"] for a in requests] == ["command", "command"]
         await pilot.press("3")
         await idle(pilot)
         await pilot.press("A")
@@ -58,8 +59,13 @@ async def test_approve_all_of_a_kind_asks_first_showing_count_and_commands(tmp_p
         await pilot.press("A")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the confirm again")
         await pilot.press("y")
-        await wait_for(pilot, lambda: panel_text(app).count("approved by operator") == 2,
+        table = app.screen.query_one("#queue", KeyedTable)
+        keys = [str(a["id"]) for a in requests]
+        # The Decision column of both rows (the detail pane repeats the selected one's).
+        await wait_for(pilot, lambda: all(str(table.get_cell(k, "Decision")) ==
+                                          "approved by operator" for k in keys),
                        what="both approved")
+        assert "Approved 2 request(s)" in _notes(app)
 
 
 async def test_decisions_made_elsewhere_show_who_decided_and_waiting_stops(
@@ -97,3 +103,55 @@ async def test_decisions_made_elsewhere_show_who_decided_and_waiting_stops(
         await ready(pilot, plan2)
         await pilot.press("3")
         await wait_for(pilot, lambda: "denied by cli" in panel_text(again), what="after restart")
+
+
+# -- first decider wins: a key pressed on a request decided elsewhere meanwhile -----------------
+def _notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_approve_all_reports_the_one_decided_elsewhere_meanwhile_and_approves_the_rest(
+        tmp_path: Path) -> None:
+    """Between `A` and the confirm's yes, another process denies one of the two requests:
+    the other is still approved, and the notice says 1 of 2, naming who won the other."""
+    app, plan = make_app(tmp_path, tasks=(("Clean the build artifacts", "ask", ""),
+                                          ("Clean the build artifacts", "ask", "")))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        first, second = await _pending(app)
+        await pilot.press("3")
+        await idle(pilot)
+        await pilot.press("A")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the confirm")
+        await app.engine.decide(first["id"], False, by="cli (pid 4242)")  # the race
+        await pilot.press("y")
+        note = await wait_for(pilot, lambda: [n for n in _notes(app) if "of 2" in n],
+                              what="the notice")
+        assert note == [f"Approved 1 of 2 request(s); request #{first['id']} was already "
+                        f"denied by cli (pid 4242), " + note[0].split("pid 4242), ")[1]]
+        assert "your approve was not applied" in note[0]
+        assert not any(n.startswith("Approved 2") for n in _notes(app))
+        rows = {r["id"]: r for r in await app.engine.recent_approvals()}
+        assert (rows[first["id"]]["state"], rows[first["id"]]["decided_by"]) == (
+            "denied", "cli (pid 4242)")
+        assert (rows[second["id"]]["state"], rows[second["id"]]["decided_by"]) == (
+            "approved", "operator")
+
+
+async def test_deny_key_on_a_request_the_timeout_decided_says_it_lost(tmp_path: Path) -> None:
+    app, plan = make_app(tmp_path, tasks=(("Clean the build artifacts", "ask", ""),))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        (request,) = await _pending(app)
+        await pilot.press("3")
+        await idle(pilot)
+        # Decided in the store only, as another process would: this screen still shows it
+        # pending when the key is pressed.
+        await app.engine.store.decide_approval(request["id"], False, "timeout",
+                                               "no decision in time")
+        await pilot.press("d")
+        note = await wait_for(pilot, lambda: [n for n in _notes(app) if "Not denied" in n],
+                              what="the notice")
+        assert note[0].startswith(f"Not denied: request #{request['id']} was already denied "
+                                  "by timeout (no decision in time)")
+        assert not any(n.startswith("Denied 1") for n in _notes(app))
