@@ -206,6 +206,9 @@ async def _apply_commands(engine: Engine) -> None:
 
 async def recover(engine: Engine) -> None:
     """Tasks left live by an engine that is gone become `interrupted`."""
+    from .recovery import recover_journals
+
+    await recover_journals(engine)  # first: an apply cut short is finished or undone
     beat = engine.config.engine.heartbeat_s
     alive = {e["id"] for e in await engine.store.engines() if _engine_alive(e, beat)}
     for task in await engine.store.list_tasks(states=ev.LIVE_STATES, limit=10_000):

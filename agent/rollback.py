@@ -19,6 +19,9 @@ from . import events as ev
 from . import workspace
 from .checkpoints import Checkpoints
 from .errors import UsageError
+from .fileswitch import to_the_end
+from .gitcmd import git
+from .recovery import recover_journals
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -30,33 +33,97 @@ async def rollback_task(
     task_id = task["id"]
     if to_step is not None:
         return await _to_step(engine, task, to_step, by)
+    # An apply or rollback of this task cut short by a crash is settled first (finished or
+    # undone, agent/recovery.py): what follows then starts from a true record.
+    if settled := await recover_journals(engine, task_id):
+        task = await engine.store.get_task(task_id) or task
     if task["state"] == ev.ROLLED_BACK:
         raise UsageError(f"task {task_id} was already rolled back")
-    if task["state"] in ev.LIVE_STATES:
+    stopped_now = task["state"] in ev.LIVE_STATES
+    if stopped_now:
         await engine.cancel(task_id, by=by)
         await engine.wait(task_id)
         task = await engine.store.get_task(task_id) or task
     await engine.bus.adopt(task_id)
     engine._states[task_id] = task["state"]
-    ws = Path(task["workspace"])
     applied = task["options"].get("applied")
-    if applied:
-        result = await engine.safety.unapply(ws, applied)
-        message = result["message"]
+    if applied:  # a Ctrl-C meanwhile waits for it: a rollback is never left half-done
+        result = await to_the_end(_unapply(engine, task, applied, by))
+        return _after(settled, result)
+    # Never applied: only its leftovers go. A task that ended failed, cancelled or
+    # interrupted by itself keeps that outcome (and its error): the rollback changes
+    # nothing about how it went. One that succeeded (its result was the branch now
+    # discarded) or that this rollback stopped is rolled back.
+    keeps = not stopped_now and task["state"] in (ev.FAILED, ev.CANCELLED, ev.INTERRUPTED)
+    discarded = await _discard(engine, task)
+    if keeps and not discarded:
+        raise UsageError(
+            f"task {task_id} ({task['state']}) never changed the workspace and left nothing "
+            "behind: there is nothing to roll back"
+        )
+    if keeps:
+        message = (
+            f"discarded the task's worktree and branch; it stays {task['state']}, and nothing "
+            "of it is in the workspace"
+        )
     else:
-        if task.get("worktree"):
-            tree = await workspace.tree_for(task)
-            async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
-                await workspace.discard(ws, tree)
         message = "discarded the task's worktree and branch; the workspace was never changed"
-    detail = {"applied": bool(applied), "message": message}
-    if applied:
-        detail.update(action=result["action"], revert_commit=result.get("revert_commit"))
-    await engine.audit(by, "rollback", task_id, detail)
-    engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=bool(applied), by=by)
-    await engine.transition(task_id, ev.ROLLED_BACK, message)
+    await engine.audit(by, "rollback", task_id, {"applied": False, "message": message})
+    engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=False, by=by)
+    if not keeps:
+        await engine.transition(task_id, ev.ROLLED_BACK, message)
     await engine.bus.flush()
+    return _after(settled, {"task_id": task_id, "message": message})
+
+
+def _after(settled: list[str], result: dict[str, Any]) -> dict[str, Any]:
+    """The operator learns first what was settled from a crash, then what this did."""
+    if settled:
+        result["message"] = f"first, after a crash: {'; '.join(settled)}. Then: " + result[
+            "message"
+        ]
+    return result
+
+
+async def _unapply(
+    engine: Engine, task: dict[str, Any], applied: dict[str, Any], by: str
+) -> dict[str, Any]:
+    """Undo an applied task in the workspace, then record it; the journal of the rollback
+    is closed only once the record says so (a crash in between: agent/recovery.py)."""
+    task_id = task["id"]
+    result = await engine.safety.unapply(Path(task["workspace"]), applied, task_id)
+    op = result.pop("journal", None)
+    message = result["message"]
+    try:
+        detail = {"applied": True, "message": message, "action": result["action"],
+                  "revert_commit": result.get("revert_commit")}  # fmt: skip
+        await engine.audit(by, "rollback", task_id, detail)
+        engine.bus.emit(task_id, ev.ROLLBACK, message=message, applied=True, by=by)
+        await engine.transition(task_id, ev.ROLLED_BACK, message)
+        await engine.bus.flush()
+    except BaseException:
+        engine.safety.release(op)
+        raise
+    engine.safety.settle(op)
     return {"task_id": task_id, "message": message}
+
+
+async def _discard(engine: Engine, task: dict[str, Any]) -> bool:
+    """Remove the task's worktree and branch; whether there was anything to remove."""
+    ws = Path(task["workspace"])
+    if not task.get("worktree"):
+        return False  # never prepared: nothing was made
+    worktree, branch = Path(task["worktree"]), task.get("branch")
+    there = worktree.exists()
+    if branch and not there:
+        out = await git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", cwd=ws, check=False)
+        there = bool(out.strip())
+    if not there:
+        return False
+    tree = await workspace.tree_for(task)
+    async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
+        await workspace.discard(ws, tree)
+    return True
 
 
 async def _to_step(engine: Engine, task: dict[str, Any], step: int, by: str) -> dict[str, Any]:
@@ -138,9 +205,13 @@ async def _refresh_apply_request(
         patch, files = await workspace.diff(tree)
     else:
         patch, files = workspace.clip_diff(await cps.diff(start)), await cps.changed_files(start)
+    refused = await engine.safety.links_outside(Path(task["workspace"]), tree, task, files)
     for row in pending:
         summary = f"Apply {len(files)} changed file(s) to {task['workspace']}"
+        if refused:
+            summary += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
         detail = {**row["detail"], "diff": patch, "files": files, "refreshed": "rolled back a step"}
+        detail["refused_links"] = refused
         summary, detail = engine.safety.redact(summary), engine.safety.redact(detail)
         await engine.store.execute(
             "UPDATE approvals SET summary = ?, detail = ? WHERE id = ? AND state = 'pending'",

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import workspace
 from .errors import CockpitError, TaskStopped
+from .fileswitch import ApplyError, to_the_end
 from .gitcmd import is_git_repo
 from .loop import run_agent
 from .outcome import shortfall_reason
@@ -68,12 +69,13 @@ async def execute(engine: Engine, task_id: str) -> None:
             await engine.transition(task_id, ev.SUCCEEDED)
             await engine._complete(task_id, True, f"{outcome.summary}\n({note})", files)
             return
-        approved = await engine.request_approval(
-            run,
-            "apply",
-            f"Apply {len(files)} changed file(s) to {ws}",
-            {"diff": patch, "files": files, "branch": tree.branch},
-        )
+        refused = await engine.safety.links_outside(ws, tree, task, files)
+        summary = f"Apply {len(files)} changed file(s) to {ws}"
+        detail = {"diff": patch, "files": files, "branch": tree.branch}
+        if refused:  # the apply refuses them: the operator sees so before deciding
+            summary += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
+            detail["refused_links"] = refused
+        approved = await engine.request_approval(run, "apply", summary, detail)
         if not approved:
             by = run.last_decision  # the operator, nobody (stdin closed), the timeout, a rule
             reason = f"changes not applied (denied by {by}); kept on branch {tree.branch}"
@@ -84,13 +86,8 @@ async def execute(engine: Engine, task_id: str) -> None:
         # A rollback to a step while the request waited changed what lands: list that.
         _patch, files = await _changes(engine, run, tree, final=False)
         await engine.transition(task_id, ev.APPLYING)
-        record = await engine.safety.apply(ws, tree, task, files)
-        options = {**task["options"], "applied": record}
-        await engine.store.update_task(task_id, options=options)
-        # Whoever decided: the operator, or a rule (approve=auto) acting for nobody.
-        await engine.audit(run.last_decision or "operator", "apply", task_id, record)
-        await engine.transition(task_id, ev.SUCCEEDED)
-        await engine._complete(task_id, True, outcome.summary, files)
+        # Not even a cancel of this worker (the process shutting down) cuts it in half.
+        await to_the_end(_apply(engine, run, task, tree, files, outcome.summary))
     except TaskStopped as stop:
         await _finish(engine, task_id, stop.state, stop.reason, run, tree)
     except asyncio.CancelledError:
@@ -110,6 +107,37 @@ async def execute(engine: Engine, task_id: str) -> None:
             await run.model.aclose()
         if lock is not None:
             lock.release()
+
+
+async def _apply(
+    engine: Engine,
+    run: TaskRun,
+    task: dict[str, Any],
+    tree: workspace.TaskTree,
+    files: list[str],
+    summary: str,
+) -> None:
+    """Apply, then record it. The apply is journaled, and its journal is closed only once
+    the record says "applied": a crash in between is settled by the next start
+    (agent/recovery.py), so the record never lags behind the workspace."""
+    task_id = task["id"]
+    try:
+        record = await engine.safety.apply(workspace.Path(task["workspace"]), tree, task, files)
+    except ApplyError as exc:
+        if stop := engine.stop_reasons.get(task_id):  # a Ctrl-C cut the apply short
+            raise TaskStopped(stop[0], f"{stop[1]} while applying: {exc}") from exc
+        raise
+    op = record.pop("journal", None)
+    try:
+        await engine.store.update_task(task_id, options={**task["options"], "applied": record})
+        # Whoever decided: the operator, or a rule (approve=auto) acting for nobody.
+        await engine.audit(run.last_decision or "operator", "apply", task_id, record)
+        await engine.transition(task_id, ev.SUCCEEDED)
+        await engine._complete(task_id, True, summary, files)
+    except BaseException:
+        engine.safety.release(op)
+        raise
+    engine.safety.settle(op)
 
 
 async def _changes(

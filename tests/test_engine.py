@@ -306,7 +306,8 @@ async def test_a_failed_task_with_changes_keeps_them_for_review_and_rollback(
     result = await engine.rollback(task["id"])
     assert "discarded" in result["message"]
     assert _leftovers(repo) == (0, "") and not Path(task["worktree"]).exists()
-    assert (await engine.get(task["id"]))["state"] == "rolled_back"
+    after = await engine.get(task["id"])  # it never changed the workspace: still failed
+    assert (after["state"], after["error"]) == ("failed", task["error"])
 
 
 async def test_a_plain_folder_task_without_changes_leaves_no_copy(
