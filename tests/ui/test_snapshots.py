@@ -7,6 +7,7 @@ process ids, test run times) are pinned.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import re
 import shutil
@@ -71,8 +72,17 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(event_log, "render", steady_render)
 
 
+@pytest.fixture
+def own_base() -> Any:
+    """The snapshots show BASE's path, so it is fixed: two suites on one machine (parallel
+    checkouts) take turns on it instead of deleting each other's demo mid-run."""
+    with open(f"{BASE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.mark.parametrize("panel", PANELS, ids=[p.mode for p in PANELS])
-def test_panel_snapshot(panel: Any, frozen: None, snap_compare: Any) -> None:
+def test_panel_snapshot(panel: Any, own_base: None, frozen: None, snap_compare: Any) -> None:
     shutil.rmtree(BASE, ignore_errors=True)
     app, plan = make_app(BASE)
 
