@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import socket
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from agent.models.scripted import ScriptedModel
 from agent.store import Store
-from tests.conftest import git, until
+from tests.conftest import git, until, write_script
 
 READ = {"tool_calls": [{"name": "read_file", "input": {"path": "app.py"}}]}
 
@@ -380,3 +381,27 @@ async def test_a_dead_engines_unchanged_worktree_is_removed_a_changed_one_kept(
     assert "livhana/idle1" not in branches and not (config.worktrees_dir / "idle1").exists()
     assert "livhana/busy1" in branches  # work in progress is kept for review or rollback
     assert (config.worktrees_dir / "busy1" / "half.txt").exists()
+
+
+async def test_a_title_and_tool_output_with_lone_surrogates_are_recorded(
+    engine_factory: Any, repo: Path, tmp_path: Path
+) -> None:
+    """A title decoded with surrogateescape and a command printing invalid UTF-8: the
+    task runs, its row and every event are stored (the byte escaped as `\\xNN`), and the
+    audit chain over them verifies."""
+    from agent.audit import verify
+
+    command = "printf 'bad \\377 byte\\n'"
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("fix caf\udce9 \ud800", repo, model=model, approve="auto")
+    task = await engine.wait(task_id)
+    assert task["state"] == "succeeded", task["error"]
+    assert task["title"] == "fix caf\\xe9 \\ud800"
+    events = await engine.events(task_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "complete"
+    text = json.dumps(events, ensure_ascii=False)
+    assert "bad \\\\xff byte" in text or "bad \ufffd byte" in text  # stored, readable
+    assert (await verify(engine.store))[0] is True
