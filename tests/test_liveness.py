@@ -140,7 +140,7 @@ async def test_a_killed_engine_is_found_dead_at_the_next_start(repo: Path, tmp_p
         assert state == ev.INTERRUPTED and error == "the process running it stopped"
         _assert_whole_stream(data, task_id)
         assert _rows(data, "SELECT id FROM engines") == []  # nothing of the dead one left
-        assert not list((data / "livhana.db-engines").iterdir())
+        assert not list((data / ".livhana.db.engines").iterdir())
     finally:
         for pid, _pgid, _argv in live_processes(mark):
             with contextlib.suppress(ProcessLookupError):

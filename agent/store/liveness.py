@@ -1,6 +1,6 @@
 """Whether an engine is alive, proven rather than guessed.
 
-Each engine holds an exclusive flock on its own file (`<store>-engines/<engine id>.lock`)
+Each engine holds an exclusive flock on its own file (`.<store>.engines/<engine id>.lock`)
 from before its row is written until after the row is removed. The kernel drops the lock
 when the process dies, however it dies (SIGKILL, OOM, a crash), and never while it lives:
 a process paused by SIGSTOP, swapped out or with an event loop busy for minutes keeps it.
@@ -27,7 +27,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 class EngineLocks:
     def __init__(self, store_path: Path) -> None:
-        self.dir = store_path.with_name(store_path.name + "-engines")
+        self.dir = store_path.with_name(f".{store_path.name}.engines")
         self._held: dict[str, int] = {}  # engine id -> the fd holding its lock
 
     def _file(self, engine_id: str) -> Path:

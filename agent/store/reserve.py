@@ -18,7 +18,7 @@ RESERVE_BYTES = 1 << 20  # ~250 WAL pages: a task's end, its events and audit re
 
 class Reserve:
     def __init__(self, store_path: Path) -> None:
-        self.path = store_path.with_name(store_path.name + "-reserve")
+        self.path = store_path.with_name(f".{store_path.name}.reserve")
 
     def ensure(self) -> None:
         """Best effort, never an error: no room for it is no reason to refuse the store."""
