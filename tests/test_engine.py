@@ -383,25 +383,30 @@ async def test_a_dead_engines_unchanged_worktree_is_removed_a_changed_one_kept(
     assert (config.worktrees_dir / "busy1" / "half.txt").exists()
 
 
-async def test_a_title_and_tool_output_with_lone_surrogates_are_recorded(
+async def test_lone_surrogates_past_the_edges_are_still_recorded(
     engine_factory: Any, repo: Path, tmp_path: Path
 ) -> None:
-    """A title decoded with surrogateescape and a command printing invalid UTF-8: the
-    task runs, its row and every event are stored (the byte escaped as `\\xNN`), and the
-    audit chain over them verifies."""
+    """Defence in depth behind the edges (agent/text.py): a payload or audit detail that
+    still holds a lone surrogate (a file name from surrogateescape) is stored escaped
+    (`\\xNN`), never a dropped event batch or a missing audit record."""
     from agent.audit import verify
 
     command = "printf 'bad \\377 byte\\n'"
     turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}]
     model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
     engine = await engine_factory()
-    task_id = await engine.submit("fix caf\udce9 \ud800", repo, model=model, approve="auto")
+    task_id = await engine.submit("fix caf\udce9", repo, model=model, approve="auto")
+    await engine.emit(task_id, "warning", message="odd name caf\udce9.txt", **{"k\udcff": 1})
+    await engine.audit("operator", "note", task_id, {"path": "caf\udce9.txt"})
     task = await engine.wait(task_id)
     assert task["state"] == "succeeded", task["error"]
-    assert task["title"] == "fix caf\\xe9 \\ud800"
     events = await engine.events(task_id)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "complete"
+    warning = next(e for e in events if e["type"] == "warning")
+    assert warning["message"] == "odd name caf\\xe9.txt" and warning["k\\xff"] == 1
     text = json.dumps(events, ensure_ascii=False)
-    assert "bad \\\\xff byte" in text or "bad \ufffd byte" in text  # stored, readable
+    assert "bad \\\\xff byte" in text or "bad \ufffd byte" in text  # the tool's output
+    notes = await engine.store.fetch("SELECT detail FROM audit WHERE action = 'note'")
+    assert json.loads(notes[0]["detail"]) == {"path": "caf\\xe9.txt"}
     assert (await verify(engine.store))[0] is True

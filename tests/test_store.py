@@ -251,12 +251,13 @@ async def test_a_store_with_repeated_numbers_is_renumbered_on_upgrade(tmp_path: 
 
 async def test_any_python_str_is_stored_escaped_and_read_back(tmp_path: Path) -> None:
     """Lone surrogates (a file name decoded with surrogateescape, half an emoji) cannot be
-    UTF-8: the store escapes them (`\\xNN` for an undecodable byte, `\\uXXXX` otherwise),
-    a split pair is joined, and the audit chain over such records still verifies."""
+    UTF-8: the store escapes them (`\\xNN` for an undecodable byte, `\\uXXXX` otherwise,
+    as agent/text.py marks them at the edges), and the audit chain over such records
+    still verifies."""
     from agent import audit
 
     odd = "caf\udce9 \ud800 \ud83d\ude00"
-    shown = "caf\\xe9 \\ud800 \U0001f600"
+    shown = "caf\\xe9 \\ud800 \\ud83d\\ude00"
     store = await Store.open(tmp_path / "s.db")
     await store.create_task({"id": "t1", "title": odd, "workspace": "/w/" + odd,
                              "state": "running", "changes": [odd], "options": {odd: odd}})  # fmt: skip

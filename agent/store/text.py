@@ -1,11 +1,11 @@
 """Any Python str made storable: SQLite takes UTF-8 only, and a lone surrogate (a file
-name decoded with surrogateescape, a half emoji from a JSON producer) has no UTF-8 form.
+name decoded with surrogateescape, half an emoji from a JSON producer) has no UTF-8 form.
+The edges refuse or mark such text (agent/text.py); this is the store's own defence for
+whatever gets past them, so a write never fails on a str.
 
-Lone surrogates are ESCAPED, not dropped: one that stands for an undecodable byte
-(U+DC80..U+DCFF, surrogateescape) becomes the text `\\xNN` (that byte, so the operator
-can tell which one it was), any other becomes `\\uXXXX`. A high+low pair, which is one
-character split in two, is joined back into that character. Valid text is untouched, and
-the check is cheap for the common case (ASCII is known without a scan).
+Lone surrogates are ESCAPED, the way agent/text.py marks them: one that stands for an
+undecodable byte (U+DC80..U+DCFF) becomes the text `\\xNN` (that byte), any other
+`\\uXXXX`. Valid text is untouched, and costs next to nothing (ASCII needs no scan).
 """
 
 from __future__ import annotations
@@ -13,35 +13,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..text import marked
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_PAIR_OR_LONE = re.compile("([\ud800-\udbff][\udc00-\udfff])|([\ud800-\udfff])")
 
 
-def _escape(cp: int) -> str:
-    return f"\\x{cp - 0xDC00:02x}" if 0xDC80 <= cp <= 0xDCFF else f"\\u{cp:04x}"
-
-
-def _fix(match: re.Match[str], backslash: str) -> str:
-    pair = match.group(1)
-    if pair:
-        return pair.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
-    return backslash + _escape(ord(match.group(2)))[1:]
+def _json_mark(m: re.Match[str]) -> str:
+    return "\\" + marked(m.group())  # inside a JSON string the backslash is escaped too
 
 
 def clean(text: str) -> str:
-    """`text` with every lone surrogate escaped (see the module doc); the same object
-    when there is none."""
-    if text.isascii() or not _SURROGATE.search(text):
+    """`text` with every lone surrogate escaped; the same object when there is none."""
+    if text.isascii():
         return text
-    return _PAIR_OR_LONE.sub(lambda m: _fix(m, "\\"), text)
+    return marked(text)
 
 
 def clean_json(text: str) -> str:
-    """The same for JSON text made with ensure_ascii=False: a surrogate can only sit
-    inside a JSON string there, where the escape's backslash must itself be escaped."""
+    """The same for JSON text made with ensure_ascii=False, where a surrogate can only
+    sit inside a string."""
     if text.isascii() or not _SURROGATE.search(text):
         return text
-    return _PAIR_OR_LONE.sub(lambda m: _fix(m, "\\\\"), text)
+    return _SURROGATE.sub(_json_mark, text)
 
 
 def clean_value(value: Any) -> Any:
