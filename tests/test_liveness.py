@@ -86,7 +86,7 @@ async def test_a_paused_engine_keeps_its_task_whatever_its_heartbeat_says(
     of work on the store. On `kill -CONT` the task finishes as if nothing happened."""
     data = tmp_path / "data"
     data.mkdir()
-    (data / "config.toml").write_text("[engine]\nheartbeat_s = 600\n")
+    (data / "config.toml").write_text("[engine]\nheartbeat_s = 60\n")
     mark = marker().replace("1000.", "3.")  # a ~3 s sleep only this test runs
     model = _script(tmp_path, f"sleep {mark}; echo done > out.txt")
     proc = _start_run(repo, model, data)
@@ -120,7 +120,7 @@ async def test_a_paused_engine_keeps_its_task_whatever_its_heartbeat_says(
 async def test_a_killed_engine_is_found_dead_at_the_next_start(repo: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    (data / "config.toml").write_text("[engine]\nheartbeat_s = 600\n")
+    (data / "config.toml").write_text("[engine]\nheartbeat_s = 60\n")
     mark = marker()
     proc = _start_run(repo, _script(tmp_path, f"sleep {mark}"), data)
     try:

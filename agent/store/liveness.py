@@ -6,15 +6,16 @@ when the process dies, however it dies (SIGKILL, OOM, a crash), and never while 
 a process paused by SIGSTOP, swapped out or with an event loop busy for minutes keeps it.
 So an engine is dead exactly when its lock can be taken. A late heartbeat proves nothing.
 
-An engine row without a lock file (written by an older version, or its file deleted by
-hand) is judged by its pid, on this host: gone, or reused by a process that started after
-the engine registered, is dead; anything else counts as alive, because a task is only
-ever taken from an engine that is surely gone.
+An engine row without a lock file (written by an older version, on a filesystem without
+flock, or its file deleted by hand) is judged by its pid, on this host: gone, or reused
+by a process that started after the engine registered, is dead; anything else counts as
+alive, because a task is only ever taken from an engine that is surely gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -38,12 +39,19 @@ class EngineLocks:
         if engine_id in self._held:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._file(engine_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = self._file(engine_id)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BaseException:
+        except OSError as exc:
             os.close(fd)
-            raise
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            # A filesystem without flock: no file, so others judge this engine by its pid
+            # (an unlocked file would read as a dead engine's).
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return
         self._held[engine_id] = fd
 
     def release(self, engine_id: str, unlink: bool = True) -> None:
