@@ -247,17 +247,17 @@ class EventBus:
             while self._buffer:
                 batch = self._buffer[:FLUSH_BATCH]
                 owned = {e["task_id"] for e in batch} & self._owned
-                store = asyncio.ensure_future(
+                writing = asyncio.ensure_future(
                     self.store.append_events(batch, owner=self.owner, owned=owned)
                 )
                 try:
-                    done = await asyncio.shield(store)
+                    done = await asyncio.shield(writing)
                 except asyncio.CancelledError:
                     # The write goes on in the store's thread: learn how it ended, or the
                     # batch would be lost (ended well) or stored twice (kept after all).
-                    await asyncio.wait([store])
-                    if not store.cancelled() and store.exception() is None:
-                        self._stored(batch, store.result())
+                    await asyncio.wait([writing])
+                    if not writing.cancelled() and writing.exception() is None:
+                        self._stored(batch, writing.result())
                     raise
                 self._stored(batch, done)
 
