@@ -294,6 +294,22 @@ async def recover(engine: Engine) -> None:
             await store.remove_engine(engine_id)
 
 
+async def needs_recovery(store: Store, data_dir: Path) -> bool:
+    """Whether a stopped process left something for the next start to settle: an apply
+    or rollback journal, or a live task whose engine is provably gone. Read-only, so a
+    command that only shows the store starts an engine (and writes) only then."""
+    if any((Path(data_dir) / "journal").glob("*.json")):
+        return True
+    live = await store.list_tasks(states=ev.LIVE_STATES, limit=10_000)
+    if not live:
+        return False
+    engines = {e["id"]: e for e in await store.engines()}
+    return any(
+        t["engine_id"] not in engines or not store.engine_alive(engines[t["engine_id"]])
+        for t in live
+    )
+
+
 async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
     """An interrupted task that changed nothing leaves no worktree or branch behind (one
     with changes stays, for review or rollback), like a task that ends by itself."""

@@ -304,21 +304,50 @@ VIEWS = ("tasks", "history", "learnings", "metrics", "capabilities", "approvals"
 
 async def store_command(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
-    from agent.store import Store
 
     if args.command in VIEWS:
-        # Showing the store changes nothing: opened read-only (a full disk, a read-only
-        # copy), no engine started, no task of another process touched.
-        store = await Store.open(config.store_path, readonly=True)
-        try:
-            return await _store_command(Engine(config, store, role="cli"), args)
-        finally:
-            await store.close()
+        await _settle_first(config)
+        return await _view(config, args)
     engine = await Engine.open(config, role="cli")
     try:
         return await _store_command(engine, args)
     finally:
         await engine.close()
+
+
+async def _settle_first(config: Any) -> None:
+    """A view starts an engine (which writes) only to settle what a stopped process left
+    (its tasks, a journaled apply): a store that cannot be written then (a full disk) is
+    shown as it is, with a warning. Otherwise it only reads."""
+    from agent import control
+    from agent.engine import Engine
+    from agent.errors import StoreError
+    from agent.store import Store
+
+    store = await Store.open(config.store_path, readonly=True)
+    try:
+        if not await control.needs_recovery(store, config.data_dir):
+            return
+    finally:
+        await store.close()
+    try:
+        await (await Engine.open(config, role="cli")).close()
+    except StoreError as exc:
+        print(f"livhana-cockpit: warning: what a stopped process left is not settled yet "
+              f"({exc}); showing the store as it is", file=sys.stderr)  # fmt: skip
+
+
+async def _view(config: Any, args: argparse.Namespace) -> int:
+    """A command that shows the store: opened read-only (it works on a full disk or a
+    read-only copy), no engine started, no task of another process touched."""
+    from agent.engine import Engine
+    from agent.store import Store
+
+    store = await Store.open(config.store_path, readonly=True)
+    try:
+        return await _store_command(Engine(config, store, role="cli"), args)
+    finally:
+        await store.close()
 
 
 async def _decide(engine: Any, task_id: str, approved: bool) -> int:

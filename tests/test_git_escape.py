@@ -278,12 +278,9 @@ def test_recovery_after_a_crash_runs_nothing_of_the_model(repo: Path, tmp_path: 
         proc.kill()
         proc.wait(timeout=30)
     task_id = event["task_id"]
-    # A look (history) changes nothing: the next engine to start recovers the task.
-    plain = write_script(tmp_path / "plain.json", [{"match": ".", "turns": []}])
-    assert _run(repo, plain, "deny", "--no-apply").returncode == 0
     listed = cli("history", "--json", env={"ANTHROPIC_API_KEY": FAKE_KEY})
     assert listed.returncode == 0, listed.stderr
-    assert {t["id"]: t["state"] for t in json.loads(listed.stdout)}[task_id] == "interrupted"
+    assert json.loads(listed.stdout)[0]["state"] == "interrupted"
     _assert_nothing_ran(tmp_path, repo, readme)
     back = cli("rollback", task_id)
     assert back.returncode == 0, back.stdout + back.stderr

@@ -117,7 +117,11 @@ async def test_a_paused_engine_keeps_its_task_whatever_its_heartbeat_says(
     assert (repo / "out.txt").read_text() == "done\n"
 
 
-async def test_a_killed_engine_is_found_dead_at_the_next_start(repo: Path, tmp_path: Path) -> None:
+async def test_a_killed_engine_is_found_dead_at_the_next_command(
+    repo: Path, tmp_path: Path
+) -> None:
+    """SIGKILL: the next command (even one that only shows the store) settles its task
+    at once, as interrupted, and clears the dead engine's row and lock file."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "config.toml").write_text("[engine]\nheartbeat_s = 60\n")
@@ -127,17 +131,12 @@ async def test_a_killed_engine_is_found_dead_at_the_next_start(repo: Path, tmp_p
         task_id = await _until_command_runs(proc, data, mark)
         proc.kill()
         await asyncio.to_thread(proc.communicate, timeout=30)
-        # A look changes nothing, and says the truth.
-        (listed,) = json.loads(cli("tasks", "--json").stdout)
-        assert listed["id"] == task_id and listed["engine_alive"] is False
-        assert "its process is gone" in cli("tasks").stdout
-        # The next engine to start takes it over at once.
-        model = _script(tmp_path, "true")
-        other = cli("run", "quick task", "--workspace", str(repo), "--model", model,
-                    "--approve", "auto", "--no-apply")  # fmt: skip
-        assert other.returncode == 0, other.stderr
-        ((state, error),) = _rows(data, "SELECT state, error FROM tasks WHERE id = ?", task_id)
-        assert state == ev.INTERRUPTED and error == "the process running it stopped"
+        shown = cli("tasks", "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout) == []
+        (task,) = json.loads(cli("history", "--json").stdout)
+        assert task["id"] == task_id and task["state"] == ev.INTERRUPTED
+        assert task["error"] == "the process running it stopped"
         _assert_whole_stream(data, task_id)
         assert _rows(data, "SELECT id FROM engines") == []  # nothing of the dead one left
         assert not list((data / ".livhana.db.engines").iterdir())
@@ -145,6 +144,30 @@ async def test_a_killed_engine_is_found_dead_at_the_next_start(repo: Path, tmp_p
         for pid, _pgid, _argv in live_processes(mark):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_look_at_a_store_with_nothing_to_settle_writes_nothing(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The commands that show the store open it read-only: with nothing a stopped process
+    left behind, they start no engine and write nothing (and make no store at all)."""
+    data = tmp_path / "data"
+    views = ("tasks", "history", "metrics", "learnings", "approvals", "capabilities")
+    for view in views:
+        assert cli(view).returncode == 0
+    assert not data.exists() or not any(data.glob("livhana.db*"))
+    model = _script(tmp_path, "true")
+    done = cli("run", "quick task", "--workspace", str(repo), "--model", model,
+               "--approve", "auto", "--no-apply")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    before = (data / "livhana.db").read_bytes()
+    assert not (data / "livhana.db-wal").exists()  # checkpointed when the run closed
+    for view in (*views, "audit"):
+        assert cli(*((view, "verify") if view == "audit" else (view,))).returncode == 0
+    # The same bytes, and nothing written ahead (SQLite's -shm index is not data).
+    assert (data / "livhana.db").read_bytes() == before
+    wal = data / "livhana.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
 
 
 async def test_a_live_engine_with_a_stale_heartbeat_is_left_alone(
