@@ -11,10 +11,12 @@ deleted row leaves an id gap, and a cut-off tail shows in sqlite_sequence. Tampe
 not tamper-proof: someone who rewrites the whole chain from the edit on is not caught.
 
 Atomicity: the previous hash is read and the new row written by ONE INSERT ... SELECT
-statement. SQLite takes the write lock at the start of an INSERT (like BEGIN IMMEDIATE), so two
-engines on the same store can never both extend the same record (no fork), and no explicit
-transaction is held open across awaits on the shared connection (which other coroutines use).
-The hash is computed by a Python function registered on the connection.
+statement, in the store's write transaction (BEGIN IMMEDIATE), so two engines on the same
+store can never both extend the same record (no fork). The hash is computed by a Python
+function registered on the store's writing connection.
+
+Any str is recorded: a lone surrogate in a detail (an undecodable file name) is escaped
+as the store escapes it (agent/store/text.py), before hashing, so verify sees what was hashed.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import weakref
 from typing import Any
 
 from .store import Store
+from .store.text import clean, clean_json
 
 _FN = "livhana_audit_hash"
 _PAGE = 5000
 # One lock per Store object: appends from one process are serialised without blocking others.
 _locks: weakref.WeakKeyDictionary[Store, asyncio.Lock] = weakref.WeakKeyDictionary()
-_registered: weakref.WeakSet[Any] = weakref.WeakSet()
+_registered: weakref.WeakSet[Store] = weakref.WeakSet()
 
 _INSERT = f"""
 INSERT INTO audit (id, ts, actor, action, task_id, detail, prev_hash, hash)
@@ -66,7 +69,8 @@ def call_args(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return clean_json(text)
 
 
 def record_hash(
@@ -80,10 +84,9 @@ def record_hash(
 
 async def _prepare(store: Store) -> asyncio.Lock:
     lock = _locks.setdefault(store, asyncio.Lock())
-    db = store._db  # the sanctioned raw connection: registering a function is connection-local
-    if db not in _registered:
-        await db.create_function(_FN, 7, record_hash, deterministic=True)
-        _registered.add(db)
+    if store not in _registered:
+        await store.create_function(_FN, 7, record_hash)
+        _registered.add(store)
     return lock
 
 
@@ -91,7 +94,7 @@ async def append(
     store: Store, actor: str, action: str, task_id: str | None, detail: dict[str, Any]
 ) -> None:
     lock = await _prepare(store)
-    params = (time.time(), actor, action, task_id, canonical(detail))
+    params = (time.time(), clean(actor), clean(action), task_id and clean(task_id), canonical(detail))
     async with lock:
         await store.execute(_INSERT, params)
 

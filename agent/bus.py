@@ -12,6 +12,16 @@ already sent, the notification has `reset: true` and `text` is the whole block s
 (replace, don't append). `final: true` ends a block; the stored `thinking`/`text` event
 with the complete text follows. `kind: "restart"` (text "", reset and final true) says a
 retried model call starts the turn over: drop the live text shown for it so far.
+
+Persistence: a batch leaves the buffer only once it is stored; a flush that fails (a
+store locked past its timeout, a full disk) keeps it for the next try, with backoff. The
+store has the last word on numbering (agent/store): if another process wrote events of
+the same task meanwhile, the batch is stored under the next free numbers and the events
+still buffered follow on. A task this engine runs (`own`) that another engine took over
+is `lost`: its events are refused by the store and dropped here from then on, and the
+`on_lost` callbacks run, so the engine stops the task without writing anything more.
+Strings are made storable before anyone sees them (agent/store/text.py), so what
+subscribers get is exactly what is stored.
 """
 
 from __future__ import annotations
@@ -24,12 +34,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import StoreFull
 from .events import make_event
-from .store import Store
+from .store import Appended, Store
+from .store.text import clean_value
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.02
+FLUSH_BACKOFF_MAX_S = 1.0  # a failing flush retries at most this far apart
+CLOSE_FLUSH_TRIES = 3  # at close, a flush refused as locked is tried this often in all
 FLUSH_BATCH = 2000
 TAIL_INTERVAL_S = 0.1
 SUBSCRIBER_QUEUE = 100_000
@@ -47,9 +61,16 @@ class _Block:
 
 
 class EventBus:
-    def __init__(self, store: Store, redact: Callable[[Any], Any]) -> None:
+    def __init__(
+        self, store: Store, redact: Callable[[Any], Any], owner: str | None = None
+    ) -> None:
         self.store = store
         self._redact = redact
+        self.owner = owner  # the engine id this bus writes for
+        self._owned: set[str] = set()  # tasks this engine runs (see `own`)
+        self._lost: set[str] = set()  # owned tasks another engine took over
+        self.on_lost: list[Callable[[str], None]] = []
+        self._flush_lock = asyncio.Lock()
         self._seq: dict[str, int] = {}
         self._buffer: list[dict[str, Any]] = []
         # (task filter, queue, wants transient deltas)
@@ -74,7 +95,7 @@ class EventBus:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.flush()
+        await self._final_flush()
         for block in self._blocks.values():
             if block.timer is not None:
                 block.timer.cancel()
@@ -82,17 +103,48 @@ class EventBus:
         for _, queue, _ in self._subscribers:
             queue.put_nowait(None)
 
+    async def _final_flush(self) -> None:
+        """Closing: store what is left, never raise. A full disk or a store locked for
+        good loses the rest, and says so."""
+        for attempt in range(CLOSE_FLUSH_TRIES):
+            try:
+                await self.flush()
+                return
+            except StoreFull as exc:
+                error: Exception = exc
+                break
+            except Exception as exc:
+                error = exc
+                if attempt + 1 < CLOSE_FLUSH_TRIES:
+                    await asyncio.sleep(FLUSH_INTERVAL_S * 5)
+        log.error("%d event(s) could not be stored: %s", len(self._buffer), error)
+        self._buffer.clear()
+
     async def adopt(self, task_id: str) -> None:
         """This process emits for `task_id` from now on (numbering continues from the store)."""
         self._local_tasks.add(task_id)
         if task_id not in self._seq:
             self._seq[task_id] = await self.store.max_seq(task_id)
 
+    async def own(self, task_id: str) -> None:
+        """Like adopt, for a task this engine runs: its events are stored only while the
+        task's row still names this engine (not after another took it over)."""
+        self._owned.add(task_id)
+        await self.adopt(task_id)
+
+    def owns(self, task_id: str) -> bool:
+        return task_id in self._owned and task_id not in self._lost
+
+    def lost(self, task_id: str) -> bool:
+        return task_id in self._lost
+
     def emit(self, task_id: str, type_: str, **payload: Any) -> dict[str, Any]:
         self._local_tasks.add(task_id)
         seq = self._seq.get(task_id, 0) + 1
+        event = make_event(task_id, seq, type_, **self._redact(clean_value(payload)))
+        if task_id in self._lost:  # another engine has it now: nothing more from us
+            return event
         self._seq[task_id] = seq
-        event = make_event(task_id, seq, type_, **self._redact(payload))
         self._buffer.append(event)
         self._publish(event)
         return event
@@ -189,17 +241,66 @@ class EventBus:
             self._subscribers.remove(entry)
 
     async def flush(self) -> None:
-        while self._buffer:
-            batch, self._buffer = self._buffer[:FLUSH_BATCH], self._buffer[FLUSH_BATCH:]
-            await self.store.append_events(batch)
+        """Store everything buffered so far. Raises StoreError if the store refused (the
+        events stay buffered for the next try)."""
+        async with self._flush_lock:  # one at a time: batches are stored in order
+            while self._buffer:
+                batch = self._buffer[:FLUSH_BATCH]
+                owned = {e["task_id"] for e in batch} & self._owned
+                writing = asyncio.ensure_future(
+                    self.store.append_events(batch, owner=self.owner, owned=owned)
+                )
+                try:
+                    done = await asyncio.shield(writing)
+                except asyncio.CancelledError:
+                    # The write goes on in the store's thread: learn how it ended, or the
+                    # batch would be lost (ended well) or stored twice (kept after all).
+                    await asyncio.wait([writing])
+                    if not writing.cancelled() and writing.exception() is None:
+                        self._stored(batch, writing.result())
+                    raise
+                self._stored(batch, done)
+
+    def _stored(self, batch: list[dict[str, Any]], done: Appended) -> None:
+        del self._buffer[: len(batch)]
+        if done.renumbered:
+            for index, seq in done.renumbered.items():
+                batch[index]["seq"] = seq
+            moved = {batch[i]["task_id"] for i in done.renumbered}
+            last = {e["task_id"]: e["seq"] for e in batch if e["task_id"] in moved}
+            for event in self._buffer:  # emitted after this batch: they follow on
+                if event["task_id"] in last:
+                    last[event["task_id"]] += 1
+                    event["seq"] = last[event["task_id"]]
+            self._seq.update(last)
+        for task_id in done.lost:
+            self.mark_lost(task_id)
+
+    def mark_lost(self, task_id: str) -> None:
+        """Another engine runs `task_id` now: emit nothing more for it (what is buffered
+        the store refuses), and tell the `on_lost` callbacks (once)."""
+        if task_id in self._lost:
+            return
+        self._lost.add(task_id)
+        for callback in list(self.on_lost):
+            callback(task_id)
 
     async def _flush_loop(self) -> None:
+        delay, failing = FLUSH_INTERVAL_S, ""
         while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
+            await asyncio.sleep(delay)
             try:
                 await self.flush()
-            except Exception as exc:  # keep the engine alive; the next flush retries
-                log.error("event flush failed: %s", exc)
+            except Exception as exc:  # keep the engine alive; the batch waits for the next try
+                if str(exc) != failing:  # once per cause, not every 20 ms
+                    log.error("event flush failed (%d event(s) kept, retrying): %s",
+                              len(self._buffer), exc)  # fmt: skip
+                failing = str(exc)
+                delay = min(delay * 2, FLUSH_BACKOFF_MAX_S)
+                continue
+            if failing:
+                log.warning("event flush works again: every kept event is stored")
+            delay, failing = FLUSH_INTERVAL_S, ""
 
     async def _tail_loop(self) -> None:
         while True:

@@ -2,6 +2,13 @@
 (stop, re-arm, cancel, secrets, picked up every CONTROL_INTERVAL_S), and, on start,
 interrupting the tasks of engines that died.
 
+Death is proven, never guessed: an engine is dead when the lock it holds while alive can
+be taken (agent/store/liveness.py). A paused process or a busy event loop keeps it; the
+heartbeat is only for display. A task is taken from a dead engine by one atomic update
+(two recovering engines: one wins), and an engine that finds its task taken anyway stops
+it without writing more (`task_lost`). A full disk fails the tasks in progress
+(`watch_store`), using the room the store kept aside to record why.
+
 `engage_stop` / `lift_stop` work on a bare Store (no Engine, no policy, no config needed), so
 `livhana-cockpit stop` works even when policy.toml or config.toml is broken:
 
@@ -15,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,13 +61,11 @@ async def lift_stop(store: Store, by: str, engine_id: str | None = None) -> None
     await audit_log.append(store, by, "rearm", None, {"engine": engine_id})
 
 
-async def await_stop(
-    store: Store, timeout_s: float = STOP_ACK_S, heartbeat_s: float = 2.0
-) -> dict[str, Any]:
+async def await_stop(store: Store, timeout_s: float = STOP_ACK_S) -> dict[str, Any]:
     """Wait (bounded) until no task of a live engine is still working. Returns how many
     were working when the stop was written and stopped since, and per engine that did not
     confirm in time, how many of its tasks still work."""
-    alive = {e["id"] for e in await store.engines() if _engine_alive(e, heartbeat_s)}
+    alive = {e["id"] for e in await store.engines() if store.engine_alive(e)}
     working = [t for t in await _working(store) if t["engine_id"] in alive]
     deadline = time.monotonic() + timeout_s
     left = working
@@ -81,10 +84,10 @@ async def _working(store: Store) -> list[dict[str, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def open_store(data_dir: Path) -> AsyncIterator[Store]:
+async def open_store(data_dir: Path, readonly: bool = False) -> AsyncIterator[Store]:
     from .store import Store
 
-    store = await Store.open(Path(data_dir) / "livhana.db")
+    store = await Store.open(Path(data_dir) / "livhana.db", readonly=readonly)
     try:
         yield store
     finally:
@@ -167,7 +170,7 @@ async def _halt_running(engine: Engine, task_id: str, reason: tuple[str, str]) -
 
 
 async def control_loop(engine: Engine) -> None:
-    beats = 0
+    beats, failing = 0, ""
     while True:
         await asyncio.sleep(CONTROL_INTERVAL_S)
         try:
@@ -177,9 +180,61 @@ async def control_loop(engine: Engine) -> None:
             beats += 1
             if beats * CONTROL_INTERVAL_S >= engine.config.engine.heartbeat_s:
                 beats = 0
+                # For display (the health panel): liveness is the engine's lock.
                 await engine.store.heartbeat(engine.engine_id)
+                await _check_ownership(engine)
+            failing = ""
         except CockpitError as exc:
-            log.error("control loop: %s", exc)
+            if str(exc) != failing:  # once per cause, not ten times a second
+                log.error("control loop: %s", exc)
+            failing = str(exc)
+
+
+async def _check_ownership(engine: Engine) -> None:
+    """A task of ours that another engine took over stops here even while it is quiet
+    (a long command): the bus would only notice at its next event."""
+    mine = [t for t in engine._workers if engine.bus.owns(t)]
+    if not mine:
+        return
+    marks = ", ".join("?" for _ in mine)
+    rows = await engine.store.fetch(
+        f"SELECT id FROM tasks WHERE id IN ({marks}) AND engine_id IS NOT ?",
+        [*mine, engine.engine_id],
+    )
+    for row in rows:
+        engine.bus.mark_lost(row["id"])
+
+
+def watch_store(engine: Engine) -> None:
+    """Tie the store's alarms to the engine: a full disk fails what is in progress."""
+    engine.store.on_disk_full(lambda message: _spawn(engine, _disk_full(engine, message)))
+    engine.bus.on_lost.append(lambda task_id: task_lost(engine, task_id))
+
+
+def _spawn(engine: Engine, work: Any) -> None:
+    future = asyncio.ensure_future(work)
+    engine._orphans.add(future)
+    future.add_done_callback(engine._orphans.discard)
+
+
+async def _disk_full(engine: Engine, message: str) -> None:
+    reason = (ev.FAILED, f"stopped: {message}")
+    await asyncio.gather(*(halt_task(engine, t, reason) for t in list(engine._workers)))
+    for task_id in list(engine._queue):
+        await halt_task(engine, task_id, reason)
+
+
+def task_lost(engine: Engine, task_id: str) -> None:
+    """Another engine took this task over (it judged this one dead): stop its work here
+    and write nothing more for it (the bus refuses its events, the row is not ours)."""
+    log.error("task %s was taken over by another engine; stopping it here", task_id)
+    engine.stop_reasons[task_id] = (ev.INTERRUPTED, "taken over by another engine")
+    run = engine._runs.get(task_id)
+    if run is not None:
+        _spawn(engine, run.procs.kill_all())
+    worker = engine._workers.get(task_id)
+    if worker is not None:
+        worker.cancel()
 
 
 async def _apply_commands(engine: Engine) -> None:
@@ -205,23 +260,54 @@ async def _apply_commands(engine: Engine) -> None:
 
 
 async def recover(engine: Engine) -> None:
-    """Tasks left live by an engine that is gone become `interrupted`."""
+    """Tasks left live by an engine that is provably gone become `interrupted`."""
     from .recovery import recover_journals
 
     await recover_journals(engine)  # first: an apply cut short is finished or undone
-    beat = engine.config.engine.heartbeat_s
-    alive = {e["id"] for e in await engine.store.engines() if _engine_alive(e, beat)}
-    for task in await engine.store.list_tasks(states=ev.LIVE_STATES, limit=10_000):
-        if task["engine_id"] not in alive:
-            await engine.bus.adopt(task["id"])
-            engine._states[task["id"]] = task["state"]
-            await engine.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
-            # Its open requests can never be acted on now: out of the approval queue.
-            for row in await engine.store.approvals("pending", task_id=task["id"]):
-                await _close_request(engine, task["id"], row["id"], "interrupted",
-                                     "the process running it stopped", row["kind"])  # fmt: skip
-            await engine._complete(task["id"], False, "interrupted: the process running it stopped")
-            await _drop_unchanged_tree(engine, task)
+    store = engine.store
+    # Tasks first, engines second: an engine registers before it makes a task and leaves
+    # its row until its tasks have ended, so a task seen here whose engine has no row
+    # any more was left behind by a dead one (or has ended since: take_over says so).
+    tasks = await store.list_tasks(states=ev.LIVE_STATES, limit=10_000)
+    engines = {e["id"]: e for e in await store.engines()}
+    dead: dict[str | None, bool] = {}
+    for task in tasks:
+        owner = task["engine_id"]
+        if owner == engine.engine_id:
+            continue
+        if owner not in dead:
+            row = engines.get(owner) if owner else None
+            dead[owner] = row is None or not store.engine_alive(row)
+        if not dead[owner] or not await store.take_over(task["id"], owner, engine.engine_id):
+            continue  # alive, or another engine recovering at the same moment got it
+        await engine.bus.own(task["id"])
+        engine._states[task["id"]] = task["state"]
+        await engine.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
+        # Its open requests can never be acted on now: out of the approval queue.
+        for row in await store.approvals("pending", task_id=task["id"]):
+            await _close_request(engine, task["id"], row["id"], "interrupted",
+                                 "the process running it stopped", row["kind"])  # fmt: skip
+        await engine._complete(task["id"], False, "interrupted: the process running it stopped")
+        await _drop_unchanged_tree(engine, task)
+    for engine_id, row in engines.items():  # gone engines leave no row or lock file behind
+        if engine_id != engine.engine_id and (dead.get(engine_id) or not store.engine_alive(row)):
+            await store.remove_engine(engine_id)
+
+
+async def needs_recovery(store: Store, data_dir: Path) -> bool:
+    """Whether a stopped process left something for the next start to settle: an apply
+    or rollback journal, or a live task whose engine is provably gone. Read-only, so a
+    command that only shows the store starts an engine (and writes) only then."""
+    if any((Path(data_dir) / "journal").glob("*.json")):
+        return True
+    live = await store.list_tasks(states=ev.LIVE_STATES, limit=10_000)
+    if not live:
+        return False
+    engines = {e["id"]: e for e in await store.engines()}
+    return any(
+        t["engine_id"] not in engines or not store.engine_alive(engines[t["engine_id"]])
+        for t in live
+    )
 
 
 async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
@@ -234,14 +320,3 @@ async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
         return  # not prepared, a plain folder's copy, or gone: never drop a branch blind
     tree = await workspace.tree_for(task)
     await drop_if_unchanged(engine, task["id"], tree, None)  # never raises
-
-
-def _engine_alive(row: dict[str, Any], heartbeat_s: float) -> bool:
-    if row["host"] == socket.gethostname():
-        try:
-            os.kill(int(row["pid"]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-    return time.time() - row["heartbeat"] < max(10.0, 5 * heartbeat_s)

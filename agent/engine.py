@@ -25,7 +25,7 @@ from .approvals import ApprovalDesk
 from .bus import EventBus
 from .config import Config, task_caps_problem
 from .dispatch import dispatch_loop
-from .errors import StopActive, TaskStopped, UsageError
+from .errors import StopActive, StoreError, StoreFull, TaskStopped, UsageError
 from .models import model_factory_for
 from .models.base import Model
 from .run import TaskRun
@@ -37,6 +37,7 @@ from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
 ROW_REFRESH_S = 0.5
+RECORD_TRIES = 3  # a task's row write waits this many lock timeouts before giving up
 APPROVE_MODES = ("ask", "auto", "deny")
 
 
@@ -54,7 +55,7 @@ class Engine:
         self.role = role
         self.engine_id = f"{role}-{uuid.uuid4().hex[:8]}"
         self.safety = Safety(config, store)
-        self.bus = EventBus(store, self.safety.redact)
+        self.bus = EventBus(store, self.safety.redact, owner=self.engine_id)
         self.desk = ApprovalDesk(store)
         self.tools = load_tools()
         self.stopped = False
@@ -76,6 +77,8 @@ class Engine:
         self._command_cursor = 0
         self.paused: dict[str, asyncio.Event] = {}  # held tasks (agent/pausing.py)
         self.finishing: set[str] = set()  # tasks ending or applying: not to be cancelled now
+        # Tasks whose end could not be written (a full disk): task id -> the store's error.
+        self.unrecorded: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -93,6 +96,7 @@ class Engine:
 
     async def start(self) -> None:
         await self.safety.load()
+        control.watch_store(self)
         await self.store.register_engine(
             self.engine_id, os.getpid(), socket.gethostname(), self.role
         )
@@ -118,7 +122,10 @@ class Engine:
             await self.transition(task_id, ev.INTERRUPTED, reason)
             await self._complete(task_id, False, f"interrupted: {reason}")
         await self.bus.close()
-        await self.store.remove_engine(self.engine_id)
+        try:
+            await self.store.remove_engine(self.engine_id)
+        except StoreError as exc:  # its lock goes with the store: it reads as gone anyway
+            log.warning("engine row not removed: %s", exc)
         await self.store.close()
 
     # -- public API ------------------------------------------------------------------------
@@ -161,7 +168,7 @@ class Engine:
                 "options": options,
             }
         )
-        await self.bus.adopt(task_id)
+        await self.bus.own(task_id)
         self._states[task_id] = ev.QUEUED
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
         await self.safety.audit(
@@ -205,8 +212,19 @@ class Engine:
             if task is None:
                 raise UsageError(f"no task {task_id}")
             if task["state"] in ev.END_STATES:
-                await self.bus.flush()
+                with contextlib.suppress(StoreError):  # kept for the flush loop
+                    await self.bus.flush()
                 return task
+            if (
+                task_id in self.unrecorded
+                and task_id not in self._workers
+                and self._states.get(task_id) in ev.END_STATES
+            ):
+                # It ended here, but the store could not be told (a full disk).
+                raise StoreError(
+                    f"task {task_id} ended {self._states.get(task_id, '')} but that could not "
+                    f"be recorded: {self.unrecorded[task_id]}"
+                )
             await asyncio.sleep(0.1)
 
     async def cancel(self, task_id: str, by: str = "operator") -> None:
@@ -327,7 +345,8 @@ class Engine:
             fields["finished_at"] = time.time()
             if reason and state != ev.SUCCEEDED:
                 fields["error"] = self.safety.redact(reason)  # may quote tool output
-        await self.store.update_task(task_id, **fields)
+        if not await self.record_task(task_id, **fields):
+            return  # taken over by another engine: its record stands
         payload = {"state": state, "previous": old}
         if reason:
             payload["reason"] = reason
@@ -399,9 +418,39 @@ class Engine:
     async def _complete(
         self, task_id: str, success: bool, summary: str, changes: list[str] | None = None
     ) -> None:
+        if self.bus.lost(task_id):
+            return
         self.bus.emit(task_id, ev.COMPLETE, success=success, changes=changes or [], summary=summary)
         # The summary is the model's own text, which may echo a secret it saw.
-        await self.store.update_task(
-            task_id, summary=self.safety.redact(summary), changes=changes or []
-        )
-        await self.bus.flush()
+        await self.record_task(task_id, summary=self.safety.redact(summary), changes=changes or [])
+        try:
+            await self.bus.flush()
+        except StoreError as exc:  # kept: the flush loop (or close) tries again
+            log.warning("task %s: events not stored yet: %s", task_id, exc)
+
+    async def record_task(self, task_id: str, **fields: Any) -> bool:
+        """Write the task's row as its owner: False if another engine took it over. A
+        store still locked after a few waits, or a full disk, is remembered, not raised:
+        the task still ends here, and `wait` says it could not be recorded."""
+        if self.bus.lost(task_id):
+            return False
+        owner = self.engine_id if self.bus.owns(task_id) else None
+        written, error = False, None
+        for _ in range(RECORD_TRIES):
+            try:
+                written, error = await self.store.update_task(task_id, owner=owner, **fields), None
+                break
+            except StoreFull as exc:
+                error = exc
+                break
+            except StoreError as exc:  # locked: another process holds the store that long
+                error = exc
+        if error is not None:
+            if task_id not in self.unrecorded:  # once per task: the cause does not change
+                log.error("task %s: %s", task_id, error)
+            self.unrecorded[task_id] = str(error)
+            return True
+        if owner is not None and not written:
+            self.bus.mark_lost(task_id)  # stops it here (control.task_lost)
+            return False
+        return True

@@ -23,6 +23,10 @@ class StoreError(CockpitError):
     exit_code = 3
 
 
+class StoreFull(StoreError):
+    """The disk holding the store is full: nothing more can be recorded until space is freed."""
+
+
 class MissingKeyError(CockpitError):
     exit_code = 4
 

@@ -138,7 +138,7 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
         # The first probe runs bwrap (cached after): never on the event loop.
         "sandbox": await asyncio.to_thread(sandbox_status),
         "daemon": {
-            "alive": beat is not None and beat < 10 * engine.config.engine.heartbeat_s,
+            "alive": any(engine.store.engine_alive(e) for e in daemons),  # its lock, not its beat
             "heartbeat_age_s": round(beat, 1) if beat is not None else None,
         },
         "disk_free_bytes": shutil.disk_usage(engine.config.data_dir).free,

@@ -172,7 +172,7 @@ async def _finish(
         if kind:
             task = await engine.store.get_task(task_id)
             options = {**(task or {}).get("options", {}), "error_kind": kind}
-            await engine.store.update_task(task_id, options=options)
+            await engine.record_task(task_id, options=options)  # never raises: ending anyway
     await engine.transition(task_id, state, reason)
     await engine._complete(task_id, False, reason, sorted(run.changed) if run else [])
 

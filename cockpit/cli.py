@@ -266,24 +266,23 @@ async def control_command(args: argparse.Namespace) -> int:
     from agent.config import default_data_dir, load_config
     from agent.errors import ConfigError
 
-    heartbeat = 2.0
     try:
-        config = load_config(args.data_dir, args.config)
-        data_dir, heartbeat = config.data_dir, config.engine.heartbeat_s
+        data_dir = load_config(args.data_dir, args.config).data_dir
     except ConfigError as exc:
         data_dir = (args.data_dir or default_data_dir()).expanduser()
         print(f"livhana-cockpit: warning: {exc} (going ahead with {data_dir})", file=sys.stderr)
-    async with control.open_store(data_dir) as store:
-        if args.command == "audit":
+    if args.command == "audit":  # reads only: works on a full disk or a read-only store
+        async with control.open_store(data_dir, readonly=True) as store:
             ok, message = await audit.verify(store)
-            print(message)
-            return 0 if ok else 1
+        print(message)
+        return 0 if ok else 1
+    async with control.open_store(data_dir) as store:
         if args.command == "rearm":
             await control.lift_stop(store, by="cli")
             print("re-armed: new work accepted")
             return 0
         await control.engage_stop(store, by="cli")
-        report = await control.await_stop(store, heartbeat_s=heartbeat)
+        report = await control.await_stop(store)
     refused = "new work refused until `livhana-cockpit rearm`"
     if not report["engines"]:
         print(f"emergency stop engaged: no engine is running; {refused}")
@@ -300,14 +299,55 @@ async def control_command(args: argparse.Namespace) -> int:
     return 1 if report["unconfirmed"] else 0
 
 
+VIEWS = ("tasks", "history", "learnings", "metrics", "capabilities", "approvals")
+
+
 async def store_command(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
 
+    if args.command in VIEWS:
+        await _settle_first(config)
+        return await _view(config, args)
     engine = await Engine.open(config, role="cli")
     try:
         return await _store_command(engine, args)
     finally:
         await engine.close()
+
+
+async def _settle_first(config: Any) -> None:
+    """A view starts an engine (which writes) only to settle what a stopped process left
+    (its tasks, a journaled apply): a store that cannot be written then (a full disk) is
+    shown as it is, with a warning. Otherwise it only reads."""
+    from agent import control
+    from agent.engine import Engine
+    from agent.errors import StoreError
+    from agent.store import Store
+
+    store = await Store.open(config.store_path, readonly=True)
+    try:
+        if not await control.needs_recovery(store, config.data_dir):
+            return
+    finally:
+        await store.close()
+    try:
+        await (await Engine.open(config, role="cli")).close()
+    except StoreError as exc:
+        print(f"livhana-cockpit: warning: what a stopped process left is not settled yet "
+              f"({exc}); showing the store as it is", file=sys.stderr)  # fmt: skip
+
+
+async def _view(config: Any, args: argparse.Namespace) -> int:
+    """A command that shows the store: opened read-only (it works on a full disk or a
+    read-only copy), no engine started, no task of another process touched."""
+    from agent.engine import Engine
+    from agent.store import Store
+
+    store = await Store.open(config.store_path, readonly=True)
+    try:
+        return await _store_command(Engine(config, store, role="cli"), args)
+    finally:
+        await store.close()
 
 
 async def _decide(engine: Any, task_id: str, approved: bool) -> int:
@@ -369,10 +409,14 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     data: Any
     if cmd == "tasks":
         data = await engine.list(states=ev.LIVE_STATES, limit=args.limit)
+        alive = {e["id"] for e in await engine.store.engines() if engine.store.engine_alive(e)}
+        for t in data:  # a dead engine's task is interrupted when the next engine starts
+            t["engine_alive"] = t["engine_id"] in alive
         rows = [
-            (t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60])
+            (t["id"], t["state"] if t["engine_alive"] else f"{t['state']} (its process is gone)",
+             t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60])
             for t in data
-        ]
+        ]  # fmt: skip
     elif cmd == "history":
         data = await engine.list(states=ev.END_STATES, limit=args.limit)
         rows = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import socket
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from agent.models.scripted import ScriptedModel
 from agent.store import Store
-from tests.conftest import git, until
+from tests.conftest import git, until, write_script
 
 READ = {"tool_calls": [{"name": "read_file", "input": {"path": "app.py"}}]}
 
@@ -380,3 +381,32 @@ async def test_a_dead_engines_unchanged_worktree_is_removed_a_changed_one_kept(
     assert "livhana/idle1" not in branches and not (config.worktrees_dir / "idle1").exists()
     assert "livhana/busy1" in branches  # work in progress is kept for review or rollback
     assert (config.worktrees_dir / "busy1" / "half.txt").exists()
+
+
+async def test_lone_surrogates_past_the_edges_are_still_recorded(
+    engine_factory: Any, repo: Path, tmp_path: Path
+) -> None:
+    """Defence in depth behind the edges (agent/text.py): a payload or audit detail that
+    still holds a lone surrogate (a file name from surrogateescape) is stored escaped
+    (`\\xNN`), never a dropped event batch or a missing audit record."""
+    from agent.audit import verify
+
+    command = "printf 'bad \\377 byte\\n'"
+    turns = [{"tool_calls": [{"name": "execute_bash", "input": {"command": command}}]}]
+    model = write_script(tmp_path / "s.json", [{"match": ".", "turns": turns}])
+    engine = await engine_factory()
+    task_id = await engine.submit("fix caf\udce9", repo, model=model, approve="auto")
+    await engine.emit(task_id, "warning", message="odd name caf\udce9.txt", **{"k\udcff": 1})
+    await engine.audit("operator", "note", task_id, {"path": "caf\udce9.txt"})
+    task = await engine.wait(task_id)
+    assert task["state"] == "succeeded", task["error"]
+    events = await engine.events(task_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "complete"
+    warning = next(e for e in events if e["type"] == "warning")
+    assert warning["message"] == "odd name caf\\xe9.txt" and warning["k\\xff"] == 1
+    text = json.dumps(events, ensure_ascii=False)
+    assert "bad \\\\xff byte" in text or "bad \ufffd byte" in text  # the tool's output
+    notes = await engine.store.fetch("SELECT detail FROM audit WHERE action = 'note'")
+    assert json.loads(notes[0]["detail"]) == {"path": "caf\\xe9.txt"}
+    assert (await verify(engine.store))[0] is True

@@ -1,7 +1,16 @@
 """The SQLite store (WAL): the durable source of truth and the bus between processes.
 
-Every public method is async (aiosqlite runs the connection in its own thread), so the
-event loop never blocks on disk. Errors from SQLite become one-line StoreErrors.
+Every public method is async, so the event loop never blocks on disk. Reads go through
+one connection (its own thread); writes through another, each a whole transaction run in
+one go in the writer's thread (BEGIN IMMEDIATE: it waits for another process's write
+instead of failing half-way, and the write lock is never held across an await). Any
+Python str is storable (agent/store/text.py). Errors from SQLite become one-line
+StoreErrors; a full disk is StoreFull, and the first one frees the store's reserve
+(agent/store/reserve.py) and tells `on_disk_full` listeners, so the end of the work in
+progress can still be recorded.
+
+`Store.open(path, readonly=True)` never writes: for commands that only show the store
+(it works on a full disk, and a store that does not exist yet reads as empty).
 """
 
 from __future__ import annotations
@@ -9,23 +18,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from .opening import connect, explain
+from ..errors import StoreError, StoreFull
+from ..events import LIVE_STATES
+from . import opening
+from .liveness import EngineLocks
+from .opening import explain, is_busy, is_full
+from .reserve import Reserve
+from .text import clean, clean_json
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 _ENVELOPE = frozenset(("task_id", "seq", "ts", "type"))
 _DUMPS = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False).encode
+_CHUNK = 500  # parameters per IN (...) list
 TASK_COLUMNS = (
     "id, title, workspace, state, approve_mode, model, engine_id, created_at, started_at, "
     "finished_at, updated_at, steps, tokens, cost_usd, branch, worktree, base_commit, summary, "
     "error, changes, options, kind"
 )
+_INSERT_EVENT = "INSERT INTO events (task_id, seq, ts, type, data) VALUES (?, ?, ?, ?, ?)"
+
+
+def to_json(value: Any) -> str:
+    """JSON text for a column: compact, any str storable."""
+    return clean_json(_DUMPS(value))
+
+
+def _params(params: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(clean(p) if isinstance(p, str) else p for p in params)
 
 
 def _task_row(row: sqlite3.Row | None) -> dict[str, Any] | None:
@@ -37,39 +68,205 @@ def _task_row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     return task
 
 
+@dataclass
+class Appended:
+    """What append_events did beyond storing the batch."""
+
+    lost: set[str] = field(default_factory=set)  # owned tasks now run elsewhere: refused
+    renumbered: dict[int, int] = field(default_factory=dict)  # batch index -> seq stored
+    last: dict[str, int] = field(default_factory=dict)  # task -> its last seq, now stored
+
+
+@dataclass
+class _LastSeqs:
+    """Each task's last stored seq as this connection wrote it, valid while no other
+    connection has written (SQLite's data_version says): appends then need no lookup."""
+
+    version: int = -1
+    seqs: dict[str, int] = field(default_factory=dict)
+
+    def check(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version or len(self.seqs) > 100_000:
+            self.version, self.seqs = version, {}
+
+    def keep(self, done: Appended) -> None:  # committed: what we wrote is what is stored
+        self.seqs.update(done.last)
+
+
+class _Failed(Exception):
+    def __init__(self, error: sqlite3.Error, waited: float) -> None:
+        super().__init__(str(error))
+        self.error, self.waited = error, waited
+
+
 class Store:
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        path: Path,
+        reader: aiosqlite.Connection,
+        writer: sqlite3.Connection | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.path = path
-        self._db = db
-        self._write_lock = asyncio.Lock()
+        self._r = reader
+        self._w = writer
+        self._executor = executor
+        self.readonly = writer is None
+        self.engine_locks = EngineLocks(path)
+        self._reserve = Reserve(path)
+        self._full_listeners: list[Callable[[str], None]] = []
+        self._full = False  # the disk was found full since the last write that fit
+        self._seqs = _LastSeqs()  # writer thread only
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
+    async def open(cls, path: Path | str, readonly: bool = False) -> Store:
         path = Path(path)
-        return cls(path, await connect(path))
+        if readonly:
+            store = await cls._open_readonly(path)
+            if store is not None:
+                return store
+        opening.mkdir_for(path)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            writer = await loop.run_in_executor(executor, opening.connect_writer, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        try:
+            reader = await opening.connect_reader(path)
+        except BaseException:
+            await loop.run_in_executor(executor, writer.close)
+            executor.shutdown(wait=False)
+            raise
+        store = cls(path, reader, writer, executor)
+        await loop.run_in_executor(executor, store._reserve.ensure)
+        return store
+
+    @classmethod
+    async def _open_readonly(cls, path: Path) -> Store | None:
+        """None: the schema is older, so a writable open must migrate it first."""
+        if not path.exists():  # nothing stored yet: an empty store, nothing created on disk
+            return cls(path, await opening.empty_reader())
+        reader = await opening.connect_reader(path, readonly_file=True)
+        try:
+            version = await opening.schema_version(reader)
+            opening.check_not_newer(path, version)
+        except sqlite3.Error as exc:
+            await reader.close()
+            raise explain(path, exc) from None
+        except BaseException:
+            await reader.close()
+            raise
+        if version < opening.SCHEMA_VERSION:
+            await reader.close()
+            return None
+        return cls(path, reader)
 
     async def close(self) -> None:
         # Closing twice, or a dead thread: nothing left to save.
         with contextlib.suppress(Exception):
-            await self._db.close()
+            await self._r.close()
+        if self._w is not None and self._executor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._w.close)
+            self._executor.shutdown(wait=False)
+            self._w = None
+        self.engine_locks.release_all()
 
-    async def _exec(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
-        try:
-            return await self._db.execute(sql, tuple(params))
-        except sqlite3.Error as exc:
-            raise explain(self.path, exc) from None
+    def on_disk_full(self, listener: Callable[[str], None]) -> None:
+        """`listener(message)` runs when a write finds the disk full (again)."""
+        self._full_listeners.append(listener)
 
+    # -- reading ---------------------------------------------------------------------------
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        started = time.monotonic()
         try:
-            async with self._db.execute(sql, tuple(params)) as cur:
+            async with self._r.execute(sql, _params(params)) as cur:
                 return list(await cur.fetchall())
         except sqlite3.Error as exc:
-            raise explain(self.path, exc) from None
+            raise explain(self.path, exc, time.monotonic() - started) from None
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
+
+    # -- writing ---------------------------------------------------------------------------
+    async def _write(
+        self, work: Callable[[sqlite3.Connection], T], after: Callable[[T], None] | None = None
+    ) -> T:
+        """Run `work(connection)` as one write transaction in the writer's thread, and
+        `after(result)` there once it is committed."""
+        if self._w is None or self._executor is None:
+            how = "open read-only here" if self.readonly else "closed"
+            raise StoreError(f"store {self.path} is {how} (nothing can be written)")
+        loop = asyncio.get_running_loop()
+        try:
+            result, full = await loop.run_in_executor(
+                self._executor, self._transaction, work, after
+            )
+        except _Failed as failed:
+            error = explain(self.path, failed.error, failed.waited)
+            if isinstance(error, StoreFull):
+                self._disk_full(str(error))
+            raise error from None
+        if full:
+            self._disk_full(str(explain(self.path, full)))
+        return result
+
+    def _transaction(
+        self, work: Callable[[sqlite3.Connection], T], after: Callable[[T], None] | None
+    ) -> tuple[T, sqlite3.Error | None]:
+        """In the writer's thread. Waits for other writers (SQLite's busy handler, then
+        backing off for what comes back at once) up to LOCK_TIMEOUT_S in all; a full disk
+        is tried once more with the reserve given back."""
+        db = self._w
+        assert db is not None
+        started, delay = time.monotonic(), 0.005
+        full: sqlite3.Error | None = None
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                waited = time.monotonic() - started
+                if is_full(exc) and full is None and self._reserve.release():
+                    full = exc
+                    continue
+                if is_busy(exc) and waited + delay < opening.LOCK_TIMEOUT_S:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+                    continue
+                raise _Failed(exc, waited) from None
+            if after is not None:
+                after(result)
+            if full is None and self._full:
+                self._full = False  # room again: keep some aside for next time
+                self._reserve.ensure()
+            return result, full
+
+    def _disk_full(self, message: str) -> None:
+        if self._full:
+            return
+        self._full = True
+        for listener in list(self._full_listeners):
+            try:
+                listener(message)
+            except Exception:  # a listener's bug must not hide the store's error
+                log.exception("disk-full listener failed")
+
+    async def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        values = _params(params)
+        return await self._write(lambda db: db.execute(sql, values))
 
     async def integrity(self) -> str:
         row = await self._one("PRAGMA quick_check")
@@ -86,19 +283,36 @@ class Store:
             "kind": "task",
             **task,
         }
-        row["changes"] = json.dumps(row.get("changes", []))
-        row["options"] = json.dumps(row.get("options", {}))
+        row["changes"] = to_json(row.get("changes", []))
+        row["options"] = to_json(row.get("options", {}))
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         await self._exec(f"INSERT INTO tasks ({cols}) VALUES ({marks})", row.values())
 
-    async def update_task(self, task_id: str, **fields: Any) -> None:
+    async def update_task(self, task_id: str, owner: str | None = None, **fields: Any) -> bool:
+        """With `owner`: only while that engine still runs the task (not once another
+        took it over). False if the row was not written."""
         fields["updated_at"] = time.time()
         for key in ("changes", "options"):
             if key in fields:
-                fields[key] = json.dumps(fields[key])
+                fields[key] = to_json(fields[key])
         sets = ", ".join(f"{k} = ?" for k in fields)
-        await self._exec(f"UPDATE tasks SET {sets} WHERE id = ?", [*fields.values(), task_id])
+        where, params = "id = ?", [*fields.values(), task_id]
+        if owner is not None:
+            where, params = "id = ? AND engine_id = ?", [*params, owner]
+        cur = await self._exec(f"UPDATE tasks SET {sets} WHERE {where}", params)
+        return cur.rowcount == 1
+
+    async def take_over(self, task_id: str, from_engine: str | None, to_engine: str) -> bool:
+        """Make `to_engine` the task's owner if it is live and still `from_engine`'s. Of
+        two engines recovering the same task, exactly one gets True."""
+        states = LIVE_STATES
+        cur = await self._exec(
+            f"UPDATE tasks SET engine_id = ?, updated_at = ? WHERE id = ? AND engine_id IS ? "
+            f"AND state IN ({', '.join('?' for _ in states)})",
+            [to_engine, time.time(), task_id, from_engine, *states],
+        )
+        return cur.rowcount == 1
 
     async def get_task(self, task_id: str) -> dict[str, Any] | None:
         row = await self._one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", [task_id])
@@ -144,38 +358,38 @@ class Store:
         return [t for t in (_task_row(r) for r in rows) if t]
 
     # -- events ----------------------------------------------------------------------------
-    async def append_events(self, events: list[dict[str, Any]]) -> None:
-        """One transaction for the whole batch: this is what makes appends cheap."""
+    async def append_events(
+        self,
+        events: list[dict[str, Any]],
+        owner: str | None = None,
+        owned: Collection[str] = (),
+    ) -> Appended:
+        """One transaction for the whole batch: this is what makes appends cheap.
+
+        The store has the last word on numbering: an event whose seq another writer has
+        already used for its task is stored under the next free one (see `renumbered`),
+        so a task's numbers never repeat. Events of a task in `owned` whose row names an
+        engine other than `owner` are refused (`lost`): that task was taken over.
+        """
         if not events:
-            return
+            return Appended()
         dumps = _DUMPS
         # The envelope has its own columns; `data` holds only the payload (smaller, faster).
         rows = [
             (
-                e["task_id"],
+                clean(e["task_id"]),
                 e["seq"],
                 e["ts"],
-                e["type"],
-                dumps({k: v for k, v in e.items() if k not in _ENVELOPE}),
+                clean(e["type"]),
+                clean_json(dumps({k: v for k, v in e.items() if k not in _ENVELOPE})),
             )
             for e in events
         ]
-        # One writer transaction at a time on this connection; a cancel mid-way rolls back
-        # instead of leaving the transaction open for whoever writes next.
-        async with self._write_lock:
-            try:
-                await self._db.execute("BEGIN")
-                await self._db.executemany(
-                    "INSERT INTO events (task_id, seq, ts, type, data) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                await self._db.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    await asyncio.shield(self._db.execute("ROLLBACK"))
-                if isinstance(exc, sqlite3.Error):
-                    raise explain(self.path, exc) from None
-                raise
+        mine = set(owned) if owner is not None else set()
+        seqs = self._seqs
+        return await self._write(
+            lambda db: _append(db, rows, owner, mine, seqs), after=lambda done: seqs.keep(done)
+        )
 
     async def task_events(
         self, task_id: str, after_seq: int = 0, limit: int = 100_000
@@ -227,7 +441,7 @@ class Store:
                 task_id,
                 kind,
                 summary,
-                json.dumps(detail, default=str),
+                to_json(detail),
                 risk,
                 now,
                 now + timeout_s if timeout_s else None,
@@ -271,11 +485,13 @@ class Store:
     # -- learnings -------------------------------------------------------------------------
     async def add_learnings(self, task_id: str | None, items: list[tuple[str, str]]) -> None:
         now = time.time()
-        for category, text in items:
-            await self._exec(
+        rows = [_params((task_id, category, text, now)) for category, text in items]
+        await self._write(
+            lambda db: db.executemany(
                 "INSERT INTO learnings (task_id, category, text, created_at) VALUES (?, ?, ?, ?)",
-                [task_id, category, text, now],
+                rows,
             )
+        )
 
     async def learnings(self, query: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         """One row per distinct learning: the same lesson taught by several tasks is merged
@@ -299,8 +515,12 @@ class Store:
         return out
 
     async def mark_learnings_used(self, ids: list[int]) -> None:
-        for learning_id in ids:
-            await self._exec("UPDATE learnings SET uses = uses + 1 WHERE id = ?", [learning_id])
+        if ids:
+            await self._write(
+                lambda db: db.executemany(
+                    "UPDATE learnings SET uses = uses + 1 WHERE id = ?", [(i,) for i in ids]
+                )
+            )
 
     # -- commands (cross-process control) --------------------------------------------------
     async def add_command(
@@ -308,7 +528,7 @@ class Store:
     ) -> int:
         cur = await self._exec(
             "INSERT INTO commands (kind, task_id, payload, created_at) VALUES (?, ?, ?, ?)",
-            [kind, task_id, json.dumps(payload or {}), time.time()],
+            [kind, task_id, to_json(payload or {}), time.time()],
         )
         return int(cur.lastrowid or 0)
 
@@ -327,6 +547,15 @@ class Store:
 
     # -- engines ---------------------------------------------------------------------------
     async def register_engine(self, engine_id: str, pid: int, host: str, role: str) -> None:
+        """The engine's row, and the lock that proves it alive for as long as this store
+        stays open in this process (agent/store/liveness.py)."""
+        try:
+            self.engine_locks.hold(engine_id)
+        except OSError as exc:
+            raise StoreError(
+                f"store {self.path}: cannot take engine lock in {self.engine_locks.dir}: "
+                f"{exc.strerror or exc}"
+            ) from None
         now = time.time()
         await self._exec(
             "INSERT OR REPLACE INTO engines (id, pid, host, role, started_at, heartbeat) "
@@ -340,8 +569,20 @@ class Store:
     async def engines(self) -> list[dict[str, Any]]:
         return [dict(r) for r in await self._all("SELECT * FROM engines ORDER BY started_at")]
 
+    def engine_alive(self, row: dict[str, Any]) -> bool:
+        """Proven: the engine's lock is held (agent/store/liveness.py)."""
+        return self.engine_locks.alive(row)
+
     async def remove_engine(self, engine_id: str) -> None:
-        await self._exec("DELETE FROM engines WHERE id = ?", [engine_id])
+        """This process's engine leaving (its lock is let go after the row is gone), or
+        a dead one's row and lock file cleared away."""
+        try:
+            await self._exec("DELETE FROM engines WHERE id = ?", [engine_id])
+        except BaseException:
+            self.engine_locks.release(engine_id, unlink=False)
+            raise
+        self.engine_locks.release(engine_id)
+        self.engine_locks.forget(engine_id)
 
     # -- usage -----------------------------------------------------------------------------
     async def add_usage(self, task_id: str | None, model: str, usage: dict[str, Any]) -> None:
@@ -374,7 +615,7 @@ class Store:
         await self._exec(
             "INSERT INTO settings (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [key, json.dumps(value)],
+            [key, to_json(value)],
         )
 
     # -- raw access for small modules (audit, metrics) -------------------------------------
@@ -384,6 +625,61 @@ class Store:
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         cur = await self._exec(sql, params)
         return int(cur.lastrowid or 0)
+
+    async def create_function(self, name: str, n_args: int, fn: Callable[..., Any]) -> None:
+        """A Python function SQL can call in writes (the audit chain's hash)."""
+        if self._w is None or self._executor is None:
+            return
+        writer = self._w
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            lambda: writer.create_function(name, n_args, fn, deterministic=True),
+        )
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _append(
+    db: sqlite3.Connection,
+    rows: list[tuple[Any, ...]],
+    owner: str | None,
+    owned: set[str],
+    known: _LastSeqs,
+) -> Appended:
+    """In the writer's transaction: refuse taken-over tasks, number after what is stored."""
+    done = Appended()
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    for chunk in _chunks([t for t in tasks if t in owned]):
+        marks = ", ".join("?" * len(chunk))
+        for task_id, engine_id in db.execute(
+            f"SELECT id, engine_id FROM tasks WHERE id IN ({marks})", chunk
+        ):
+            if engine_id is not None and engine_id != owner:
+                done.lost.add(task_id)
+    known.check(db)
+    last = done.last
+    for task_id in tasks:
+        seq = known.seqs.get(task_id)
+        if seq is None:
+            row = db.execute("SELECT MAX(seq) FROM events WHERE task_id = ?", [task_id]).fetchone()
+            seq = row[0] or 0
+        last[task_id] = seq
+    keep = []
+    for i, row in enumerate(rows):
+        task_id = row[0]
+        if task_id in done.lost:
+            continue
+        before = last[task_id]
+        if row[1] <= before:  # taken by another writer (or twice in this batch): next free
+            row = (task_id, before + 1, *row[2:])
+            done.renumbered[i] = before + 1
+        last[task_id] = row[1]
+        keep.append(row)
+    db.executemany(_INSERT_EVENT, keep)
+    return done
 
 
 def _event(row: sqlite3.Row, skip: int = 0) -> dict[str, Any]:

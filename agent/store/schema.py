@@ -112,6 +112,16 @@ MIGRATIONS: list[str] = [
         hash TEXT NOT NULL
     );
     """,
+    # 2: a task's event numbers are unique. Two processes once numbered the same task
+    # (a live engine taken for dead): such a task is renumbered in the order its events
+    # were stored, so none is lost and none shares a number.
+    """
+    UPDATE events SET seq = (
+        SELECT COUNT(*) FROM events AS e WHERE e.task_id = events.task_id AND e.id <= events.id
+    ) WHERE task_id IN (SELECT task_id FROM events GROUP BY task_id, seq HAVING COUNT(*) > 1);
+    DROP INDEX events_task_seq;
+    CREATE UNIQUE INDEX events_task_seq ON events(task_id, seq);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
