@@ -116,23 +116,6 @@ class _Repo:
         dirs = tuple(f for f in found if f.endswith("/"))  # an ignored dir is listed whole
         return sorted(p for p in paths if p in found or p.startswith(dirs))
 
-    async def sync(self, source: str, paths: list[str]) -> None:
-        """Make index and work tree match `source` for `paths` only (deletes absent ones)."""
-        if paths:
-            await self.run(
-                "--literal-pathspecs", "restore", f"--source={source}", "--staged", "--worktree",
-                "--pathspec-from-file=-", "--pathspec-file-nul", stdin="\0".join(paths).encode(),
-            )  # fmt: skip
-
-    async def move_head(self, new: str, old: str, paths: list[str], why: str) -> None:
-        """Compare-and-swap HEAD (never clobbers a concurrent commit), then sync the files."""
-        await self.run("update-ref", "-m", why, "HEAD", new, old)
-        try:
-            await self.sync(new, paths)
-        except CockpitError:
-            await self.run("update-ref", "-m", f"{why} (undone)", "HEAD", old, new, check=False)
-            raise
-
     def busy(self) -> str | None:
         return next((what for name, what in _BUSY.items() if (self.git_dir / name).exists()), None)
 
