@@ -111,6 +111,8 @@ class SandboxConfig:
 class UIConfig:
     theme: str = "livhana-dark"
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
+    bell: bool = True  # ring the terminal bell when a request starts waiting
+    desktop_notify: bool = True  # and send a desktop notification (OSC 9/777) if shown
 
 
 @dataclass
@@ -253,6 +255,8 @@ def save_ui_settings(config: Config) -> None:
     lines = [line for line in _strip_section(path, "ui")]
     lines.append("[ui]")
     lines.append(f'theme = "{config.ui.theme}"')
+    lines.append(f"bell = {'true' if config.ui.bell else 'false'}")
+    lines.append(f"desktop_notify = {'true' if config.ui.desktop_notify else 'false'}")
     if config.ui.keymap:
         items = ", ".join(f'"{k}" = "{v}"' for k, v in sorted(config.ui.keymap.items()))
         lines.append(f"keymap = {{ {items} }}")

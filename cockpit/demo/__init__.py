@@ -5,11 +5,17 @@ temporary dir, makes it a git repo, opens the real engine there with the scripte
 of `script.json`, and submits a few tasks so every panel has real data: one succeeds, one
 waits to apply, one waits on a risky command, one fails, one is rolled back, and one runs
 for a minute.
+
+The demo is kept apart from the operator's own data: its store, config and policy live in
+its temp dir (printed at start and exit, so the CLI can be pointed at it with
+`--data-dir`), it reads the operator's theme and keymap but saves a change of them only
+in its own config, and everything goes when it exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import subprocess
 import tempfile
@@ -79,13 +85,17 @@ class DemoPlan:
         self.task_ids: list[str] = []
         self.seeded = asyncio.Event()
 
+    def reserve(self) -> Path:
+        """The demo's own folder (made now, so it can be named before the cockpit opens)."""
+        if self.base is None:
+            self.base = self._own_dir = Path(tempfile.mkdtemp(prefix="livhana-demo-"))
+        return self.base
+
     def prepare(self) -> DemoEnv:
         from agent.config import load_config
         from agent.models import make_model
 
-        base = self.base
-        if base is None:
-            base = self._own_dir = Path(tempfile.mkdtemp(prefix="livhana-demo-"))
+        base = self.reserve()
         workspace = base / "shopcart"
         if not workspace.exists():
             shutil.copytree(WORKSPACE, workspace,
@@ -102,8 +112,9 @@ class DemoPlan:
         spec = f"scripted:{SCRIPT}"
         config.engine.model = spec
         config.engine.heartbeat_s = 1.0
-        if self.ui_config is not None:
-            config.ui = self.ui_config.ui
+        if self.ui_config is not None:  # a copy: what the demo changes stays in the demo
+            ui = self.ui_config.ui
+            config.ui = dataclasses.replace(ui, keymap=dict(ui.keymap))
 
         def factory(_spec: str) -> Model:
             return make_model(spec)
