@@ -126,6 +126,11 @@ async def _apply(
     except ApplyError as exc:
         if stop := engine.stop_reasons.get(task_id):  # a Ctrl-C cut the apply short
             raise TaskStopped(stop[0], f"{stop[1]} while applying: {exc}") from exc
+        if tree.branch:  # the refusal is not the end of the work: say where it is kept
+            raise ApplyError(
+                f"{exc}; the task's change stays on branch {tree.branch} "
+                f"(merge it yourself once that is sorted: git merge {tree.branch})"
+            ) from exc
         raise
     op = record.pop("journal", None)
     try:
