@@ -87,9 +87,19 @@ def _try_lock(fd: int) -> bool:
 
 
 class WorkspaceLocks:
+    """The engine's locks on workspaces: `lock` (one task at a time on a plain folder, across
+    processes) and `worktree` (git worktree add/remove on one repository, in this process)."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self._inner: dict[str, asyncio.Lock] = {}
+        self._worktrees: dict[str, asyncio.Lock] = {}
+
+    def worktree(self, repo: str) -> asyncio.Lock:
+        """Held around `git worktree add/remove` on the repository checked out at `repo`:
+        a concurrent add can read another's half-made .git/worktrees entry and fail
+        ("failed to read commondir")."""
+        return self._worktrees.setdefault(repo, asyncio.Lock())
 
     def lock(self, workspace: str) -> WorkspaceLock:
         key = os.path.realpath(workspace)
