@@ -28,6 +28,7 @@ from .gc_pacing import GcPacer
 from .keys import escape_digits_are_alt
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
+from .textual_private import all_screens, no_update_delay, writer_queue
 from .themes import load_themes
 
 if TYPE_CHECKING:
@@ -99,7 +100,9 @@ class CockpitApp(App[None]):
         self._live: dict[str, str] = {}
         self._approvals: set[int] = set()
         self._stop_requested = False
-        self._closing = False
+        # Not `_closing`: that name is Textual's own (MessagePump), and setting it stops
+        # the app's message loop.
+        self._engine_closing = False
         self._connecting: Worker[None] | None = None
         self.gc_pacer = GcPacer()  # full GC pauses at quiet moments (cockpit/gc_pacing.py)
         self._themes = load_themes()
@@ -119,7 +122,7 @@ class CockpitApp(App[None]):
         self.gc_pacer.start()
         self.set_interval(1.0, self.gc_pacer.tick)
         if not self.is_headless:
-            hangup.watch(asyncio.get_running_loop(), self.close_engine, self._driver)
+            hangup.watch(asyncio.get_running_loop(), self.close_engine, lambda: writer_queue(self))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
@@ -132,7 +135,7 @@ class CockpitApp(App[None]):
         self.set_timer(STARTUP_DELAY_S, self._start_engine)
 
     def _start_engine(self) -> None:
-        if self._closing:
+        if self._engine_closing:
             return
         self._connecting = self.run_worker(self._connect, group="engine")
 
@@ -162,7 +165,7 @@ class CockpitApp(App[None]):
         # Start-up objects live as long as the app: keep them out of the collector's scans,
         # so a full collection never stalls a key press (gen-2 pauses were the p95 tail).
         gc.freeze()
-        if self.demo is not None and not self._closing:
+        if self.demo is not None and not self._engine_closing:
             self.run_worker(
                 self._guard(self.demo.seed(engine, self.workspace), "demo"), group="demo"
             )
@@ -232,10 +235,9 @@ class CockpitApp(App[None]):
         """A confirm dialog about a task that just ended closes (on every panel's stack)."""
         from .widgets.confirm import Confirm
 
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                if isinstance(screen, Confirm) and screen.task_id in ended:
-                    screen.task_ended(ended[screen.task_id])
+        for screen in all_screens(self):
+            if isinstance(screen, Confirm) and screen.task_id in ended:
+                screen.task_ended(ended[screen.task_id])
 
     def _update_counts(self) -> None:
         self.live_count = len(self._live)
@@ -252,9 +254,9 @@ class CockpitApp(App[None]):
         await self.close_engine()
 
     async def close_engine(self) -> None:
-        if self._closing:
+        if self._engine_closing:
             return
-        self._closing = True
+        self._engine_closing = True
         if self._connecting is not None:  # an engine still opening is closed too, not leaked
             with contextlib.suppress(Exception):
                 await self._connecting.wait()
@@ -307,11 +309,8 @@ class CockpitApp(App[None]):
     def switch_mode(self, mode: str) -> Any:
         # Textual masks a mode switch with a 50 ms update delay; our panels are built once
         # and kept, so there is nothing to mask, and a panel key should repaint at once.
-        delay, self.delay_update = self.delay_update, lambda delay=0.0: None  # type: ignore[method-assign]
-        try:
+        with no_update_delay(self):
             return super().switch_mode(mode)
-        finally:
-            self.delay_update = delay  # type: ignore[method-assign]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

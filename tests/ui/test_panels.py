@@ -311,8 +311,9 @@ EVENTS = [
 
 @pytest.mark.parametrize("theme", load_themes(), ids=lambda t: t.name)
 def test_event_log_lines_are_legible_on_every_theme(theme: Any) -> None:
-    from textual._context import active_app
     from textual.app import App
+
+    from cockpit.textual_private import active_app
 
     app: App[None] = App()
     app.register_theme(theme)
