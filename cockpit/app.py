@@ -304,7 +304,8 @@ class CockpitApp(App[None]):
         self.config.ui.theme = theme.name
         from agent.config import save_ui_settings
 
-        self.run_worker(asyncio.to_thread(save_ui_settings, self.config), group="settings")
+        saving = asyncio.to_thread(save_ui_settings, self.config)
+        self.run_worker(self._guard(saving, "theme not saved"), group="settings")
 
     def switch_mode(self, mode: str) -> Any:
         # Textual masks a mode switch with a 50 ms update delay; our panels are built once
