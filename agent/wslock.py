@@ -24,6 +24,12 @@ from pathlib import Path
 
 POLL_S = 0.05  # how often a waiter re-tries the file lock held by another process
 
+# Our own, not `filelock`: its locks are re-entrant per object and, async, poll from an
+# executor thread per waiter; here a handle that never got the lock (cancelled while
+# waiting) must release nothing, waiters in one process queue on an asyncio.Lock so only
+# one polls the file, and the file names its holder for an operator. That is these 90
+# lines; filelock would save few of them and change those semantics.
+
 
 def lock_path(data_dir: Path, workspace: str) -> Path:
     key = hashlib.sha256(os.path.realpath(workspace).encode()).hexdigest()[:24]
