@@ -23,6 +23,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 from textual.worker import Worker
 
+from agent.events import LIVE_STATES
+
 from . import hangup
 from .gc_pacing import GcPacer
 from .keys import escape_digits_are_alt
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from .demo import DemoPlan
 
 escape_digits_are_alt()  # ESC+digit is alt+digit: see cockpit/keys.py
-LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 TICK_S = 0.1
 STARTUP_DELAY_S = 0.05
 FLOOD = 100  # events per tick above which the drain slows down
@@ -153,7 +154,7 @@ class CockpitApp(App[None]):
             return
         self.engine = engine
         self.halted = engine.stopped
-        for task in await engine.list(states=list(LIVE), limit=1000):
+        for task in await engine.list(states=list(LIVE_STATES), limit=1000):
             self._live[task["id"]] = task["state"]
         self._approvals = {int(a["id"]) for a in await engine.pending_approvals()}
         self._update_counts()
@@ -221,7 +222,7 @@ class CockpitApp(App[None]):
     def _track(self, event: dict[str, Any], ended: dict[str, str]) -> None:
         kind = event.get("type")
         if kind == "status":
-            if event.get("state") in LIVE:
+            if event.get("state") in LIVE_STATES:
                 self._live[event["task_id"]] = event["state"]
             else:
                 self._live.pop(event["task_id"], None)

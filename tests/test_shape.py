@@ -133,3 +133,21 @@ def test_no_module_reaches_into_another_objects_private_fields() -> None:
     engine_reaches = [f for f in private_reaches(AGENT.parent / "tests") if ": engine." in f
                       or ".engine." in f]  # fmt: skip
     assert engine_reaches == []
+
+
+def test_the_lists_of_states_have_one_source() -> None:
+    """agent/events.py's LIVE_STATES and END_STATES are the lists: no module spells out
+    its own copy (three copies once drifted apart)."""
+    from agent import events as ev
+
+    copies = []
+    for root in (AGENT, COCKPIT):
+        for path in sorted(root.rglob("*.py")):
+            if path == AGENT / "events.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                if isinstance(node, ast.List | ast.Tuple | ast.Set):
+                    words = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                    if len(words & set(ev.ALL_STATES)) >= 3:
+                        copies.append(f"{path.relative_to(AGENT.parent)}:{node.lineno}")
+    assert copies == []

@@ -17,6 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Select, Static
 
+from agent.events import END_STATES
+
 from .. import fmt
 from ..widgets import Confirm, EventLog, KeyedTable, put
 from .base import PanelScreen
@@ -24,7 +26,7 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-ENDED = ["succeeded", "failed", "cancelled", "rolled_back", "interrupted"]
+ENDED = list(END_STATES)
 PAGE = 200
 DAY_FORMAT = "%Y-%m-%d"
 
