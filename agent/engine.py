@@ -115,7 +115,7 @@ class Engine:
                                   self.recovery, self._stop_and_wait)  # fmt: skip
         self.views = Views(config, store, bus, safety, self.tools, model_factory,
                            lambda: self.tasks.held)  # fmt: skip
-        self.scheduler: Scheduler | None = None  # issue 10 fills this slot
+        self.scheduler: Scheduler | None = None  # timed jobs: see `attach_scheduler`
         self._loops: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -145,6 +145,13 @@ class Engine:
         if self.scheduler is not None:
             loops["scheduler"] = self.scheduler.run()
         self._loops = [asyncio.create_task(work, name=name) for name, work in loops.items()]
+
+    def attach_scheduler(self, scheduler: Scheduler) -> None:
+        """Run `scheduler` beside the engine's own loops, from now (or from `start`) until
+        `close`: the slot for timed jobs (issue 10's daily/weekly/monthly runs)."""
+        self.scheduler = scheduler
+        if self._loops:  # started already
+            self._loops.append(asyncio.create_task(scheduler.run(), name="scheduler"))
 
     async def close(self, reason: str = "engine shut down") -> None:
         for task in self._loops:
