@@ -30,12 +30,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 from textual.worker import Worker
 
+from agent.events import LIVE_STATES
+
 from . import hangup, pulse
 from .attention import Attention
 from .gc_pacing import GcPacer
 from .keys import escape_digits_are_alt, key_for
 from .messages import EngineEvents, EngineReady, StoreChanged
 from .panels import BY_MODE, PANELS
+from .textual_private import all_screens, no_update_delay, terminal_write, writer_queue
 from .themes import load_themes
 
 if TYPE_CHECKING:
@@ -46,7 +49,6 @@ if TYPE_CHECKING:
     from .demo import DemoPlan
 
 escape_digits_are_alt()  # ESC+digit is alt+digit: see cockpit/keys.py
-LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 TICK_S = 0.1
 STARTUP_DELAY_S = 0.05
 FLOOD = 100  # events per tick above which the drain slows down
@@ -114,7 +116,9 @@ class CockpitApp(App[None]):
         self._live: dict[str, str] = {}
         self._approvals: set[int] = set()
         self._stop_requested = False
-        self._closing = False
+        # Not `_closing`: that name is Textual's own (MessagePump), and setting it stops
+        # the app's message loop.
+        self._engine_closing = False
         self._quitting = False  # the quit question is on screen
         self.operator_acted = False  # a key or click since the cockpit opened
         self.attention = Attention(self)
@@ -140,7 +144,7 @@ class CockpitApp(App[None]):
         self.set_interval(1.0, self.gc_pacer.tick)
         self.set_interval(pulse.PULSE_S, self._pulse)
         if not self.is_headless:
-            hangup.watch(asyncio.get_running_loop(), self.close_engine, self._driver)
+            hangup.watch(asyncio.get_running_loop(), self.close_engine, lambda: writer_queue(self))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
@@ -154,7 +158,7 @@ class CockpitApp(App[None]):
         self.set_timer(STARTUP_DELAY_S, self._start_engine)
 
     def _start_engine(self) -> None:
-        if self._closing:
+        if self._engine_closing:
             return
         self._connecting = self.run_worker(self._connect, group="engine")
 
@@ -172,7 +176,7 @@ class CockpitApp(App[None]):
             return
         self.engine = engine
         self.halted = engine.stopped
-        for task in await engine.list(states=list(LIVE), limit=1000):
+        for task in await engine.list(states=list(LIVE_STATES), limit=1000):
             self._live[task["id"]] = task["state"]
         waiting = await engine.pending_approvals()
         self._approvals = {int(a["id"]) for a in waiting}
@@ -190,7 +194,7 @@ class CockpitApp(App[None]):
         # Start-up objects live as long as the app: keep them out of the collector's scans,
         # so a full collection never stalls a key press (gen-2 pauses were the p95 tail).
         gc.freeze()
-        if self.demo is not None and not self._closing:
+        if self.demo is not None and not self._engine_closing:
             self.run_worker(
                 self._guard(self.demo.seed(engine, self.workspace), "demo"), group="demo"
             )
@@ -254,7 +258,7 @@ class CockpitApp(App[None]):
                requested: list[dict[str, Any]]) -> None:
         kind = event.get("type")
         if kind == "status":
-            if event.get("state") in LIVE:
+            if event.get("state") in LIVE_STATES:
                 self._live[event["task_id"]] = event["state"]
             else:
                 self._live.pop(event["task_id"], None)
@@ -266,7 +270,7 @@ class CockpitApp(App[None]):
             self._approvals.discard(int(event["approval_id"]))
 
     def _pulse(self) -> None:
-        if self.engine is not None and not self._pulsing and not self._closing:
+        if self.engine is not None and not self._pulsing and not self._engine_closing:
             self._pulsing = True
             self.run_worker(self._check_store, group="pulse")
 
@@ -284,7 +288,7 @@ class CockpitApp(App[None]):
             if mark == self._signature:
                 return
             first, self._signature = self._signature is None, mark
-            live = await engine.list(states=list(LIVE), limit=1000)
+            live = await engine.list(states=list(LIVE_STATES), limit=1000)
             waiting = await engine.pending_approvals()
             gone = {tid: "ended" for tid in self._live if tid not in {t["id"] for t in live}}
             self._live = {t["id"]: t["state"] for t in live}
@@ -302,10 +306,9 @@ class CockpitApp(App[None]):
         """A confirm dialog about a task that just ended closes (on every panel's stack)."""
         from .widgets.confirm import Confirm
 
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                if isinstance(screen, Confirm) and screen.task_id in ended:
-                    screen.task_ended(ended[screen.task_id])
+        for screen in all_screens(self):
+            if isinstance(screen, Confirm) and screen.task_id in ended:
+                screen.task_ended(ended[screen.task_id])
 
     def _update_counts(self) -> None:
         self.live_count = len(self._live)
@@ -322,9 +325,9 @@ class CockpitApp(App[None]):
         await self.close_engine()
 
     async def close_engine(self) -> None:
-        if self._closing:
+        if self._engine_closing:
             return
-        self._closing = True
+        self._engine_closing = True
         if self._connecting is not None:  # an engine still opening is closed too, not leaked
             with contextlib.suppress(Exception):
                 await self._connecting.wait()
@@ -365,9 +368,8 @@ class CockpitApp(App[None]):
 
     def write_terminal(self, sequence: str) -> None:
         """Raw bytes for the terminal (a desktop notification); nothing when headless."""
-        if not self.is_headless and self._driver is not None:
-            self._driver.write(sequence)
-            self._driver.flush()
+        if not self.is_headless:
+            terminal_write(self, sequence)
 
     async def action_next_waiting(self) -> None:
         """The next request waiting for the operator, from any panel (cycling)."""
@@ -399,10 +401,10 @@ class CockpitApp(App[None]):
         if self._quitting:
             return
         engine = self.engine
-        if engine is None or self._closing:
+        if engine is None or self._engine_closing:
             self.exit()
             return
-        live = await engine.list(states=list(LIVE), limit=1000)
+        live = await engine.list(states=list(LIVE_STATES), limit=1000)
         waiting = await engine.pending_approvals()
         if not live and not waiting:
             self.exit()
@@ -436,16 +438,14 @@ class CockpitApp(App[None]):
         self.config.ui.theme = theme.name
         from agent.config import save_ui_settings
 
-        self.run_worker(asyncio.to_thread(save_ui_settings, self.config), group="settings")
+        saving = asyncio.to_thread(save_ui_settings, self.config)
+        self.run_worker(self._guard(saving, "theme not saved"), group="settings")
 
     def switch_mode(self, mode: str) -> Any:
         # Textual masks a mode switch with a 50 ms update delay; our panels are built once
         # and kept, so there is nothing to mask, and a panel key should repaint at once.
-        delay, self.delay_update = self.delay_update, lambda delay=0.0: None  # type: ignore[method-assign]
-        try:
+        with no_update_delay(self):
             return super().switch_mode(mode)
-        finally:
-            self.delay_update = delay  # type: ignore[method-assign]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

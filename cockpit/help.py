@@ -13,6 +13,7 @@ from textual.dom import DOMNode
 
 from . import fmt
 from .panels import PANELS
+from .textual_private import bindings_with_keymap
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -26,10 +27,7 @@ UNLISTED = {"panel_key", "app.panel_key", "command_palette", "leave_input", "app
 
 
 def _bindings(node: DOMNode) -> list[Binding]:
-    app = node.app
-    bindings = node._bindings.copy()
-    if app._keymap:
-        bindings.apply_keymap(app._keymap)
+    bindings = bindings_with_keymap(node)
     out: list[Binding] = []
     for key_bindings in bindings.key_to_bindings.values():
         out.extend(key_bindings)

@@ -14,6 +14,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from agent.events import LIVE_STATES
+
 from .. import fmt
 from ..keys import key_for
 from ..widgets import EventLog, KeyedTable, put
@@ -22,9 +24,6 @@ from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
-
-LIVE = ["queued", "planning", "running", "verifying", "awaiting_approval", "applying"]
-
 
 class ActiveTasksScreen(PanelScreen):
     MODE = "active"
@@ -59,7 +58,7 @@ class ActiveTasksScreen(PanelScreen):
 
     async def refresh_data(self, engine: Engine) -> None:
         # Waiting for the operator first, then oldest first (a stable order).
-        tasks = sorted(await engine.list(states=LIVE, limit=500),
+        tasks = sorted(await engine.list(states=list(LIVE_STATES), limit=500),
                        key=lambda t: (t["state"] != "awaiting_approval", t["created_at"], t["id"]))
         doing = await engine.activity([t["id"] for t in tasks])
         self.paused = {task_id for task_id, now in doing.items() if now["paused"]}

@@ -1,4 +1,5 @@
-"""The live event stream of one task, bounded however long the task runs.
+"""The live event stream of one task, bounded however long the task runs. How each event
+type shows is cockpit/render.py's table, shared with the one-line summaries.
 
 Rendered lines live in a RichLog capped at `max_lines`; the raw events behind them sit in
 a deque of the same size so the view can be re-rendered (thinking folded or unfolded, a
@@ -21,130 +22,19 @@ from rich.segment import Segment
 from rich.text import Text
 from textual import events as ui
 from textual.binding import Binding
-from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import RichLog
 
-from .. import fmt
+from ..render import LEARNED
+from ..render import log_line as render  # how each event type shows: cockpit/render.py
+from ..textual_private import richlog_append, richlog_first_line, richlog_size_known
 
 if TYPE_CHECKING:
     from agent.engine import Engine
 
 MAX_LINES = 2000
-OUTPUT_LINES = 6  # a tool result keeps its first lines, not one run-on line
-OUTPUT_WIDTH = 200
-LEARNED = (("patterns", "pattern"), ("improvements", "improvement"), ("nextSteps", "next step"))
-
-
-def _t(style: str) -> str:
-    """A TONE role or theme-variable style as markup the current theme reads well."""
-    return fmt.resolve(fmt.TONE.get(style, style)) or "none"
-
-
-def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
-    """One event as one (or a few) lines of text; None hides it."""
-    kind = event.get("type", "")
-    e = fmt.escape
-    if kind == "thinking":
-        text = event.get("text", "")
-        if show_thinking:
-            return Text.from_markup(f"[dim italic]💭 {e(text)}[/]")
-        return Text.from_markup(f"[dim]💭 thinking… ({len(text)} chars, t to unfold)[/]")
-    if kind == "text":
-        return Text.from_markup(f"[b]▌[/] {e(event.get('text', ''))}")
-    if kind == "analysis":
-        return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {e(fmt.short(event.get('summary', ''), 200))}")
-    if kind == "plan":
-        steps = event.get("steps", [])
-        marks = {"done": "✓", "in_progress": "▶"}
-        items = "  ".join(f"{marks.get(s.get('status'), '·')} {e(s.get('title', ''))}" for s in steps)
-        return Text.from_markup(f"[{_t('alt')}]☰ plan[/] {items}")
-    if kind == "step":
-        target = event.get("target") or ""
-        return Text.from_markup(
-            f"[{_t('bold $text-primary')}]→ {event.get('step', '')} {e(event.get('action', ''))}[/] {e(fmt.short(target, 120))}")
-    if kind == "tool_result":
-        return _tool_result(event)
-    if kind == "progress":
-        return Text.from_markup(f"[{_t('alt')}]◔ progress {event.get('completed')}/{event.get('total')}[/]")
-    if kind == "approval_requested":
-        return Text.from_markup(
-            f"[{_t('bold $text-warning')}]⚑ approval needed[/] ({e(event.get('kind', ''))}, risk "
-            f"{fmt.risk(event.get('risk', ''))}) {e(event.get('summary', ''))}")
-    if kind == "approval_decided":
-        verdict = fmt.paint("approved", "ok") if event.get("approved") else fmt.paint("denied", "bad")
-        return Text.from_markup(f"{fmt.paint('⚑', 'warn')} {verdict} by {e(event.get('by', '?'))}")
-    if kind == "verification":
-        passed = event.get("passed")
-        mark = fmt.paint("✓ verified", "ok") if passed else (
-            "[dim]? unverified[/]" if passed is None else fmt.paint("✗ verification failed", "bad"))
-        return Text.from_markup(f"{mark} {e(fmt.short(event.get('evidence', ''), 140))}")
-    if kind == "usage":
-        return Text.from_markup(
-            f"[dim]$ {event.get('input_tokens', 0)} in / {event.get('output_tokens', 0)} out · "
-            f"total {fmt.money(event.get('total_cost_usd'))}[/]")
-    if kind == "status":
-        reason = f" — {e(event.get('reason'))}" if event.get("reason") else ""
-        return Text.from_markup(f"[b]● {fmt.state(event.get('state', ''))}[/]{reason}")
-    if kind in ("warning", "error"):
-        style = _t("warn") if kind == "warning" else _t("bold $text-error")
-        return Text.from_markup(f"[{style}]! {e(event.get('message', ''))}[/]")
-    if kind == "complete":
-        mark = (fmt.paint("✔ complete", "bold $text-success") if event.get("success")
-                else fmt.paint("✘ ended", "bold $text-error"))
-        return Text.from_markup(f"{mark} {e(fmt.short(event.get('summary', ''), 200))}")
-    if kind == "learning":
-        return _learning(event)
-    if kind in ("paused", "resumed"):
-        mark = "‖" if kind == "paused" else "▶"
-        return Text.from_markup(fmt.paint(f"{mark} {event.get('message') or kind}",
-                                          "bold $text-warning"))
-    if kind in ("rollback", "checkpoint"):
-        body = event.get("message") or event.get("text") or event.get("label") or ""
-        return Text.from_markup(f"[{_t('alt')}]◆ {kind}[/] {e(fmt.short(str(body), 160))}")
-    payload = {k: v for k, v in event.items() if k not in ("task_id", "seq", "ts", "type")}
-    return Text.from_markup(f"[dim]{e(kind)} {e(fmt.short(json.dumps(payload, default=str), 160))}[/]")
-
-
-def _tool_result(event: dict[str, Any]) -> Text:
-    """The first OUTPUT_LINES lines of the output, indented under the step."""
-    style = _t("bad") if event.get("is_error") else "dim"
-    lines = [line.rstrip() for line in str(event.get("output") or "").splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    text = Text("  ↳ ", style=style)
-    for n, line in enumerate(lines[:OUTPUT_LINES]):
-        if n:
-            text.append("\n    ")
-        cut = line if len(line) <= OUTPUT_WIDTH else line[: OUTPUT_WIDTH - 1] + "…"
-        text.append(cut.expandtabs(4), style=style)
-    if len(lines) > OUTPUT_LINES:
-        text.append(f"\n    … {len(lines) - OUTPUT_LINES} more lines", style="dim italic")
-    changed = event.get("changed") or []
-    if changed:
-        text.append(f" ✎ {', '.join(map(str, changed))}", style="green")
-    return text
-
-
-def _learning(event: dict[str, Any]) -> Text:
-    """'◆ learned 2 patterns, 1 improvement: prefer …' (the first item shown)."""
-    counts, first = [], ""
-    for key, word in LEARNED:
-        items = [str(i) for i in event.get(key) or [] if str(i).strip()]
-        if items:
-            counts.append(fmt.plural(len(items), word))
-            first = first or items[0]
-    if not counts:
-        body = event.get("message") or event.get("text") or "nothing new"
-        return Text.from_markup(f"{fmt.paint('◆ learning', 'accent')} "
-                                f"{fmt.escape(fmt.short(str(body), 160))}")
-    learned = fmt.paint(f"◆ learned {', '.join(counts)}:", "accent")
-    return Text.from_markup(f"{learned} "
-                            f"{fmt.escape(fmt.short(first, 160))}")
 
 
 class EventLog(RichLog):
@@ -188,7 +78,7 @@ class EventLog(RichLog):
         self._held: list[dict[str, Any]] = []
         self.needs_catch_up = False  # set by `feed` on a gap; the panel runs `catch_up`
         # (seq, first line, end line) of every event shown, lines counted from the first
-        # ever written (`_start_line` is where the kept ones begin).
+        # ever written (`richlog_first_line` is where the kept ones begin).
         self._spans: deque[tuple[int, int, int]] = deque()
         self.cursor: int | None = None  # seq of the chosen event
         self.following = True  # new lines scroll into view only while at the end
@@ -216,13 +106,15 @@ class EventLog(RichLog):
         """Render events into wrapped lines at the current width, all in one pass (one
         trim, one size change, one scroll), remembering which lines are whose."""
         width = self.scrollable_content_region.width
-        if not self._size_known or width <= 0:
+        if not richlog_size_known(self) or width <= 0:
             return  # drawn from `self.events` once the size is known (`on_resize`)
         width = max(width, self.min_width)
         self._width = width
         console = self.app.console
         options = console.options.update_width(width)
         follow = self.following
+        written: list[Strip] = []
+        start = richlog_first_line(self) + len(self.lines)
         for event in events:
             line = self.event_line(event)
             if line is None:
@@ -232,18 +124,13 @@ class EventLog(RichLog):
             strips = strips or [Strip.blank(width)]
             for strip in strips:
                 strip.adjust_cell_length(width)
-            start = self._start_line + len(self.lines)
-            self.lines.extend(strips)
-            self._spans.append((int(event.get("seq", 0)), start, start + len(strips)))
-        if self.max_lines is not None and len(self.lines) > self.max_lines:
-            excess = len(self.lines) - self.max_lines
-            self._start_line += excess
-            self.lines = self.lines[excess:]
-            while self._spans and self._spans[0][2] <= self._start_line:
-                self._spans.popleft()
-            self._line_cache.clear()
-        self._widest_line_width = width
-        self.virtual_size = Size(width, len(self.lines))
+            end = start + len(strips)
+            written.extend(strips)
+            self._spans.append((int(event.get("seq", 0)), start, end))
+            start = end
+        first = richlog_append(self, written, width)
+        while self._spans and self._spans[0][2] <= first:
+            self._spans.popleft()
         self.refresh()
         if follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
@@ -268,7 +155,7 @@ class EventLog(RichLog):
     def rerender(self) -> None:
         """Draw every kept event again (new width, thinking toggled, new theme), keeping
         the view where it was: at the end, or on the same event."""
-        top = self._event_at(self.scroll_offset.y + self._start_line)
+        top = self._event_at(self.scroll_offset.y + richlog_first_line(self))
         follow = self.following
         super().clear()
         self._spans.clear()
@@ -277,7 +164,7 @@ class EventLog(RichLog):
         if follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
         elif top is not None and (span := self._span(top)) is not None:
-            self.scroll_to(y=span[1] - self._start_line, animate=False, immediate=False)
+            self.scroll_to(y=span[1] - richlog_first_line(self), animate=False, immediate=False)
 
     def on_resize(self, event: ui.Resize) -> None:
         super().on_resize(event)
@@ -323,13 +210,12 @@ class EventLog(RichLog):
         self.cursor = seq
         span = self._span(seq) if seq is not None else None
         if span is not None:
-            top, bottom = span[1] - self._start_line, span[2] - self._start_line
+            top, bottom = span[1] - richlog_first_line(self), span[2] - richlog_first_line(self)
             view = self.scrollable_content_region.height
             if top < self.scroll_offset.y:
                 self.scroll_to(y=top, animate=False, immediate=True)
             elif bottom > self.scroll_offset.y + view:
                 self.scroll_to(y=max(top, bottom - view), animate=False, immediate=True)
-        self._line_cache.clear()
         self.refresh()
 
     def action_cursor(self, delta: int) -> None:
@@ -338,7 +224,7 @@ class EventLog(RichLog):
         seqs = [span[0] for span in self._spans]
         if self.cursor is None or self._span(self.cursor) is None:
             # From nothing: the last event in view going up, the first going down.
-            view_top = self.scroll_offset.y + self._start_line
+            view_top = self.scroll_offset.y + richlog_first_line(self)
             view_end = view_top + self.scrollable_content_region.height
             seen = [s for s, start, end in self._spans if end > view_top and start < view_end]
             seen = seen or seqs
@@ -371,7 +257,7 @@ class EventLog(RichLog):
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        seq = self._event_at(self.scroll_offset.y + offset.y + self._start_line)
+        seq = self._event_at(self.scroll_offset.y + offset.y + richlog_first_line(self))
         if seq is None:
             return
         if seq == self.cursor:
@@ -380,11 +266,9 @@ class EventLog(RichLog):
             self.choose(seq)
 
     def on_focus(self) -> None:
-        self._line_cache.clear()
         self.refresh()
 
     def on_blur(self) -> None:
-        self._line_cache.clear()
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -392,7 +276,7 @@ class EventLog(RichLog):
         if self.cursor is None or not self.has_focus:
             return strip
         span = self._span(self.cursor)
-        line = self.scroll_offset.y + y + self._start_line
+        line = self.scroll_offset.y + y + richlog_first_line(self)
         if span is not None and span[1] <= line < span[2]:
             strip = strip.apply_style(self.get_component_rich_style("event-log--cursor"))
         return strip

@@ -30,6 +30,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from ..textual_private import relayout_columns
+
 HIDDEN_KEY = "__hidden__"
 
 
@@ -154,8 +156,7 @@ class KeyedTable(DataTable[Any]):
         if column.width != width or column.auto_width:
             column.auto_width = False
             column.width = width
-            self._require_update_dimensions = True
-            self._clear_caches()
+            relayout_columns(self)
             self.refresh()
 
     def _shown_cells(self, cells: tuple[Any, ...]) -> tuple[Any, ...]:
