@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import time
@@ -218,9 +219,11 @@ class CockpitApp(App[None]):
             self.engine_status = "preparing demo…"
             env = await asyncio.to_thread(self.demo.prepare)
             config, factory, self.workspace = env.config, env.model_factory, str(env.workspace)
-            # From now on settings (a theme) go to the demo's own config, never the
-            # operator's: the demo leaves nothing of the operator's changed.
-            env.config.ui.theme = self.theme
+            # The operator's UI settings (keys, bell) carry over as a copy, and from now
+            # on settings (a theme) go to the demo's own config, never the operator's:
+            # the demo leaves nothing of the operator's changed.
+            ui = self.config.ui
+            env.config.ui = dataclasses.replace(ui, keymap=dict(ui.keymap), theme=self.theme)
             self.config = env.config
         else:
             self.workspace = os.getcwd()
@@ -475,7 +478,7 @@ def run_app(config: Config, demo: bool = False) -> int:
     if demo:
         from .demo import DemoPlan
 
-        plan = DemoPlan(ui_config=config)
+        plan = DemoPlan()
         data = plan.reserve() / "data"
         print(f"demo data dir: {data}\n  look at it from another shell: "
               f"livhana-cockpit --data-dir {data} history", file=sys.stderr, flush=True)

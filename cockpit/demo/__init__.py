@@ -15,7 +15,6 @@ in its own config, and everything goes when it exits.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shutil
 import subprocess
 import tempfile
@@ -75,12 +74,10 @@ class DemoPlan:
     """What to set up (`prepare`, in a thread) and what to submit (`seed`, on the loop)."""
 
     def __init__(self, base: Path | None = None, live: bool = True,
-                 ui_config: Config | None = None,
                  tasks: tuple[tuple[str, str, str], ...] = TASKS) -> None:
         self.base = base
         self.live = live
         self.tasks = tasks
-        self.ui_config = ui_config
         self._own_dir: Path | None = None
         self.task_ids: list[str] = []
         self.seeded = asyncio.Event()
@@ -112,9 +109,6 @@ class DemoPlan:
         spec = f"scripted:{SCRIPT}"
         config.engine.model = spec
         config.engine.heartbeat_s = 1.0
-        if self.ui_config is not None:  # a copy: what the demo changes stays in the demo
-            ui = self.ui_config.ui
-            config.ui = dataclasses.replace(ui, keymap=dict(ui.keymap))
 
         def factory(_spec: str) -> Model:
             return make_model(spec)

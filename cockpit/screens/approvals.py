@@ -67,6 +67,8 @@ class ApprovalsScreen(PanelScreen):
         self.rows: dict[str, dict[str, Any]] = {}
         self._titles: dict[str, str] = {}
         self._pending_seen: set[str] = set()  # pending keys at the last draw
+        self._drawn = False
+        self._focus_on_draw = False  # `w` came before the queue was first drawn
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
@@ -117,6 +119,10 @@ class ApprovalsScreen(PanelScreen):
             f"[b]{len(pending)}[/] pending · {keys[0]} approve · {keys[1]} deny · "
             f"{keys[2]} approve all of the same kind")
         self._show(table.selected_key)
+        self._drawn = True
+        if self._focus_on_draw:
+            self._focus_on_draw = False
+            table.focus()
 
     @on(KeyedTable.RowHighlighted, "#queue")
     def _row(self, event: KeyedTable.RowHighlighted) -> None:
@@ -148,6 +154,9 @@ class ApprovalsScreen(PanelScreen):
 
     def next_pending(self) -> None:
         """The cursor to the next pending request after the one under it (cycling)."""
+        if not self._ready or not self._drawn:  # the first draw selects the first pending
+            self._focus_on_draw = True
+            return
         table = self.query_one("#queue", KeyedTable)
         pending = [key for key, a in self.rows.items() if a["state"] == "pending"]
         if not pending:

@@ -11,7 +11,7 @@ from cockpit.attention import notify_protocol, notify_sequence
 from cockpit.demo import TASKS
 from cockpit.widgets import KeyedTable
 
-from .support import idle, make_app, panel_text, ready, wait_for
+from .support import idle, make_app, panel_text, part, ready, wait_for
 
 SIZE = (120, 40)
 FIXED, CHANGELOG, MIGRATE, VALIDATE, CLEAN = TASKS
@@ -35,7 +35,7 @@ async def test_a_new_request_toasts_rings_and_notifies_on_another_panel(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM_PROGRAM", "WezTerm")
     app, plan = make_app(tmp_path, tasks=(FIXED,))  # one task: auto-approved, no bell
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, plan)
         await pilot.press("escape", "4")  # the operator reads Learnings
         await idle(pilot)
@@ -61,7 +61,7 @@ async def test_bell_and_desktop_notification_follow_the_config(
     app, plan = make_app(tmp_path, tasks=())
     app.config.ui.bell = False
     app.config.ui.desktop_notify = False
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, plan)
         task_id = await app.engine.submit(CLEAN[0], app.workspace, approve="ask")
         await wait_for(pilot, lambda: "Approval needed" in panel_text(app), what="a toast")
@@ -77,14 +77,14 @@ def _order(table: KeyedTable) -> list[str]:
 async def test_the_queue_lists_pending_first_oldest_first_and_follows_new_ones(
         tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(VALIDATE, CLEAN))
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, plan)
         first = {a["kind"]: a for a in await app.engine.pending_approvals()}
         apply_id, command_id = str(first["apply"]["id"]), str(first["command"]["id"])
         await app.engine.decide(int(apply_id), False, by="operator")  # decided: goes below
         await pilot.press("3")
         await idle(pilot)
-        table = app.screen.query_one("#queue", KeyedTable)
+        table = await part(pilot, "#queue", KeyedTable)
         await wait_for(pilot, lambda: _order(table) == [command_id, apply_id], what="order")
         assert table.selected_key == command_id
         table.move_cursor(row=1)  # the operator looks at the decided one
@@ -102,7 +102,7 @@ async def test_the_queue_lists_pending_first_oldest_first_and_follows_new_ones(
 
 async def test_w_jumps_to_the_next_waiting_request_from_any_panel(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(VALIDATE, CLEAN))
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, plan)
         pending = sorted(await app.engine.pending_approvals(), key=lambda a: a["created_at"])
         ids = [str(a["id"]) for a in pending]
@@ -111,7 +111,7 @@ async def test_w_jumps_to_the_next_waiting_request_from_any_panel(tmp_path: Path
         await pilot.press("w")
         await wait_for(pilot, lambda: app.current_mode == "approvals", what="the queue")
         await idle(pilot)
-        table = app.screen.query_one("#queue", KeyedTable)
+        table = await part(pilot, "#queue", KeyedTable)
         await wait_for(pilot, lambda: table.selected_key == ids[0], what="the first waiting")
         await pilot.press("w")
         assert table.selected_key == ids[1]
@@ -124,12 +124,12 @@ async def test_w_jumps_to_the_next_waiting_request_from_any_panel(tmp_path: Path
 async def test_active_tasks_marks_and_lists_first_the_tasks_waiting_for_the_operator(
         tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(VALIDATE,), live=True)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, plan)
         waiting, live = plan.task_ids
         await pilot.press("2")
         await idle(pilot)
-        table = app.screen.query_one("#live", KeyedTable)
+        table = await part(pilot, "#live", KeyedTable)
         await wait_for(pilot, lambda: table.row_count == 2, what="both live tasks")
         assert _order(table)[0] == waiting
         assert str(table.get_cell(waiting, "ID")).startswith("⚑")
