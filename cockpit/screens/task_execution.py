@@ -76,7 +76,10 @@ class TaskExecutionScreen(PanelScreen):
         with Horizontal(classes="panel-body", id="body"):
             with Vertical(id="compose"):
                 yield Label("New task", classes="section-title", id="new-title")
-                yield Input(placeholder="What should the agent do?", id="title")
+                # No select-on-focus: a letter typed on the list lands in it, and the next
+                # one must follow it, not replace it.
+                yield Input(placeholder="What should the agent do?", id="title",
+                            select_on_focus=False)
                 yield Static("", id="refused")
                 with Horizontal(id="options"):
                     with Vertical(id="workspace-field", classes="field"):

