@@ -79,6 +79,7 @@ class Engine:
         self.finishing: set[str] = set()  # tasks ending or applying: not to be cancelled now
         # Tasks whose end could not be written (a full disk): task id -> the store's error.
         self.unrecorded: dict[str, str] = {}
+        self.exporter: Any = None  # the BigQuery export, when configured (agent/export)
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -108,8 +109,14 @@ class Engine:
             asyncio.create_task(dispatch_loop(self), name="dispatch"),
             asyncio.create_task(control.control_loop(self), name="control"),
         ]
+        if self.config.bigquery.enabled:
+            from .export import start_export
+
+            self.exporter = start_export(self)
 
     async def close(self, reason: str = "engine shut down") -> None:
+        if self.exporter is not None:  # never waits on BigQuery (agent/export/warehouse.py)
+            await self.exporter.stop()
         for task in self._loops:
             task.cancel()
         for task_id in list(self._workers):  # running or still preparing: both end now
@@ -288,7 +295,16 @@ class Engine:
         self._wake.set()
 
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
-        return await self.store.learnings(query)
+        """Merged learnings; a teammate's (pulled from BigQuery) carry their `origin`."""
+        from .export.pull import annotate
+
+        return await annotate(self.store, await self.store.learnings(query))
+
+    async def export_status(self) -> dict[str, Any]:
+        """The BigQuery export: lag, what waits, the last error (System Health)."""
+        from .export import export_status
+
+        return await export_status(self.store, self.config.bigquery)
 
     # -- views for panels and the API (agent/insights.py) ----------------------------------
     def capabilities(self) -> list[dict[str, Any]]:

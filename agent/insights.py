@@ -142,6 +142,7 @@ async def health(engine: Engine, ping: bool = False) -> dict[str, Any]:
             "heartbeat_age_s": round(beat, 1) if beat is not None else None,
         },
         "disk_free_bytes": shutil.disk_usage(engine.config.data_dir).free,
+        "export": await engine.export_status(),
         "engines": engines,
         "stopped": engine.stopped,
     }

@@ -425,7 +425,8 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
         ]
     elif cmd == "learnings":
         data = await engine.learnings()
-        rows = [(str(r["id"]), r["category"], str(r["uses"]), r["text"][:80]) for r in data]
+        rows = [(str(r["id"]), r["category"], str(r["uses"]), r["text"][:80]
+                 + (f"  (from {r['origin']})" if r.get("origin") else "")) for r in data]  # fmt: skip
     elif cmd == "approvals":
         data = await engine.pending_approvals()
         rows = [(str(a["id"]), a["task_id"], a["kind"], a["risk"], a["summary"][:70]) for a in data]
