@@ -96,8 +96,16 @@ def bigquery_client(
 def error_text(exc: BaseException) -> str:
     """One line for a Google API error or a network failure: the API's own message, with
     its status and reason when it has them (`503 backendError: ...`)."""
+    name, raw = type(exc).__name__, str(exc)
+    if name == "ConnectionError" or "Max retries exceeded" in raw:  # requests / urllib3
+        errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", raw)
+        host = re.search(r"host='([^']+)', port=(\d+)", raw)
+        where = f" at {host.group(1)}:{host.group(2)}" if host else ""
+        return f"cannot reach BigQuery{where}: {errno.group(1) if errno else 'connection failed'}"
+    if "Timeout" in name:
+        return f"BigQuery did not answer in time ({name})"
     code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    message = getattr(exc, "message", None) or raw or name
     # The client puts the request before the API's words: "GET https://...: Not found".
     message = _REQUEST.sub("", str(message), count=1)
     reasons = [e.get("reason") for e in getattr(exc, "errors", None) or [] if isinstance(e, dict)]

@@ -63,6 +63,7 @@ class Exporter:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.last_sent_at: float | None = None
+        self.last_ok_at: float | None = None  # BigQuery last answered a send or a pull
         self.last_pull_at: float | None = None
         self.pulled = 0
         self.ticks = 0
@@ -198,7 +199,7 @@ class Exporter:
         if rejected:
             first = next(iter(rejected.values()))
             self._note(f"{source.name}: {len(rejected)} row(s) rejected: {first}")
-        self.last_sent_at = now
+        self.last_sent_at = self.last_ok_at = now
         self.failures, self.backoff_until = 0, 0.0
         return True
 
@@ -233,7 +234,8 @@ class Exporter:
                                                                            or 0.0)),
                                                 "full": len(rows) >= PULL_LIMIT})  # fmt: skip
         self.pulled += changed
-        self.last_pull_at = time.time()
+        self.last_pull_at = self.last_ok_at = time.time()
+        self.failures, self.backoff_until = 0, 0.0
         return changed
 
     # -- failures and status ---------------------------------------------------------------
@@ -251,7 +253,8 @@ class Exporter:
     def status(self) -> dict[str, Any]:
         return {"engine": self.host.engine_id, "origin": self.origin,
                 "last_error": self.last_error, "last_error_at": self.last_error_at,
-                "last_sent_at": self.last_sent_at, "failures": self.failures,
+                "last_sent_at": self.last_sent_at, "last_ok_at": self.last_ok_at,
+                "failures": self.failures,
                 "backoff_until": self.backoff_until or None, "pulled": self.pulled,
                 "last_pull_at": self.last_pull_at}  # fmt: skip
 
@@ -308,5 +311,6 @@ async def export_status(store: Any, cfg: Any) -> dict[str, Any]:
             "lag_s": round(now - float(oldest), 1) if oldest else 0.0,
             "last_sent_at": counts.get("last_sent") or saved.get("last_sent_at"),
             "last_error": saved.get("last_error"), "last_error_at": saved.get("last_error_at"),
+            "last_ok_at": saved.get("last_ok_at"),
             "backoff_until": saved.get("backoff_until"), "engine": saved.get("engine"),
             "pulled": saved.get("pulled"), "checked_at": saved.get("saved_at")}  # fmt: skip

@@ -53,9 +53,9 @@ async def blocking(fn: Callable[..., T], *args: Any) -> T:
 
 
 class Warehouse:
-    def __init__(self, cfg: BigQueryConfig) -> None:
+    def __init__(self, cfg: BigQueryConfig, client: Any = None) -> None:
         self.cfg = cfg
-        self._client: Any = None
+        self._client: Any = client
 
     @property
     def client(self) -> Any:
