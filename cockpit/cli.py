@@ -239,8 +239,11 @@ def secrets_command(args: argparse.Namespace) -> int:
     from agent.errors import UsageError
 
     if args.action == "list":
-        for name, present in secrets.list_secrets():
+        found = secrets.list_secrets()
+        for name, present in found:
             print(name if present else f"{name}  (named in the index, but the keyring lost it)")
+        if not found:  # stdout stays empty for scripts; the operator still gets an answer
+            print(f"no secrets in the OS keyring under {secrets.SERVICE}", file=sys.stderr)
         return 0
     if not args.name:
         raise UsageError(f"secrets {args.action} needs a NAME")
@@ -301,7 +304,8 @@ def _test_secret(args: argparse.Namespace) -> int:
     if ok:
         print(f"{args.name}: ok: {message}")
         return 0
-    print(f"livhana-cockpit: {args.name}: {message}", file=sys.stderr)
+    said = message if message.startswith(args.name) else f"{args.name}: {message}"
+    print(f"livhana-cockpit: {said}", file=sys.stderr)
     return 4
 
 

@@ -61,6 +61,11 @@ def test_every_kind_of_secret_lives_under_the_one_service(temp_keyring: Any, tmp
     assert cli("secrets", "delete", "bigquery_credentials").returncode == 0
     assert keyring.get_password(secrets.SERVICE, "bigquery_credentials") is None
     assert "bigquery_credentials" not in cli("secrets", "list").stdout
+    for name in ("anthropic_api_key", "api_jwt_secret", "github_token"):
+        assert cli("secrets", "delete", name).returncode == 0
+    empty = cli("secrets", "list")
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert empty.stderr == "no secrets in the OS keyring under livhana-cockpit\n"
 
 
 @pytest.mark.parametrize("content, why", [
@@ -107,7 +112,9 @@ def test_without_a_keyring_each_secret_names_its_own_way_around() -> None:
 def test_the_anthropic_key_is_tested_with_a_real_call(temp_keyring: Any) -> None:
     with FakeAnthropic(api_key=ANTHROPIC) as fake:
         env = {"ANTHROPIC_BASE_URL": fake.url}
-        assert cli("secrets", "test", "anthropic_api_key", env=env).returncode == 4  # not set
+        unset = cli("secrets", "test", "anthropic_api_key", env=env)
+        assert unset.returncode == 4
+        assert unset.stderr == "livhana-cockpit: anthropic_api_key is not set\n"
         secrets.set_secret("anthropic_api_key", ANTHROPIC)
         good = cli("secrets", "test", "anthropic_api_key", env=env)
         assert good.returncode == 0, good.stderr
