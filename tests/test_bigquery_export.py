@@ -241,6 +241,45 @@ async def test_no_secret_leaves_in_any_row(
     assert not any("hunter2-correct-horse" in r["row"] for r in queued)
 
 
+# Issue 10's job runs, as its migration makes them (IF NOT EXISTS: once that migration is in
+# the store, the store's own table is used).
+IMPROVE_RUNS = """CREATE TABLE IF NOT EXISTS improve_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, trigger TEXT NOT NULL,
+    scheduled_for REAL, engine_id TEXT, workspace TEXT, started_at REAL NOT NULL,
+    finished_at REAL, outcome TEXT, error TEXT, report TEXT,
+    produced TEXT NOT NULL DEFAULT '{}')"""
+
+
+async def test_scheduled_runs_go_once_finished_and_redacted(
+    engine_factory: Any, config: Any, fake: FakeBigQuery, temp_keyring: Any
+) -> None:
+    secrets.set_secret("db_password", "hunter2-correct-horse")
+    engine = await engine_factory(None, export_config(config, fake.endpoint))
+    store = engine.store
+    await store.execute(IMPROVE_RUNS)
+    now = time.time()
+    add = ("INSERT INTO improve_runs (job, trigger, scheduled_for, started_at, finished_at, "
+           "outcome, error, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
+    await store.execute(add, ["daily", "schedule", now - 60, now - 50, now - 40, "ok", None,
+                              "3 insights; db password hunter2-correct-horse seen in a log"])
+    await store.execute(add, ["weekly", "manual", None, now - 5, None, None, None, None])
+    engine.exporter.wake()
+    await until(lambda: fake.rows("schedule_runs"), timeout=20)
+    await until(lambda: _drained(engine), timeout=20)
+    rows = assert_each_once(fake, "schedule_runs")
+    assert [(r["job"], r["trigger"], r["outcome"]) for r in rows] == [("daily", "schedule", "ok")]
+    assert "3 insights" in rows[0]["detail"] and "hunter2-correct-horse" not in rows[0]["detail"]
+    # The weekly run finishes (failed): it goes too, and the daily one is not sent again.
+    await store.execute("UPDATE improve_runs SET finished_at = ?, outcome = 'failed', "
+                        "error = 'model unreachable' WHERE job = 'weekly'", [time.time()])
+    engine.exporter.wake()
+    await until(lambda: len(fake.rows("schedule_runs")) == 2, timeout=20)
+    await until(lambda: _drained(engine), timeout=20)
+    rows = assert_each_once(fake, "schedule_runs")
+    weekly = [r for r in rows if r["job"] == "weekly"]
+    assert weekly[0]["outcome"] == "failed" and weekly[0]["error"] == "model unreachable"
+
+
 async def _queued(engine: Any, source: str) -> bool:
     rows = await engine.store.fetch("SELECT 1 FROM export_outbox WHERE source = ?", [source])
     return bool(rows)

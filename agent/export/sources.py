@@ -1,8 +1,8 @@
 """What is exported: one `Source` per BigQuery table, each a schema and a `gather` that
 reads the store. A new source is one `register(Source(...))`:
 
-    register(Source("schedule_runs", (Column("job"), Column("outcome"), ...),
-                    gather=appended("SELECT * FROM schedule_runs WHERE id > ? ORDER BY id LIMIT ?",
+    register(Source("deploys", (Column("target"), Column("outcome"), ...),
+                    gather=appended("SELECT * FROM deploys WHERE id > ? ORDER BY id LIMIT ?",
                                     to_row=lambda r: {...})))
 
 Two kinds of gathering:
@@ -279,30 +279,38 @@ async def _read_learnings(host: Host, cursor: str | None, limit: int) -> Gathere
 LEARNINGS = register(Source("learnings", LEARNING_COLUMNS, _read_learnings, changing=True))
 
 
+# Issue 10's job runs (agent/improve, its `improve_runs` table): scheduled, caught up or by
+# hand. Read only where that table exists, so an older store simply has none to send.
+RUNS_TABLE = "improve_runs"
+
+
 async def _read_schedule_runs(host: Host, cursor: str | None, limit: int) -> Gathered:
-    """Finished runs of the scheduler (issue 10's `schedule_runs` table, once it exists):
-    the columns `schedules --runs --json` shows, and the rest as JSON in `detail`."""
-    if not await table_exists(host.store, "schedule_runs"):
+    """Finished job runs, newest first: when, what came of it, and the report and what
+    it produced as JSON in `detail` (a run is final once finished: digests keep it once)."""
+    if not await table_exists(host.store, RUNS_TABLE):
         return Gathered([])
     rows = await host.store.fetch(
-        "SELECT * FROM schedule_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC "
-        "LIMIT ?", [limit])  # fmt: skip
-    shown = ("job", "scheduled_for", "started_at", "finished_at", "outcome")
+        f"SELECT * FROM {RUNS_TABLE} WHERE finished_at IS NOT NULL "
+        "ORDER BY finished_at DESC LIMIT ?", [limit])  # fmt: skip
+    shown = ("id", "job", "trigger", "scheduled_for", "started_at", "finished_at", "outcome",
+             "error", "engine_id")  # fmt: skip
     records = []
     for r in rows:
-        key = str(r.get("id") or f"{r.get('job')}@{r.get('scheduled_for')}")
+        key = str(r["id"])
         records.append(Record(key, float(r["finished_at"]), {
-            "run_key": key, "job": r.get("job"), "scheduled_for": timestamp(r.get("scheduled_for")),
+            "run_key": key, "job": r.get("job"), "trigger": text(r.get("trigger")),
+            "scheduled_for": timestamp(r.get("scheduled_for")),
             "started_at": timestamp(r.get("started_at")),
             "finished_at": timestamp(r.get("finished_at")), "outcome": text(r.get("outcome")),
+            "error": text(r.get("error")),
             "detail": text({k: v for k, v in r.items() if k not in shown})}))  # fmt: skip
     return Gathered(records)
 
 
 SCHEDULE_RUNS = register(Source(
     "schedule_runs",
-    (Column("run_key"), Column("job"), Column("scheduled_for", "TIMESTAMP"),
+    (Column("run_key"), Column("job"), Column("trigger"), Column("scheduled_for", "TIMESTAMP"),
      Column("started_at", "TIMESTAMP"), Column("finished_at", "TIMESTAMP"), Column("outcome"),
-     Column("detail")),
+     Column("error"), Column("detail")),
     _read_schedule_runs, changing=True,
 ))  # fmt: skip
