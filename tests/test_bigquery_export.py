@@ -498,3 +498,20 @@ def test_the_config_section_is_checked(tmp_path: Path) -> None:
     (data / "config.toml").write_text('[bigquery]\nprojekt = "p"\n')
     result = cli("--data-dir", str(data), "tasks")
     assert result.returncode == 2 and "bigquery.projekt" in result.stderr
+
+
+def test_a_learnings_measured_effect_goes_in_its_columns() -> None:
+    """A record as issue 10's `learning_stats()` gives it: its rates and the number of tasks
+    given it in their columns (BigQuery types), the rest as JSON in `effect`."""
+    item = {"id": 7, "text": "run the tests first", "category": "pattern", "source_task": "t1",
+            "state": "active", "uses": 4, "success_with": 0.8, "success_without": 0.5,
+            "tasks_with": 5, "effect": 0.3, "confidence": {"level": 0.95, "low": 0.1},
+            "given_to": [{"task_id": "t9", "state": "succeeded", "outcome": "success"}]}
+    row = sources.learning_row("m1", item)
+    assert row["learning_key"] == "m1:7" and row["task_id"] == "t1"
+    assert row["given_to"] == 5 and row["success_with"] == 0.8 and row["success_without"] == 0.5
+    extra = json.loads(row["effect"])
+    assert extra["effect"] == 0.3 and extra["confidence"]["low"] == 0.1
+    assert extra["given_to"][0]["task_id"] == "t9"  # the recent tasks, kept as detail
+    plain = sources.learning_row("m1", {"id": 8, "text": "x", "category": "pattern"})
+    assert plain["given_to"] is None and plain["effect"] is None and plain["uses"] == 0

@@ -236,18 +236,22 @@ LEARNING_COLUMNS = (
 
 
 def learning_row(machine_id: str, item: dict[str, Any]) -> dict[str, Any]:
-    """A learning as exported. The measured effect (issue 10's `learning_stats()`: given_to,
-    success_with, success_without, state) is taken when the item carries it; the rest of
-    what it carries goes in `effect` (JSON)."""
+    """A learning as exported. The measured effect (issue 10's `learning_stats()`: the
+    success rates with and without it, how many tasks were given it, its state) is taken
+    when the item carries it; the rest of what it carries (the effect itself, its
+    confidence, the recent tasks it was given to...) goes in `effect` as JSON."""
+    given = item.get("tasks_with", item.get("given_to"))
+    given_to = given if isinstance(given, int) and not isinstance(given, bool) else None
     known = {"id", "task_id", "source_task", "category", "text", "created_at", "uses",
-             "given_to", "success_with", "success_without", "state"}  # fmt: skip
-    extra = {k: v for k, v in item.items() if k not in known and not k.startswith("_")}
+             "success_with", "success_without", "state"}  # fmt: skip
+    extra = {k: v for k, v in item.items() if k not in known and not k.startswith("_")
+             and not (k == "given_to" and v is given_to)}  # fmt: skip
     num = (lambda v: None if v is None else float(v))  # noqa: E731
     return {"learning_key": f"{machine_id}:{item['id']}", "learning_id": int(item["id"]),
             "category": text(item["category"]), "text": text(item["text"]),
             "task_id": item.get("source_task") or item.get("task_id"),
             "created_at": timestamp(item.get("created_at")), "uses": int(item.get("uses") or 0),
-            "given_to": item.get("given_to"), "success_with": num(item.get("success_with")),
+            "given_to": given_to, "success_with": num(item.get("success_with")),
             "success_without": num(item.get("success_without")),
             "state": item.get("state") or "active", "effect": text(extra) if extra else None}  # fmt: skip
 
