@@ -122,9 +122,11 @@ class SecretsDialog(ModalScreen[None]):
             return
         self.query_one("#name", Input).value = name
         info = secrets.known(name)
-        state = "set" if self._values.get(name) else "not set"
+        value = self._values.get(name)
+        # The masked value again, in full: the table's Value column is clipped on 80 columns.
+        state = f"set: {secrets.mask(name, value)}" if value else "not set"
         put(self.query_one("#purpose", Static),
-            f"[b]{fmt.escape(name)}[/]: {fmt.escape(info.purpose)} [dim]({state})[/]")
+            f"[b]{fmt.escape(name)}[/]: {fmt.escape(info.purpose)} [dim]({fmt.escape(state)})[/]")
 
     def _chosen(self) -> str:
         return self.query_one("#name", Input).value.strip()

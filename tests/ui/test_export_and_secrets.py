@@ -123,10 +123,13 @@ async def test_a_wrong_key_fails_its_test_and_a_bad_json_key_is_refused(
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
         secrets.set_secret("anthropic_api_key", "sk-ant-api03-not-the-right-one-0000")
         app = cockpit(tmp_path)
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             await started(pilot)
             await pilot.press("9", "k")  # from Safety Controls
             await wait_for(pilot, lambda: "…0000" in dialog_text(app), what="dialog")
+            # On 80 columns the Value column is clipped; the line below says it whole.
+            purpose = str(app.screen.query_one("#purpose", Static).render())
+            assert "(set: sk-a…0000 (35 characters))" in purpose
             await pilot.press("t")
             await wait_for(pilot, lambda: "rejected (401)" in dialog_text(app), what="401")
             # A BigQuery key that is no key: refused, nothing stored.
