@@ -197,7 +197,7 @@ class SecretsDialog(ModalScreen[None]):
         from agent.secret_checks import check_secret
 
         ok, message = await check_secret(name, self.cockpit.config)
-        self._say(ok, f"{name}: {message}")
+        self._say(ok, message if message.startswith(name) else f"{name}: {message}")
 
     @on(Button.Pressed, "#remove")
     def action_remove(self) -> None:

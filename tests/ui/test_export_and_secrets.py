@@ -112,6 +112,7 @@ async def test_the_secrets_dialog_sets_tests_and_removes_a_key(
             await pilot.press("t")
             await wait_for(pilot, lambda: "anthropic_api_key is not set" in dialog_text(app),
                            what="nothing to test")  # fmt: skip
+            assert "anthropic_api_key: anthropic_api_key" not in dialog_text(app)
             await pilot.press("escape")
             assert not isinstance(app.screen, SecretsDialog) and app.current_mode == "health"
 
