@@ -28,6 +28,7 @@ from .dispatch import dispatch_loop
 from .errors import StopActive, StoreError, StoreFull, TaskStopped, UsageError
 from .models import model_factory_for
 from .models.base import Model
+from .prune import auto_loop as auto_prune
 from .run import TaskRun
 from .safety import Safety
 from .store import Store
@@ -107,6 +108,7 @@ class Engine:
         self._loops = [
             asyncio.create_task(dispatch_loop(self), name="dispatch"),
             asyncio.create_task(control.control_loop(self), name="control"),
+            asyncio.create_task(auto_prune(self), name="gc"),  # [gc] auto (agent/prune.py)
         ]
 
     async def close(self, reason: str = "engine shut down") -> None:
@@ -289,6 +291,28 @@ class Engine:
 
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
         return await self.store.learnings(query)
+
+    # -- conflicts between tasks, and the disk they use -------------------------------------
+    async def conflicts(self) -> dict[str, list[dict[str, Any]]]:
+        """Live tasks that change files another live task on their workspace changes, or
+        that a change landed on since they started: task id -> what (agent/conflicts.py)."""
+        from .conflicts import radar
+
+        return await radar(self)
+
+    async def rebase(self, task_id: str, by: str = "operator") -> dict[str, Any]:
+        """Have a task waiting to apply rebased onto its workspace's HEAD by its worker, which
+        then asks to apply what would land now (agent/rebase.py); the decided request."""
+        from .rebase import request_rebase
+
+        return await request_rebase(self, task_id, by)
+
+    async def disk_usage(self) -> dict[str, Any]:
+        """Bytes the tasks' worktrees, checkpoints, journals and the store take in the data
+        dir (agent/diskuse.py; pruned by agent/prune.py)."""
+        from .diskuse import disk_usage
+
+        return await disk_usage(self.config, self.store)
 
     # -- views for panels and the API (agent/insights.py) ----------------------------------
     def capabilities(self) -> list[dict[str, Any]]:

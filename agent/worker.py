@@ -9,7 +9,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from . import workspace
+from . import rebase, workspace
 from .errors import CockpitError, TaskStopped
 from .fileswitch import ApplyError, to_the_end
 from .gitcmd import is_git_repo
@@ -69,13 +69,9 @@ async def execute(engine: Engine, task_id: str) -> None:
             await engine.transition(task_id, ev.SUCCEEDED)
             await engine._complete(task_id, True, f"{outcome.summary}\n({note})", files)
             return
-        refused = await engine.safety.links_outside(ws, tree, task, files)
-        summary = f"Apply {len(files)} changed file(s) to {ws}"
-        detail = {"diff": patch, "files": files, "branch": tree.branch}
-        if refused:  # the apply refuses them: the operator sees so before deciding
-            summary += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
-            detail["refused_links"] = refused
-        approved = await engine.request_approval(run, "apply", summary, detail)
+        # The card names what else changes these files; a change that landed on them
+        # meanwhile is offered a rebase first (agent/rebase.py).
+        approved = await rebase.ask_apply(engine, run, task, tree, patch, files)
         if not approved:
             by = run.last_decision  # the operator, nobody (stdin closed), the timeout, a rule
             reason = f"changes not applied (denied by {by}); kept on branch {tree.branch}"
@@ -138,6 +134,10 @@ async def _apply(
         engine.safety.release(op)
         raise
     engine.safety.settle(op)
+    try:  # the workspace's other pending apply requests now overlap with this change
+        await rebase.refresh_cards(engine, task["workspace"], skip=task_id)
+    except Exception as exc:  # a note on other cards must never change how this one ended
+        log.warning("task %s: other apply requests not refreshed: %s", task_id, exc)
 
 
 async def _changes(
