@@ -132,7 +132,7 @@ class GCConfig:
     def __post_init__(self) -> None:
         if self.auto not in GC_AUTO:
             raise ConfigError(
-                f"config: 'gc.auto' must be one of {', '.join(GC_AUTO)}, got {_got(self.auto)}"
+                f"config: 'config.gc.auto' must be one of {', '.join(GC_AUTO)}, got {_got(self.auto)}"
             )
 
 
