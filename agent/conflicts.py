@@ -21,6 +21,7 @@ index, no lock, no worktree is touched; the model's tree is never read by git.
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,10 +43,22 @@ LANDED_COMMITS = 50  # newest commits since a task's base looked at
 # (data dir, task id) -> (signature, paths): recomputed only when the signature moves (a
 # checkpoint, a restore, a state change, a rebase), so the cockpit's polling costs no git.
 _paths_cache: dict[tuple[str, str], tuple[tuple[Any, ...], frozenset[str]]] = {}
+_radar_cache: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
 
 
-async def radar(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every live task that overlaps with something, and with what (see the module doc)."""
+async def radar(engine: Engine, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:
+    """Every live task that overlaps with something, and with what (see the module doc).
+    `max_age`: a result computed that recently will do (a panel polling every second)."""
+    key = str(engine.config.data_dir)
+    last = _radar_cache.get(key)
+    if last is not None and time.monotonic() - last[0] <= max_age:
+        return last[1]
+    found = await _radar(engine)
+    _radar_cache[key] = (time.monotonic(), found)
+    return found
+
+
+async def _radar(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     live = await engine.list(states=ev.LIVE_STATES, limit=500)
     by_ws: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for task in live:
@@ -225,21 +238,24 @@ async def _appliers(engine: Engine, workspace: str) -> dict[str, dict[str, Any]]
 
 
 # -- words for the cockpit, the CLI and the apply card --------------------------------------
-def who(clash: dict[str, Any]) -> str:
-    """'task 1a2b3c4d (running)', 'task 1a2b3c4d (applied)', 'commit 9f8e7d6c5b "Fix"'."""
+def who(clash: dict[str, Any], state: bool = True) -> str:
+    """'task 1a2b3c4d (running)', 'task 1a2b3c4d (applied)', 'commit 9f8e7d6c5b "Fix"'.
+    `state=False`: a live task's state left out (an apply card outlives it)."""
     if clash.get("task_id"):
+        if not state and not clash["applied"]:
+            return f"task {clash['task_id'][:8]}"
         return f"task {clash['task_id'][:8]} ({str(clash['state']).replace('_', ' ')})"
     return f"commit {str(clash.get('commit'))[:10]} \"{_short(clash.get('title') or '', 40)}\""
 
 
 def note(clashes: list[dict[str, Any]]) -> str:
-    """One line for a summary: 'CONFLICT: task 1a2b3c4d (running) also changes app.py'."""
+    """One line for a summary: 'CONFLICT: task 1a2b3c4d also changes app.py'."""
     if not clashes:
         return ""
     first = clashes[0]
     verb = "changed" if first["applied"] else "also changes"
     more = f" (+{len(clashes) - 1} more)" if len(clashes) > 1 else ""
-    return f"CONFLICT: {who(first)} {verb} {_paths(first['paths'])}{more}"
+    return f"CONFLICT: {who(first, False)} {verb} {_paths(first['paths'])}{more}"
 
 
 def describe(clashes: list[dict[str, Any]]) -> str:
@@ -250,7 +266,7 @@ def describe(clashes: list[dict[str, Any]]) -> str:
             lines.append(f"{who(c)} landed since this task started and changed "
                          f"{_paths(c['paths'], 8)}")  # fmt: skip
         else:
-            lines.append(f"{who(c)} also changes {_paths(c['paths'], 8)}")
+            lines.append(f"{who(c, False)} also changes {_paths(c['paths'], 8)}")
     if any(c["applied"] for c in clashes):
         lines.append("approving does not apply over it: you then choose to rebase this task "
                      "onto the new HEAD (see what would land, then approve) or to keep it on "

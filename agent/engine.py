@@ -293,12 +293,13 @@ class Engine:
         return await self.store.learnings(query)
 
     # -- conflicts between tasks, and the disk they use -------------------------------------
-    async def conflicts(self) -> dict[str, list[dict[str, Any]]]:
+    async def conflicts(self, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:
         """Live tasks that change files another live task on their workspace changes, or
-        that a change landed on since they started: task id -> what (agent/conflicts.py)."""
+        that a change landed on since they started: task id -> what (agent/conflicts.py).
+        `max_age`: an answer that many seconds old will do (panels polling)."""
         from .conflicts import radar
 
-        return await radar(self)
+        return await radar(self, max_age)
 
     async def rebase(self, task_id: str, by: str = "operator") -> dict[str, Any]:
         """Have a task waiting to apply rebased onto its workspace's HEAD by its worker, which

@@ -65,7 +65,7 @@ async def test_two_live_tasks_on_one_file_are_both_flagged(
     assert [c["task_id"] for c in found[b]] == [a] and found[b][0]["paths"] == ["shared.py"]
     # alpha.txt and beta.txt are each one task's: not a conflict.
     # The second card names the first task; the first card was refreshed to name the second.
-    assert f"CONFLICT: task {a[:8]} (awaiting approval) also changes shared.py" in req_b["summary"]
+    assert f"CONFLICT: task {a[:8]} also changes shared.py" in req_b["summary"]
     assert req_b["detail"]["conflict"]["paths"] == ["shared.py"]
     (req_a,) = await engine.store.approvals("pending", task_id=a)
     assert f"task {b[:8]}" in req_a["summary"] and req_a["detail"]["conflict"]["with"][0][
