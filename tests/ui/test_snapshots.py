@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from agent import insights
+from agent import diskuse, insights
 from cockpit.app import CockpitApp
 from cockpit.panels import PANELS
 from cockpit.widgets import event_log
@@ -61,6 +61,16 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         return {**await real_budget(engine), "spent_today": 0.0}
 
     monkeypatch.setattr(insights, "budget", steady_budget)
+
+    async def steady_disk(config: Any, store: Any) -> dict[str, Any]:
+        # Measured at once (never "measuring…"), in pinned sizes: blocks differ by machine.
+        usage = diskuse.measure(config.data_dir, config.store_path)
+        for n, part in enumerate(("worktrees", "shadow", "journals", "store")):
+            usage[part]["bytes"] = (n + 1) << 20
+        usage.update(total_bytes=10 << 20, last_gc=None)
+        return usage
+
+    monkeypatch.setattr(diskuse, "disk_usage", steady_disk)
     real_render = event_log.render
 
     def steady_render(event: dict[str, Any], show_thinking: bool = False) -> Any:
