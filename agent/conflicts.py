@@ -11,7 +11,8 @@ What a task changes is read without touching anything it uses: its shadow checkp
 shell edits included) and its branch against its base (what an apply would take). No
 index, no lock, no worktree is touched; the model's tree is never read by git.
 
-    found = await radar(engine)          # {task_id: [clash, ...]} for live tasks
+    radar = Radar(store, changes)
+    found = await radar.all()            # {task_id: [clash, ...]} for live tasks
     clash = {"task_id": "ab12..."|None, "title", "state", "applied": bool,
              "commit": sha|None, "paths": [...]}
 
@@ -20,12 +21,13 @@ index, no lock, no worktree is touched; the model's tree is never read by git.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .checkpoints import BASE_REF, BRANCH
@@ -33,99 +35,142 @@ from .errors import CockpitError
 from .gitcmd import Git, git_env
 from .worktreeinclude import recorded
 
-# The engine (agent.engine.Engine) is not imported, not even for type checking: the modules
-# it composes never import it back (agent/ has no import cycle).
-Engine = Any
+if TYPE_CHECKING:
+    from .changes import Changes
+    from .store import Store
 
 MAX_PATHS = 2000  # paths kept per task (a task rewriting the whole tree overlaps anyway)
 LANDED_COMMITS = 50  # newest commits since a task's base looked at
 
-# (data dir, task id) -> (signature, paths): recomputed only when the signature moves (a
-# checkpoint, a restore, a state change, a rebase), so the cockpit's polling costs no git.
-_paths_cache: dict[tuple[str, str], tuple[tuple[Any, ...], frozenset[str]]] = {}
-_radar_cache: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
 
+class Radar:
+    """Which live tasks overlap, read from the store, the tasks' checkpoints and branches.
+    Any process can ask: the tasks of every engine on the data dir are seen."""
 
-async def radar(engine: Engine, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:
-    """Every live task that overlaps with something, and with what (see the module doc).
-    `max_age`: a result computed that recently will do (a panel polling every second)."""
-    key = str(engine.config.data_dir)
-    last = _radar_cache.get(key)
-    if last is not None and time.monotonic() - last[0] <= max_age:
-        return last[1]
-    found = await _radar(engine)
-    _radar_cache[key] = (time.monotonic(), found)
-    return found
+    def __init__(self, store: Store, changes: Changes) -> None:
+        self.store, self.changes = store, changes
+        # task id -> (signature, paths): recomputed only when the signature moves (a
+        # checkpoint, a restore, a state change, a rebase): the cockpit's polling costs no git.
+        self._paths: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
+        self._last: tuple[float, dict[str, list[dict[str, Any]]]] | None = None
 
+    async def all(self, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:
+        """Every live task that overlaps with something, and with what (see the module
+        doc). `max_age`: a result computed that recently will do (a panel polling)."""
+        if self._last is not None and time.monotonic() - self._last[0] <= max_age:
+            return self._last[1]
+        found = await self._scan()
+        self._last = (time.monotonic(), found)
+        return found
 
-async def _radar(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    live = await engine.list(states=ev.LIVE_STATES, limit=500)
-    by_ws: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for task in live:
-        by_ws[task["workspace"]].append(task)
-    found: dict[str, list[dict[str, Any]]] = {}
-    for ws, tasks in by_ws.items():
-        paths = {t["id"]: await task_paths(engine, t) for t in tasks}
-        for i, a in enumerate(tasks):
-            for b in tasks[i + 1 :]:
-                common = paths[a["id"]] & paths[b["id"]]
-                if common:
-                    found.setdefault(a["id"], []).append(_live(b, common))
-                    found.setdefault(b["id"], []).append(_live(a, common))
-        for task in tasks:
-            if task.get("base_commit") and paths[task["id"]]:
-                landed = await landed_since(engine, ws, task["base_commit"], paths[task["id"]])
-                if landed:
-                    found.setdefault(task["id"], []).extend(landed)
-    _forget(engine, {t["id"] for t in live})
-    return found
+    async def _live(self) -> list[dict[str, Any]]:
+        return await self.store.list_tasks(states=ev.LIVE_STATES, limit=500)
 
+    async def _scan(self) -> dict[str, list[dict[str, Any]]]:
+        live = await self._live()
+        by_ws: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for task in live:
+            by_ws[task["workspace"]].append(task)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for ws, tasks in by_ws.items():
+            paths = {t["id"]: await self.task_paths(t) for t in tasks}
+            for i, a in enumerate(tasks):
+                for b in tasks[i + 1 :]:
+                    common = paths[a["id"]] & paths[b["id"]]
+                    if common:
+                        found.setdefault(a["id"], []).append(_live(b, common))
+                        found.setdefault(b["id"], []).append(_live(a, common))
+            for task in tasks:
+                if task.get("base_commit") and paths[task["id"]]:
+                    landed = await self.landed_since(ws, task["base_commit"], paths[task["id"]])
+                    if landed:
+                        found.setdefault(task["id"], []).extend(landed)
+        alive = {t["id"] for t in live}
+        for gone in [t for t in self._paths if t not in alive]:
+            del self._paths[gone]
+        return found
 
-async def for_task(engine: Engine, task: dict[str, Any], paths: Iterable[str] | None = None
-                   ) -> list[dict[str, Any]]:  # fmt: skip
-    """What one task overlaps with now: other live tasks on its workspace, and changes that
-    landed since its base. `paths`: the task's own, when the caller knows them already."""
-    mine = frozenset(paths) if paths is not None else await task_paths(engine, task)
-    if not mine:
-        return []
-    clashes: list[dict[str, Any]] = []
-    for other in await engine.list(states=ev.LIVE_STATES, limit=500):
-        if other["id"] == task["id"] or other["workspace"] != task["workspace"]:
-            continue
-        if common := mine & await task_paths(engine, other):
-            clashes.append(_live(other, common))
-    if task.get("base_commit"):
-        clashes += await landed_since(engine, task["workspace"], task["base_commit"], mine)
-    return clashes
+    async def for_task(self, task: dict[str, Any], paths: Iterable[str] | None = None
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+        """What one task overlaps with now: other live tasks on its workspace, and changes
+        that landed since its base. `paths`: the task's own, when the caller knows them."""
+        mine = frozenset(paths) if paths is not None else await self.task_paths(task)
+        if not mine:
+            return []
+        clashes: list[dict[str, Any]] = []
+        for other in await self._live():
+            if other["id"] == task["id"] or other["workspace"] != task["workspace"]:
+                continue
+            if common := mine & await self.task_paths(other):
+                clashes.append(_live(other, common))
+        if task.get("base_commit"):
+            clashes += await self.landed_since(task["workspace"], task["base_commit"], mine)
+        return clashes
+
+    async def task_paths(self, task: dict[str, Any]) -> frozenset[str]:
+        """The paths a task changes (so far): its checkpoints' and its branch's, without
+        the ignored files `.worktreeinclude` gave it."""
+        shadow = self.changes.shadow_dir(task["id"])
+        signature = (_stamp(shadow / BASE_REF), _stamp(shadow / BRANCH), task["state"],
+                     task.get("base_commit"), task.get("branch"))  # fmt: skip
+        cached = self._paths.get(task["id"])
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        paths: set[str] = set()
+        try:
+            paths |= await _checkpointed(shadow)
+            if task.get("branch") and task.get("base_commit"):
+                paths |= await _on_branch(Path(task["workspace"]), task["base_commit"],
+                                          task["branch"])  # fmt: skip
+        except (CockpitError, OSError):
+            pass  # a workspace gone, a branch discarded: what could be read is what it changes
+        if task.get("worktree") and task.get("branch"):
+            paths -= {os.fsdecode(p) for p in await _included(task)}
+        found = frozenset(sorted(paths)[:MAX_PATHS])
+        self._paths[task["id"]] = (signature, found)
+        return found
+
+    async def landed_since(
+        self, workspace: str, base: str, paths: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """Commits in `base..HEAD` of the workspace that touch `paths`, one clash per
+        commit (newest first), named by the task whose apply made it when there is one."""
+        commits = await _commits_touching(Path(workspace), base, set(paths))
+        if not commits:
+            return []
+        appliers = await self._appliers(workspace)
+        out = []
+        for sha, subject, touched in commits:
+            task = appliers.get(sha)
+            out.append({
+                "task_id": task["id"] if task else None,
+                "title": task["title"] if task else subject,
+                "state": "applied" if task else "committed",
+                "applied": True, "commit": sha, "paths": sorted(touched),
+            })  # fmt: skip
+        return out
+
+    async def _appliers(self, workspace: str) -> dict[str, dict[str, Any]]:
+        """Applied commit -> the task that made it, for the workspace's recent applied tasks."""
+        rows = await self.store.fetch(
+            "SELECT id, title, options FROM tasks WHERE workspace = ? AND state = ? "
+            "ORDER BY finished_at DESC LIMIT 200",
+            [workspace, ev.SUCCEEDED],
+        )
+        found = {}
+        for row in rows:
+            try:
+                applied = (json.loads(row["options"] or "{}") or {}).get("applied") or {}
+            except ValueError:
+                continue
+            if applied.get("applied_commit"):
+                found[str(applied["applied_commit"])] = row
+        return found
 
 
 def _live(other: dict[str, Any], common: Iterable[str]) -> dict[str, Any]:
     return {"task_id": other["id"], "title": other["title"], "state": other["state"],
             "applied": False, "commit": None, "paths": sorted(common)}  # fmt: skip
-
-
-async def task_paths(engine: Engine, task: dict[str, Any]) -> frozenset[str]:
-    """The paths a task changes (so far): its checkpoints' and its branch's, without the
-    ignored files `.worktreeinclude` gave it."""
-    shadow = engine.safety.shadow_dir(task["id"])
-    signature = (_stamp(shadow / BASE_REF), _stamp(shadow / BRANCH), task["state"],
-                 task.get("base_commit"), task.get("branch"))  # fmt: skip
-    key = (str(engine.config.data_dir), task["id"])
-    cached = _paths_cache.get(key)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    paths: set[str] = set()
-    try:
-        paths |= await _checkpointed(shadow)
-        if task.get("branch") and task.get("base_commit"):
-            paths |= await _on_branch(Path(task["workspace"]), task["base_commit"], task["branch"])
-    except (CockpitError, OSError):
-        pass  # a workspace gone, a branch discarded: what could be read is what it changes
-    if task.get("worktree") and task.get("branch"):
-        paths -= {os.fsdecode(p) for p in await _included(task)}
-    found = frozenset(sorted(paths)[:MAX_PATHS])
-    _paths_cache[key] = (signature, found)
-    return found
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -136,12 +181,6 @@ def _stamp(path: Path) -> tuple[int, int]:
     except OSError:
         return 0, 0
     return st.st_mtime_ns, st.st_ino
-
-
-def _forget(engine: Engine, live: set[str]) -> None:
-    data = str(engine.config.data_dir)
-    for key in [k for k in _paths_cache if k[0] == data and k[1] not in live]:
-        del _paths_cache[key]
 
 
 async def _checkpointed(shadow: Path) -> set[str]:
@@ -178,15 +217,12 @@ def _names(raw: bytes) -> set[str]:
     return {p for p in raw.decode(errors="surrogateescape").split("\0") if p}
 
 
-async def landed_since(
-    engine: Engine, workspace: str, base: str, paths: Iterable[str]
-) -> list[dict[str, Any]]:
-    """Commits in `base..HEAD` of the workspace that touch `paths`, one clash per commit
-    (newest first), named by the task whose apply made it when there is one."""
-    wanted = set(paths)
+async def _commits_touching(ws: Path, base: str, wanted: set[str]
+                            ) -> list[tuple[str, str, set[str]]]:  # fmt: skip
+    """(sha, subject, paths of `wanted` it touched) for commits in `base..HEAD`, newest first."""
     if not wanted:
         return []
-    repo = Git(Path(workspace))
+    repo = Git(ws)
     code, _, _ = await repo.run("merge-base", "--is-ancestor", base, "HEAD", check=False)
     if code != 0:
         return []  # HEAD moved off the base (a branch switch): apply says so itself
@@ -202,39 +238,7 @@ async def landed_since(
         touched = {f.lstrip("\n") for f in files.split("\0") if f.lstrip("\n")} & wanted
         if touched:
             commits.append((sha, subject, touched))
-    if not commits:
-        return []
-    appliers = await _appliers(engine, workspace)
-    out = []
-    for sha, subject, touched in commits:
-        task = appliers.get(sha)
-        out.append({
-            "task_id": task["id"] if task else None,
-            "title": task["title"] if task else subject,
-            "state": "applied" if task else "committed",
-            "applied": True, "commit": sha, "paths": sorted(touched),
-        })  # fmt: skip
-    return out
-
-
-async def _appliers(engine: Engine, workspace: str) -> dict[str, dict[str, Any]]:
-    """Applied commit -> the task that made it, for the workspace's recent applied tasks."""
-    import json
-
-    rows = await engine.store.fetch(
-        "SELECT id, title, options FROM tasks WHERE workspace = ? AND state = ? "
-        "ORDER BY finished_at DESC LIMIT 200",
-        [workspace, ev.SUCCEEDED],
-    )
-    found = {}
-    for row in rows:
-        try:
-            applied = (json.loads(row["options"] or "{}") or {}).get("applied") or {}
-        except ValueError:
-            continue
-        if applied.get("applied_commit"):
-            found[str(applied["applied_commit"])] = row
-    return found
+    return commits
 
 
 # -- words for the cockpit, the CLI and the apply card --------------------------------------

@@ -26,7 +26,7 @@ Never removed:
   worktree, branch and checkpoints are all kept, and the report says why;
 - anything no task in the store names, and any path outside the data dir.
 
-    report = await collect(engine, dry_run=True)
+    report = await pruner.collect(dry_run=True)
     # {"dry_run", "keep_days", "removed": [item], "kept": [item], "freed_bytes", "tasks"}
     # item: {"task_id", "what": "worktree"|"branch"|"checkpoints", "where", "bytes", "why"}
 """
@@ -43,7 +43,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import workspace
@@ -52,10 +52,14 @@ from .errors import CockpitError
 from .fileswitch import to_the_end
 from .gitcmd import IDENTITY, Git
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .changes import Changes
+    from .config import Config
+    from .safety import Safety
+    from .store import Store
+    from .wslock import WorkspaceLocks
 
-# The engine (agent.engine.Engine) is not imported: agent/ has no import cycle.
-Engine = Any
+log = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
 SLACK_S = 5.0  # a file written this long after the last recorded activity is the operator's
@@ -65,87 +69,187 @@ AUTO_ROLES = ("tui", "daemon")  # the engines an operator keeps running; not one
 LOCK = ".gc.lock"  # beside the store: one gc at a time per data dir
 
 
-async def collect(engine: Engine, dry_run: bool = False, by: str = "operator") -> dict[str, Any]:
-    """Prune (or, with `dry_run`, list) the leftovers of ended tasks past the policy."""
-    config = engine.config
-    keep_days = float(config.gc.keep_days)
-    cutoff = time.time() - keep_days * DAY_S
-    journaled = _journaled_tasks(engine.safety.journal_dir)
-    removed: list[dict[str, Any]] = []
-    kept: list[dict[str, Any]] = []
-    tasks = 0
-    with _exclusive(config.data_dir) as mine:
-        if not mine:
-            raise CockpitError("another gc is running on this data dir; try again when it ends")
-        for task in await _ended(engine):
-            ended = task.get("finished_at") or task.get("updated_at") or 0
-            if ended > cutoff:
-                continue
-            found = await _leftovers(engine, task)
-            if not found:
-                continue
-            tasks += 1
-            why = await _keep_reason(engine, task, found, journaled)
-            if why:
-                kept += [{**item, "why": why} for item in found]
-                continue
-            needed = _needed_for_rollback(engine, task)
-            for item in found:
-                if item["what"] == "checkpoints" and needed:
-                    held = await _size(Path(needed))
-                    kept.append({**item, "where": needed, "bytes": held,
-                                 "why": f"the rollback of applied task {task['id'][:8]} needs "
-                                        "these snapshots of the workspace"})  # fmt: skip
-                    item.update(bytes=max(0, item["bytes"] - held),
-                                where=f"{item['where']} (all but {Path(needed).name}/)")
-            if not dry_run:
-                try:
-                    await to_the_end(_remove(engine, task, found, needed))
-                except (CockpitError, OSError) as exc:
-                    kept += [{**item, "why": f"could not remove: {exc}"} for item in found]
+class Pruner:
+    """Prunes the leftovers of ended tasks (`collect`), from the CLI's `gc` or, by the
+    `[gc] auto` policy, on its own in a cockpit's or daemon's engine (`loop`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        safety: Safety,
+        changes: Changes,
+        locks: WorkspaceLocks,
+        engine_id: str,
+        role: str,
+    ) -> None:
+        self.config, self.store, self.safety, self.changes = config, store, safety, changes
+        self.locks, self.engine_id, self.role = locks, engine_id, role
+
+    async def collect(self, dry_run: bool = False, by: str = "operator") -> dict[str, Any]:
+        """Prune (or, with `dry_run`, list) the leftovers of ended tasks past the policy."""
+        config = self.config
+        keep_days = float(config.gc.keep_days)
+        cutoff = time.time() - keep_days * DAY_S
+        journaled = _journaled_tasks(self.changes.journal_dir)
+        removed: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
+        tasks = 0
+        with _exclusive(config.data_dir) as mine:
+            if not mine:
+                raise CockpitError("another gc is running on this data dir; try again when it ends")
+            for task in await self._ended():
+                ended = task.get("finished_at") or task.get("updated_at") or 0
+                if ended > cutoff:
                     continue
-            removed += found
-        freed = sum(i["bytes"] for i in removed)
-        report = {"dry_run": dry_run, "keep_days": keep_days, "removed": removed,
-                  "kept": kept, "freed_bytes": freed, "tasks": tasks}  # fmt: skip
-        if not dry_run:
-            await engine.store.set_setting(LAST_RUN, {"at": time.time(), "freed_bytes": freed,
-                                                      "removed": len(removed), "by": by})  # fmt: skip
-            forget(config.data_dir)
-            if removed:
-                await engine.audit(by, "gc", None, {"freed_bytes": freed, "tasks": sorted(
-                    {i["task_id"] for i in removed})})  # fmt: skip
-    return report
+                found = await self._leftovers(task)
+                if not found:
+                    continue
+                tasks += 1
+                why = await self._keep_reason(task, found, journaled)
+                if why:
+                    kept += [{**item, "why": why} for item in found]
+                    continue
+                needed = self._needed_for_rollback(task)
+                for item in found:
+                    if item["what"] == "checkpoints" and needed:
+                        held = await _size(Path(needed))
+                        why = (f"the rollback of applied task {task['id'][:8]} needs these "
+                               "snapshots of the workspace")  # fmt: skip
+                        kept.append({**item, "where": needed, "bytes": held, "why": why})
+                        item.update(bytes=max(0, item["bytes"] - held),
+                                    where=f"{item['where']} (all but {Path(needed).name}/)")
+                if not dry_run:
+                    try:
+                        await to_the_end(self._remove(task, found, needed))
+                    except (CockpitError, OSError) as exc:
+                        kept += [{**item, "why": f"could not remove: {exc}"} for item in found]
+                        continue
+                removed += found
+            freed = sum(i["bytes"] for i in removed)
+            report = {"dry_run": dry_run, "keep_days": keep_days, "removed": removed,
+                      "kept": kept, "freed_bytes": freed, "tasks": tasks}  # fmt: skip
+            if not dry_run:
+                last = {"at": time.time(), "freed_bytes": freed, "removed": len(removed), "by": by}
+                await self.store.set_setting(LAST_RUN, last)
+                forget(config.data_dir)
+                if removed:
+                    pruned = sorted({i["task_id"] for i in removed})
+                    await self.safety.audit(by, "gc", None, {"freed_bytes": freed, "tasks": pruned})
+        return report
 
+    async def _ended(self) -> list[dict[str, Any]]:
+        rows = await self.store.fetch(
+            f"SELECT id FROM tasks WHERE state IN ({', '.join('?' for _ in ev.END_STATES)}) "
+            "AND (worktree IS NOT NULL OR branch IS NOT NULL) ORDER BY finished_at",
+            list(ev.END_STATES),
+        )
+        out = []
+        for row in rows:
+            task = await self.store.get_task(row["id"])
+            if task is not None and task["state"] in ev.END_STATES:
+                out.append(task)
+        return out
 
-async def _ended(engine: Engine) -> list[dict[str, Any]]:
-    rows = await engine.store.fetch(
-        f"SELECT id FROM tasks WHERE state IN ({', '.join('?' for _ in ev.END_STATES)}) "
-        "AND (worktree IS NOT NULL OR branch IS NOT NULL) ORDER BY finished_at",
-        list(ev.END_STATES),
-    )
-    out = []
-    for row in rows:
-        task = await engine.store.get_task(row["id"])
-        if task is not None and task["state"] in ev.END_STATES:
-            out.append(task)
-    return out
+    async def _leftovers(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the task left that still exists (never a path outside the data dir)."""
+        config, tid = self.config, task["id"]
+        found: list[dict[str, Any]] = []
+        if task.get("worktree"):
+            path = Path(task["worktree"])
+            if _inside(path, config.worktrees_dir) and (path.exists() or path.is_symlink()):
+                found.append(_item(tid, "worktree", str(path), await _size(path)))
+        if task.get("branch") and await _branch_tip(task):
+            found.append(_item(tid, "branch", f"{task['branch']} in {task['workspace']}", 0))
+        shadow = self.changes.shadow_dir(tid)
+        if _inside(shadow, config.data_dir / "shadow") and shadow.exists():
+            found.append(_item(tid, "checkpoints", str(shadow), await _size(shadow)))
+        return found
 
+    async def _keep_reason(
+        self, task: dict[str, Any], found: list[dict[str, Any]], journaled: set[str]
+    ) -> str:
+        """Why nothing of this task may go ("" when it may)."""
+        if task["id"] in journaled or "*" in journaled:
+            return "a journal of an apply or rollback of it is left (the next start settles it)"
+        if task.get("branch") and any(i["what"] == "branch" for i in found):
+            if where := await _checked_out_elsewhere(task):
+                return f"its branch is checked out at {where}"
+            if mine := await _foreign_commits(task):
+                return f"its branch holds {mine} commit(s) you made"
+        worktree = next((Path(i["where"]) for i in found if i["what"] == "worktree"), None)
+        if worktree is not None:
+            last = await self._last_activity(task)
+            if changed := await asyncio.to_thread(_changed_after, worktree, last + SLACK_S):
+                return f"its worktree has {changed} changed after the task's last activity"
+        return ""
 
-async def _leftovers(engine: Engine, task: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the task left that still exists (never a path outside the data dir)."""
-    config, tid = engine.config, task["id"]
-    found: list[dict[str, Any]] = []
-    if task.get("worktree"):
-        path = Path(task["worktree"])
-        if _inside(path, config.worktrees_dir) and (path.exists() or path.is_symlink()):
-            found.append(_item(tid, "worktree", str(path), await _size(path)))
-    if task.get("branch") and await _branch_tip(task):
-        found.append(_item(tid, "branch", f"{task['branch']} in {task['workspace']}", 0))
-    shadow = engine.safety.shadow_dir(tid)
-    if _inside(shadow, config.data_dir / "shadow") and shadow.exists():
-        found.append(_item(tid, "checkpoints", str(shadow), await _size(shadow)))
-    return found
+    async def _last_activity(self, task: dict[str, Any]) -> float:
+        """The task's last recorded moment: its end, or a later event (a step rollback)."""
+        rows = await self.store.fetch(
+            "SELECT MAX(ts) AS ts FROM events WHERE task_id = ?", [task["id"]]
+        )
+        last = rows[0]["ts"] if rows and rows[0]["ts"] else 0.0
+        return max(float(last), float(task.get("finished_at") or 0.0))
+
+    def _needed_for_rollback(self, task: dict[str, Any]) -> str | None:
+        """The path an applied task's rollback reads under the data dir (None: none)."""
+        applied = task["options"].get("applied") or {}
+        if task["state"] != ev.SUCCEEDED or applied.get("kind") != "plain":
+            return None
+        needed = applied.get("shadow_dir")
+        if needed and _inside(Path(needed), self.changes.shadow_dir(task["id"])):
+            return str(needed)
+        return None
+
+    async def _remove(
+        self, task: dict[str, Any], found: list[dict[str, Any]], needed: str | None
+    ) -> None:
+        ws = Path(task["workspace"])
+        whats = {i["what"] for i in found}
+        if whats & {"worktree", "branch"}:
+            tree = await workspace.tree_for(task)
+            if "worktree" not in whats:  # already gone: only git's bookkeeping and the branch
+                tree.path = Path(task["worktree"] or self.config.worktrees_dir / task["id"])
+            async with self.locks.worktree(str(ws)):
+                await workspace.discard(ws, tree)
+            if "branch" in whats and await _branch_tip(task):
+                raise CockpitError(f"branch {task['branch']} could not be deleted")
+        if "checkpoints" in whats:
+            await asyncio.to_thread(_remove_shadow, self.changes.shadow_dir(task["id"]), needed)
+
+    async def loop(self) -> None:
+        """The `[gc] auto` policy, in a cockpit's or a daemon's engine: once no task of this
+        engine is live, at its start ("start") or when the last gc is a day old ("daily")."""
+        mode = self.config.gc.auto
+        if mode == "off" or self.role not in AUTO_ROLES:
+            return
+        await asyncio.sleep(START_DELAY_S)
+        while True:
+            if await self._due(mode) and await self._calm():
+                try:
+                    report = await self.collect(by=f"auto ({self.role})")
+                except CockpitError as exc:
+                    log.info("automatic gc skipped: %s", exc)
+                except Exception as exc:  # never takes the engine down
+                    log.warning("automatic gc failed: %s", exc)
+                else:
+                    if report["removed"]:
+                        log.info("gc: removed %d item(s) of %d ended task(s), %d bytes freed",
+                                 len(report["removed"]), report["tasks"], report["freed_bytes"])
+                if mode == "start":
+                    return
+            await asyncio.sleep(CALM_CHECK_S)
+
+    async def _due(self, mode: str) -> bool:
+        if mode == "start":
+            return True
+        last = await self.store.get_setting(LAST_RUN, {}) or {}
+        return time.time() - float(last.get("at") or 0) >= DAY_S
+
+    async def _calm(self) -> bool:
+        live = await self.store.list_tasks(states=ev.LIVE_STATES, limit=500)
+        return not any(t.get("engine_id") == self.engine_id for t in live)
 
 
 def _item(task_id: str, what: str, where: str, size: int) -> dict[str, Any]:
@@ -182,25 +286,6 @@ def _journaled_tasks(journal_dir: Path) -> set[str]:
     return tasks
 
 
-async def _keep_reason(
-    engine: Engine, task: dict[str, Any], found: list[dict[str, Any]], journaled: set[str]
-) -> str:
-    """Why nothing of this task may go ("" when it may)."""
-    if task["id"] in journaled or "*" in journaled:
-        return "a journal of an apply or rollback of it is left (the next start settles it)"
-    if task.get("branch") and any(i["what"] == "branch" for i in found):
-        if where := await _checked_out_elsewhere(task):
-            return f"its branch is checked out at {where}"
-        if mine := await _foreign_commits(task):
-            return f"its branch holds {mine} commit(s) you made"
-    worktree = next((Path(i["where"]) for i in found if i["what"] == "worktree"), None)
-    if worktree is not None:
-        last = await _last_activity(engine, task)
-        if changed := await asyncio.to_thread(_changed_after, worktree, last + SLACK_S):
-            return f"its worktree has {changed} changed after the task's last activity"
-    return ""
-
-
 async def _checked_out_elsewhere(task: dict[str, Any]) -> str:
     raw = await Git(Path(task["workspace"])).out("worktree", "list", "--porcelain", "-z",
                                                  check=False)  # fmt: skip
@@ -223,14 +308,6 @@ async def _foreign_commits(task: dict[str, Any]) -> int:
     )
     ours = f"{IDENTITY[1]} {IDENTITY[1]}"
     return sum(1 for line in out.splitlines() if line.strip() and line.strip() != ours)
-
-
-async def _last_activity(engine: Engine, task: dict[str, Any]) -> float:
-    """The task's last recorded moment: its end, or a later event (a step rollback)."""
-    rows = await engine.store.fetch("SELECT MAX(ts) AS ts FROM events WHERE task_id = ?",
-                                    [task["id"]])  # fmt: skip
-    last = rows[0]["ts"] if rows and rows[0]["ts"] else 0.0
-    return max(float(last), float(task.get("finished_at") or 0.0))
 
 
 def _changed_after(root: Path, since: float) -> str:
@@ -259,34 +336,6 @@ def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
             yield Path(entry.path), st
-
-
-def _needed_for_rollback(engine: Engine, task: dict[str, Any]) -> str | None:
-    """The path an applied task's rollback reads under the data dir (None: none)."""
-    applied = task["options"].get("applied") or {}
-    if task["state"] != ev.SUCCEEDED or applied.get("kind") != "plain":
-        return None
-    needed = applied.get("shadow_dir")
-    if needed and _inside(Path(needed), engine.safety.shadow_dir(task["id"])):
-        return str(needed)
-    return None
-
-
-async def _remove(
-    engine: Engine, task: dict[str, Any], found: list[dict[str, Any]], needed: str | None
-) -> None:
-    ws = Path(task["workspace"])
-    whats = {i["what"] for i in found}
-    if whats & {"worktree", "branch"}:
-        tree = await workspace.tree_for(task)
-        if "worktree" not in whats:  # already gone: only git's bookkeeping and the branch
-            tree.path = Path(task["worktree"] or engine.config.worktrees_dir / task["id"])
-        async with engine.worktree_locks.setdefault(str(ws), asyncio.Lock()):
-            await workspace.discard(ws, tree)
-        if "branch" in whats and await _branch_tip(task):
-            raise CockpitError(f"branch {task['branch']} could not be deleted")
-    if "checkpoints" in whats:
-        await asyncio.to_thread(_remove_shadow, engine.safety.shadow_dir(task["id"]), needed)
 
 
 def _remove_shadow(shadow: Path, needed: str | None) -> None:
@@ -320,38 +369,3 @@ def _exclusive(data_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-# -- at a calm moment -------------------------------------------------------------------------
-async def auto_loop(engine: Engine) -> None:
-    """The `[gc] auto` policy, in a cockpit's or a daemon's engine: once no task of this
-    engine is live, at its start ("start") or when the last gc is a day old ("daily")."""
-    mode = engine.config.gc.auto
-    if mode == "off" or engine.role not in AUTO_ROLES:
-        return
-    await asyncio.sleep(START_DELAY_S)
-    while True:
-        if await _due(engine, mode) and await _calm(engine):
-            try:
-                report = await collect(engine, by=f"auto ({engine.role})")
-            except CockpitError as exc:
-                log.info("automatic gc skipped: %s", exc)
-            except Exception as exc:  # never takes the engine down
-                log.warning("automatic gc failed: %s", exc)
-            else:
-                if report["removed"]:
-                    log.info("gc: removed %d item(s) of %d ended task(s), %d bytes freed",
-                             len(report["removed"]), report["tasks"], report["freed_bytes"])
-            if mode == "start":
-                return
-        await asyncio.sleep(CALM_CHECK_S)
-
-
-async def _due(engine: Engine, mode: str) -> bool:
-    if mode == "start":
-        return True
-    last = await engine.store.get_setting(LAST_RUN, {}) or {}
-    return time.time() - float(last.get("at") or 0) >= DAY_S
-
-
-async def _calm(engine: Engine) -> bool:
-    live = await engine.list(states=ev.LIVE_STATES, limit=500)
-    return not any(t.get("engine_id") == engine.engine_id for t in live)

@@ -1,7 +1,7 @@
 """The apply request of a task, and the rebase it offers when a change landed on its files.
 
-The worker asks to apply through `ask_apply`. Its card names every overlap the radar sees
-(agent/conflicts.py): live tasks changing the same files, and changes that landed since the
+The worker asks to apply through `Rebaser.ask_apply`. Its card names every overlap the radar sees
+(agent/conflicts.py's Radar): live tasks changing the same files, and changes that landed since the
 task started. When the operator approves and a change landed on the task's files since its
 base (another task applied first, or a commit of the operator's), nothing is applied: the
 diff they approved is not what would land. The second apply explains that and asks anew
@@ -15,7 +15,7 @@ Rebasing (`rebase_onto_head`): the task's branch gets a merge commit of its tip 
 (a 3-way merge computed by `git merge-tree`, nothing touched if it conflicts), its
 worktree and index move to it, and the task's base becomes that HEAD; history is kept
 (the branch's earlier commits stay its first parents). It runs in the task's own worker:
-`request_rebase` (the CLI's `rebase`, the Approval Queue's key) approves the pending
+`request` (the CLI's `rebase`, the Approval Queue's key) approves the pending
 request with the reason "rebase", which the worker reads as "rebase, then ask again",
 never as "apply". `keep` denies it, with the reason "kept on its branch".
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import conflicts, workspace
 from . import events as ev
@@ -35,71 +35,198 @@ from .errors import UsageError
 from .fileswitch import ApplyError
 from .gitcmd import Git
 
-# The engine (agent.engine.Engine) is not imported, not even for type checking: the modules
-# it composes never import it back (agent/ has no import cycle).
-Engine = Any
-TaskRun = Any  # agent.run.TaskRun
+if TYPE_CHECKING:
+    from .approvals import ApprovalDesk
+    from .bus import EventBus
+    from .changes import Changes
+    from .conflicts import Radar
+    from .run import TaskRun
+    from .safety import Safety
+    from .store import Store
+    from .taskbook import TaskBook
 
 REBASE = "rebase"  # the reason of an approval that asks for a rebase, not an apply
 KEEP = "kept on its branch"
 REBASE_EVENT = "rebase"
 
 
-async def ask_apply(
-    engine: Engine,
-    run: TaskRun,
-    task: dict[str, Any],
-    tree: workspace.TaskTree,
-    patch: str,
-    files: list[str],
-) -> bool:
-    """Ask to apply the task's change; True once approved for what would land now."""
-    ws = task["workspace"]
-    while True:
-        summary, detail = await card(engine, task, tree, patch, files)
-        await refresh_cards(engine, ws, skip=task["id"])  # the others now name this one
-        if not await engine.request_approval(run, "apply", summary, detail):
-            return False
-        asked = await _last_reason(engine, task["id"]) == REBASE
-        landed = []
-        if tree.is_git and tree.base_commit:
-            landed = await conflicts.landed_since(engine, ws, tree.base_commit, files)
-        if not landed and not asked:
-            return True
-        if tree.is_git and landed and not asked:
-            await _mergeable_or_fail(task, tree, landed)
-            head = await _head(Path(ws))
-            question = (f"Rebase onto HEAD {head[:10]}? {conflicts.note(landed)} since this "
-                        "task started; yes: rebase and ask again with what would land, "
-                        f"no: keep it on branch {tree.branch}")  # fmt: skip
-            about = {"conflict": _conflict(landed), "branch": tree.branch, "onto": head,
-                     "note": conflicts.describe(landed), "files": files}  # fmt: skip
-            engine.bus.emit(task["id"], ev.WARNING, message=conflicts.note(landed))
-            if not await engine.request_approval(run, REBASE, question, about):
+class Rebaser:
+    """The apply request (its card names the overlaps), the rebase it offers, and the
+    operator's choices for a task waiting to apply (`request` a rebase, `keep`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        book: TaskBook,
+        safety: Safety,
+        changes: Changes,
+        radar: Radar,
+        desk: ApprovalDesk,
+    ) -> None:
+        self.store, self.bus, self.book, self.safety = store, bus, book, safety
+        self.changes, self.radar, self.desk = changes, radar, desk
+
+    async def ask_apply(
+        self,
+        run: TaskRun,
+        task: dict[str, Any],
+        tree: workspace.TaskTree,
+        patch: str,
+        files: list[str],
+    ) -> bool:
+        """Ask to apply the task's change; True once approved for what would land now."""
+        ws = task["workspace"]
+        while True:
+            summary, detail = await self.card(task, tree, patch, files)
+            await self.refresh_cards(ws, skip=task["id"])  # the others now name this one
+            if not await run.ask("apply", summary, detail):
                 return False
-        if tree.is_git:
-            await rebase_onto_head(engine, task, tree, by=run.last_decision or "operator")
-        patch, files = await workspace.diff(tree)
+            asked = await self._last_reason(task["id"]) == REBASE
+            landed = []
+            if tree.is_git and tree.base_commit:
+                landed = await self.radar.landed_since(ws, tree.base_commit, files)
+            if not landed and not asked:
+                return True
+            if tree.is_git and landed and not asked:
+                await _mergeable_or_fail(task, tree, landed)
+                head = await _head(Path(ws))
+                question = (f"Rebase onto HEAD {head[:10]}? {conflicts.note(landed)} since this "
+                            "task started; yes: rebase and ask again with what would land, "
+                            f"no: keep it on branch {tree.branch}")  # fmt: skip
+                about = {"conflict": _conflict(landed), "branch": tree.branch, "onto": head,
+                         "note": conflicts.describe(landed), "files": files}  # fmt: skip
+                self.bus.emit(task["id"], ev.WARNING, message=conflicts.note(landed))
+                if not await run.ask(REBASE, question, about):
+                    return False
+            if tree.is_git:
+                await self.rebase_onto_head(task, tree, by=run.last_decision or "operator")
+            patch, files = await workspace.diff(tree)
 
+    async def card(
+        self, task: dict[str, Any], tree: workspace.TaskTree, patch: str, files: list[str]
+    ) -> tuple[str, dict[str, Any]]:
+        """The apply request's summary and detail: what it changes, links it would refuse,
+        and what it overlaps with."""
+        ws = Path(task["workspace"])
+        refused = await self.changes.links_outside(ws, tree, task, files)
+        base = f"Apply {len(files)} changed file(s) to {ws}"
+        detail: dict[str, Any] = {"diff": patch, "files": files, "branch": tree.branch}
+        if refused:  # the apply refuses them: the operator sees so before deciding
+            base += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
+            detail["refused_links"] = refused
+        detail["apply_summary"] = base
+        now = {**task, "base_commit": tree.base_commit, "branch": tree.branch}
+        clashes = await self.radar.for_task(now, files)
+        if clashes:
+            detail["conflict"] = _conflict(clashes)
+        return base + (f"; {conflicts.note(clashes)}" if clashes else ""), detail
 
-async def card(
-    engine: Engine, task: dict[str, Any], tree: workspace.TaskTree, patch: str, files: list[str]
-) -> tuple[str, dict[str, Any]]:
-    """The apply request's summary and detail: what it changes, links it would refuse,
-    and what it overlaps with."""
-    ws = Path(task["workspace"])
-    refused = await engine.safety.links_outside(ws, tree, task, files)
-    base = f"Apply {len(files)} changed file(s) to {ws}"
-    detail: dict[str, Any] = {"diff": patch, "files": files, "branch": tree.branch}
-    if refused:  # the apply refuses them: the operator sees so before deciding
-        base += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
-        detail["refused_links"] = refused
-    detail["apply_summary"] = base
-    now = {**task, "base_commit": tree.base_commit, "branch": tree.branch}
-    clashes = await conflicts.for_task(engine, now, files)
-    if clashes:
-        detail["conflict"] = _conflict(clashes)
-    return base + (f"; {conflicts.note(clashes)}" if clashes else ""), detail
+    async def refresh_cards(self, ws: str, skip: str | None = None) -> None:
+        """Pending apply requests of the workspace's other tasks say what they overlap with
+        now (same id: a decision on its way applies to the same change)."""
+        for row in await self.store.approvals("pending"):
+            if row["kind"] != "apply" or row["task_id"] == skip:
+                continue
+            task = await self.store.get_task(row["task_id"])
+            if task is None or task["workspace"] != ws:
+                continue
+            detail = dict(row.get("detail") or {})
+            clashes = await self.radar.for_task(task, detail.get("files") or [])
+            found = _conflict(clashes) if clashes else None
+            if _same(found, detail.get("conflict")):
+                continue
+            detail.pop("conflict", None)
+            if found:
+                detail["conflict"] = found
+            base = detail.get("apply_summary") or row["summary"]
+            summary = base + (f"; {conflicts.note(clashes)}" if clashes else "")
+            summary, detail = self.safety.redact(summary), self.safety.redact(detail)
+            await self.store.execute(
+                "UPDATE approvals SET summary = ?, detail = ? WHERE id = ? AND state = 'pending'",
+                [summary, json.dumps(detail, default=str), row["id"]],
+            )
+            if self.bus.owns(task["id"]):  # shown again where it is asked (run --approve ask)
+                self.bus.emit(task["id"], ev.APPROVAL_REQUESTED, approval_id=row["id"],
+                              kind="apply", summary=summary, detail=detail, risk=row["risk"],
+                              refreshed=True)  # fmt: skip
+
+    async def _last_reason(self, task_id: str) -> str:
+        rows = await self.store.approvals(None, task_id=task_id, limit=1)
+        return str((rows[0].get("reason") if rows else "") or "")
+
+    async def rebase_onto_head(
+        self, task: dict[str, Any], tree: workspace.TaskTree, by: str = "operator"
+    ) -> str:
+        """Rebase the task's branch (and worktree) onto the workspace's HEAD; the message."""
+        ws = Path(task["workspace"])
+        if not tree.is_git or not tree.branch or tree.git_dir is None:
+            raise UsageError(f"task {task['id']} has no branch to rebase")
+        repo, ref = Git(ws), f"refs/heads/{tree.branch}"
+        head = await _head(ws)
+        tip = (await repo.text("rev-parse", "--verify", f"{ref}^{{commit}}")).strip()
+        old_base = tree.base_commit
+        code, _, _ = await repo.run("merge-base", "--is-ancestor", head, tip, check=False)
+        commit = tip
+        if code != 0:
+            merged, clash = await _merged(repo, head, tip)
+            if merged is None:
+                landed = await self.radar.landed_since(str(ws), str(old_base), clash)
+                raise ApplyError(_cannot(tree, landed, clash))
+            message = f"livhana: rebase onto {head[:10]} (task {task['id']})"
+            commit = (await repo.text("commit-tree", merged, "-p", tip, "-p", head,
+                                      "-m", message)).strip()  # fmt: skip
+            there = Git(tree.path, git_dir=tree.git_dir, work_tree=tree.path)
+            # Index and files first (refused, nothing changed, if anything there would be
+            # lost), then the branch, compare-and-swap; a branch moved meanwhile puts the
+            # files back.
+            await there.run("read-tree", "-m", "-u", tip, commit)
+            code, _, _ = await repo.run("update-ref", "-m", message, ref, commit, tip, check=False)
+            if code != 0:
+                await there.run("read-tree", "-m", "-u", commit, tip, check=False)
+                raise ApplyError(
+                    f"rebase failed: branch {tree.branch} moved meanwhile; nothing changed"
+                )
+        tree.base_commit = head
+        fresh = await self.store.get_task(task["id"]) or task
+        rebased = {"onto": head, "from": old_base, "commit": commit, "by": by}
+        await self.book.record(task["id"], base_commit=head,
+                               options={**fresh["options"], "rebased": rebased})  # fmt: skip
+        text = (f"rebased onto HEAD {head[:10]}: branch {tree.branch} now holds the task's "
+                f"change merged onto it (commit {commit[:10]}); the apply request shows what "
+                "would land")  # fmt: skip
+        await self.safety.audit(by, "rebase", task["id"], rebased)
+        self.bus.emit(task["id"], REBASE_EVENT, message=text, onto=head, commit=commit, by=by)
+        return text
+
+    # -- the operator's choices (the CLI, the Approval Queue) ---------------------------------
+    async def request(self, task_id: str, by: str = "operator") -> dict[str, Any]:
+        """Ask the task's worker to rebase it onto HEAD and ask to apply again; the decided
+        request."""
+        row = await self._waiting(task_id)
+        return await self.desk.decide(row["id"], True, by, reason=REBASE)
+
+    async def keep(self, task_id: str, by: str = "operator") -> dict[str, Any]:
+        """Leave the task's change on its branch, unapplied (the task ends cancelled)."""
+        row = await self._waiting(task_id)
+        return await self.desk.decide(row["id"], False, by, reason=KEEP)
+
+    async def _waiting(self, task_id: str) -> dict[str, Any]:
+        task = await self.store.get_task(task_id)
+        if task is None:
+            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit history`)")
+        rows = [r for r in await self.store.approvals("pending", task_id=task["id"])
+                if r["kind"] in ("apply", REBASE)]  # fmt: skip
+        if rows:
+            return rows[0]
+        if task["state"] in ev.END_STATES:
+            branch = task.get("branch")
+            kept = "" if task["options"].get("applied") or not branch else (
+                f"; its change is on branch {branch} (git merge {branch})")
+            raise UsageError(f"task {task['id']} already ended ({task['state']}): nothing "
+                             f"waits to be applied{kept}")  # fmt: skip
+        raise UsageError(f"task {task['id']} is {task['state'].replace('_', ' ')}: it can be "
+                         "rebased or kept once it asks to apply")  # fmt: skip
 
 
 def _conflict(clashes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,43 +234,8 @@ def _conflict(clashes: list[dict[str, Any]]) -> dict[str, Any]:
     return {"with": clashes, "paths": paths, "note": conflicts.describe(clashes)}
 
 
-async def refresh_cards(engine: Engine, ws: str, skip: str | None = None) -> None:
-    """Pending apply requests of the workspace's other tasks say what they overlap with
-    now (same id: a decision on its way applies to the same change)."""
-    for row in await engine.store.approvals("pending"):
-        if row["kind"] != "apply" or row["task_id"] == skip:
-            continue
-        task = await engine.get(row["task_id"])
-        if task is None or task["workspace"] != ws:
-            continue
-        detail = dict(row.get("detail") or {})
-        clashes = await conflicts.for_task(engine, task, detail.get("files") or [])
-        found = _conflict(clashes) if clashes else None
-        if _same(found, detail.get("conflict")):
-            continue
-        detail.pop("conflict", None)
-        if found:
-            detail["conflict"] = found
-        base = detail.get("apply_summary") or row["summary"]
-        summary = base + (f"; {conflicts.note(clashes)}" if clashes else "")
-        summary, detail = engine.safety.redact(summary), engine.safety.redact(detail)
-        await engine.store.execute(
-            "UPDATE approvals SET summary = ?, detail = ? WHERE id = ? AND state = 'pending'",
-            [summary, json.dumps(detail, default=str), row["id"]],
-        )
-        if engine.bus.owns(task["id"]):  # shown again where it is asked (run --approve ask)
-            engine.bus.emit(task["id"], ev.APPROVAL_REQUESTED, approval_id=row["id"],
-                            kind="apply", summary=summary, detail=detail, risk=row["risk"],
-                            refreshed=True)  # fmt: skip
-
-
 def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-
-async def _last_reason(engine: Engine, task_id: str) -> str:
-    rows = await engine.store.approvals(None, task_id=task_id, limit=1)
-    return str((rows[0].get("reason") if rows else "") or "")
 
 
 async def _head(ws: Path) -> str:
@@ -183,74 +275,3 @@ def _cannot(tree: workspace.TaskTree, landed: list[dict[str, Any]], clash: list[
     return (f"not applied: {whom} changed the same lines of {shown or 'its files'} since this "
             f"task started, so it cannot be rebased; its change is kept on branch {tree.branch} "
             f"(merge it by hand: git merge {tree.branch})")  # fmt: skip
-
-
-async def rebase_onto_head(
-    engine: Engine, task: dict[str, Any], tree: workspace.TaskTree, by: str = "operator"
-) -> str:
-    """Rebase the task's branch (and worktree) onto the workspace's HEAD; the message."""
-    ws = Path(task["workspace"])
-    if not tree.is_git or not tree.branch or tree.git_dir is None:
-        raise UsageError(f"task {task['id']} has no branch to rebase")
-    repo, ref = Git(ws), f"refs/heads/{tree.branch}"
-    head = await _head(ws)
-    tip = (await repo.text("rev-parse", "--verify", f"{ref}^{{commit}}")).strip()
-    old_base = tree.base_commit
-    code, _, _ = await repo.run("merge-base", "--is-ancestor", head, tip, check=False)
-    commit = tip
-    if code != 0:
-        merged, clash = await _merged(repo, head, tip)
-        if merged is None:
-            landed = await conflicts.landed_since(engine, str(ws), str(old_base), clash)
-            raise ApplyError(_cannot(tree, landed, clash))
-        message = f"livhana: rebase onto {head[:10]} (task {task['id']})"
-        commit = (await repo.text("commit-tree", merged, "-p", tip, "-p", head, "-m", message)).strip()
-        there = Git(tree.path, git_dir=tree.git_dir, work_tree=tree.path)
-        # Index and files first (refused, nothing changed, if anything there would be lost),
-        # then the branch, compare-and-swap; a branch moved meanwhile puts the files back.
-        await there.run("read-tree", "-m", "-u", tip, commit)
-        code, _, err = await repo.run("update-ref", "-m", message, ref, commit, tip, check=False)
-        if code != 0:
-            await there.run("read-tree", "-m", "-u", commit, tip, check=False)
-            raise ApplyError(f"rebase failed: branch {tree.branch} moved meanwhile; nothing changed")
-    tree.base_commit = head
-    fresh = await engine.get(task["id"]) or task
-    rebased = {"onto": head, "from": old_base, "commit": commit, "by": by}
-    await engine.record_task(task["id"], base_commit=head,
-                             options={**fresh["options"], "rebased": rebased})  # fmt: skip
-    text = (f"rebased onto HEAD {head[:10]}: branch {tree.branch} now holds the task's change "
-            f"merged onto it (commit {commit[:10]}); the apply request shows what would land")  # fmt: skip
-    await engine.audit(by, "rebase", task["id"], rebased)
-    engine.bus.emit(task["id"], REBASE_EVENT, message=text, onto=head, commit=commit, by=by)
-    return text
-
-
-# -- the operator's choices (the CLI, the Approval Queue) -------------------------------------
-async def _waiting(engine: Engine, task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    task = await engine.get(task_id)
-    if task is None:
-        raise UsageError(f"no task {task_id!r} (see `livhana-cockpit history`)")
-    rows = [r for r in await engine.store.approvals("pending", task_id=task["id"])
-            if r["kind"] in ("apply", REBASE)]  # fmt: skip
-    if rows:
-        return task, rows[0]
-    if task["state"] in ev.END_STATES:
-        branch = task.get("branch")
-        kept = "" if task["options"].get("applied") or not branch else (
-            f"; its change is on branch {branch} (git merge {branch})")
-        raise UsageError(f"task {task['id']} already ended ({task['state']}): nothing waits "
-                         f"to be applied{kept}")  # fmt: skip
-    raise UsageError(f"task {task['id']} is {task['state'].replace('_', ' ')}: it can be "
-                     "rebased or kept once it asks to apply")  # fmt: skip
-
-
-async def request_rebase(engine: Engine, task_id: str, by: str = "operator") -> dict[str, Any]:
-    """Ask the task's worker to rebase it onto HEAD and ask to apply again; the decided row."""
-    task, row = await _waiting(engine, task_id)
-    return await engine.decide(row["id"], True, by=by, reason=REBASE)
-
-
-async def keep(engine: Engine, task_id: str, by: str = "operator") -> dict[str, Any]:
-    """Leave the task's change on its branch, unapplied (the task ends cancelled)."""
-    task, row = await _waiting(engine, task_id)
-    return await engine.decide(row["id"], False, by=by, reason=KEEP)

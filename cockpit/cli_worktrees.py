@@ -48,9 +48,7 @@ async def run(config: Any, args: argparse.Namespace) -> int:
 
 
 async def _gc(engine: Any, args: argparse.Namespace) -> int:
-    from agent.prune import collect
-
-    report = await collect(engine, dry_run=args.dry_run, by="cli")
+    report = await engine.gc(dry_run=args.dry_run, by="cli")
     if args.json:
         print(json.dumps(report, default=str))
         return 0
@@ -103,9 +101,8 @@ async def _rebase(engine: Any, task_id: str) -> int:
 
 async def _keep(engine: Any, task_id: str) -> int:
     from agent import events as ev
-    from agent.rebase import keep
 
-    row = await keep(engine, task_id, by=f"cli (pid {os.getpid()})")
+    row = await engine.keep(task_id, by=f"cli (pid {os.getpid()})")
     task_id = row["task_id"]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + KEEP_WAIT_S
