@@ -122,6 +122,27 @@ def export_line(x: dict[str, Any]) -> tuple[str, str]:
     return level, "\n".join(lines)
 
 
+def disk_text(usage: dict[str, Any]) -> str:
+    """'worktrees 12.3 MB (4) · checkpoints 2.1 MB (5) · journals 0 B · store 1.2 MB ·
+    total 15.6 MB' and, below, the last gc (agent/diskuse.py, agent/prune.py)."""
+    if not usage or usage.get("measuring"):
+        return "[dim]measuring…[/]"
+    parts = []
+    for key, label in (("worktrees", "worktrees"), ("shadow", "checkpoints"),
+                       ("journals", "journals"), ("store", "store")):  # fmt: skip
+        part = usage.get(key) or {}
+        count = f" ({part['count']})" if part.get("count") else ""
+        parts.append(f"{label} [b]{fmt.size(part.get('bytes'))}[/]{count}")
+    line = " · ".join(parts) + f" · total [b]{fmt.size(usage.get('total_bytes'))}[/]"
+    last = usage.get("last_gc") or {}
+    if last.get("at"):
+        gc = (f"last gc {fmt.ago(last['at'])} by {fmt.escape(last.get('by', '?'))}, freed "
+              f"{fmt.size(last.get('freed_bytes'))}")  # fmt: skip
+    else:
+        gc = "no gc yet"
+    return f"{line}\n[dim]{gc} · `livhana-cockpit gc --dry-run` lists what it would free[/]"
+
+
 def engine_rows(engines: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
     now = fmt.now()
     return {str(x.get("id")): (fmt.cell(x.get("role", "?"), 8), str(x.get("pid", "?")),
@@ -154,6 +175,7 @@ class HealthScreen(PanelScreen):
         self._pinging = False
         self._ping_timer: Timer | None = None
         self._health: dict[str, Any] = {}
+        self._disk: dict[str, Any] = {}
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
@@ -164,6 +186,8 @@ class HealthScreen(PanelScreen):
                     yield card
             yield Label("BigQuery export", classes="section-title")
             yield Static("[dim]…[/]", id="export")
+            yield Label("Disk used in the data dir", classes="section-title")
+            yield Static("[dim]measuring…[/]", id="task-disk")
             yield Label("Engines on this store", classes="section-title")
             yield KeyedTable(("Role", 8), ("PID", 8), ("Host", 24), ("Started", 11),
                              ("Heartbeat", 10), id="engines", cursor_type="none")
@@ -196,6 +220,7 @@ class HealthScreen(PanelScreen):
 
     async def refresh_data(self, engine: Engine) -> None:
         self._health = await engine.health()
+        self._disk = await engine.disk_usage()
         self._paint()
 
     def _paint(self) -> None:
@@ -206,6 +231,7 @@ class HealthScreen(PanelScreen):
             put(self.query_one(f"#card-{key}", Static), f"{mark(level)}\n{body}")
         level, line = export_line(self._health.get("export") or {})
         put(self.query_one("#export", Static), f"{mark(level)} {line}")
+        put(self.query_one("#task-disk", Static), disk_text(self._disk))
         self.query_one("#engines", KeyedTable).sync(engine_rows(self._health.get("engines", [])))
         failures = failure_rows(self._health.get("recent_failures", []))
         table = self.query_one("#failures", KeyedTable)
