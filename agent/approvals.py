@@ -270,7 +270,7 @@ async def decide(
             by,
             "approve" if approved else "deny",
             row["task_id"],
-            {"approval_id": approval_id, "kind": row["kind"]},
+            {"approval_id": approval_id, "kind": row["kind"], **({"reason": reason} if reason else {})},
         )
         return row
     row = await engine.store.get_approval(approval_id)
@@ -283,7 +283,7 @@ async def decide(
 
 
 async def decide_task(
-    engine: Engine, task: dict[str, Any], approved: bool, by: str
+    engine: Engine, task: dict[str, Any], approved: bool, by: str, reason: str = ""
 ) -> list[dict[str, Any]]:
     """Decide every pending request of a task (the CLI's approve/deny TASK_ID): the rows
     this call decided. AlreadyDecided when it decided none of them, or lost some (then
@@ -297,7 +297,7 @@ async def decide_task(
     lost: list[str] = []
     for row in pending:
         try:
-            won.append(await decide(engine, row["id"], approved, by))
+            won.append(await decide(engine, row["id"], approved, by, reason))
         except AlreadyDecided as exc:
             lost.append(str(exc))
     if lost:

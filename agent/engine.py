@@ -139,6 +139,7 @@ class Engine:
         max_steps: int | None = None,
         max_cost: float | None = None,
         apply: bool = True,
+        by: str = "operator",
     ) -> str:
         # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
         # Redacted before anything keeps or shows it (store, events, audit, commit messages).
@@ -171,9 +172,7 @@ class Engine:
         await self.bus.own(task_id)
         self._states[task_id] = ev.QUEUED
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
-        await self.safety.audit(
-            "operator", "submit", task_id, {"title": title, "workspace": str(ws)}
-        )
+        await self.safety.audit(by, "submit", task_id, {"title": title, "workspace": str(ws)})
         self._queue.append(task_id)
         self._wake.set()
         return task_id
@@ -264,11 +263,13 @@ class Engine:
         """First decider wins: the decided row, or AlreadyDecided naming who won."""
         return await approvals.decide(self, approval_id, approved, by, reason)
 
-    async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
+    async def decide_task(
+        self, task_id: str, approved: bool, by: str = "operator", reason: str = ""
+    ) -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
         this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        return len(await approvals.decide_task(self, task, approved, by))
+        return len(await approvals.decide_task(self, task, approved, by, reason))
 
     async def rollback(
         self, task_id: str, to_step: int | None = None, by: str = "operator"

@@ -10,14 +10,21 @@ import sys
 from typing import Any
 
 
-def run_daemon(config: Any) -> int:
-    return asyncio.run(_main(config))
+def run_daemon(config: Any, args: Any = None) -> int:
+    return asyncio.run(_main(config, args))
 
 
-async def _main(config: Any) -> int:
+async def _main(config: Any, args: Any = None) -> int:
     from agent.engine import Engine
 
+    from .api.service import start_api, stop_api
+
     engine = await Engine.open(config, role="daemon")
+    try:
+        api = await start_api(engine, config, args)  # the HTTP API, unless --no-api
+    except BaseException:
+        await engine.close(reason="daemon shut down")
+        raise
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -26,5 +33,6 @@ async def _main(config: Any) -> int:
     try:
         await done.wait()
     finally:
+        await stop_api(api)
         await engine.close(reason="daemon shut down")
     return 0
