@@ -122,6 +122,8 @@ class APIConfig:
     allow_remote: bool = False  # a non-loopback host needs this (or --api-allow-remote)
     # Browser origins allowed to call the API (a web UI you trust); any other Origin: 403.
     allowed_origins: list[str] = field(default_factory=list)
+    # Folders API requests may name as their workspace (empty: any but root, home, system).
+    workspaces: list[str] = field(default_factory=list)
     rate_limit: float = _ranged(50.0, 0, 100_000, above=True)  # requests/s per token
     rate_burst: int = _ranged(200, 1, 1_000_000)
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agent.errors import CockpitError, StoreError
 
 from . import routes
-from .bodies import MAX_BODY
+from .bodies import MAX_BODY, WHOLE
 from .guard import BrowserCheck, RateLimit, bearer
 from .openapi import document
 from .problems import Problem
@@ -55,7 +55,7 @@ class Gate:
             try:
                 self.check.check(headers.get("origin"), headers.get("host"))
                 declared = headers.get("content-length", "").strip()
-                if declared.isdigit() and int(declared) > MAX_BODY:
+                if WHOLE.match(declared) and int(declared) > MAX_BODY:
                     raise Problem(413, f"the request body is over {MAX_BODY // 1024} KB", field="body")
             except Problem as problem:
                 await refuse(problem)(scope, receive, send)
@@ -153,6 +153,7 @@ def create_app(
         limit=RateLimit(api.rate_limit, api.rate_burst),
         feeds=Feeds(engine),
         workspace=workspace,
+        allowed=list(api.workspaces),
     )
     middleware = [Middleware(Gate, check=BrowserCheck(api.allowed_origins, loopback_only))]
     if api.allowed_origins:  # a trusted web UI: browsers need CORS answers to call us

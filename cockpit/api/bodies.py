@@ -8,6 +8,7 @@ so a huge body never sits in memory. Every refusal names the field.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from .problems import Problem, invalid
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 MAX_BODY = 1024 * 1024  # 1 MB
+# A whole number as headers and queries carry it: ASCII digits only (str.isdigit() also
+# takes '²', which int() refuses), and short (int() refuses 4,300+ digits).
+WHOLE = re.compile(r"^[0-9]{1,15}$")
 
 
 def _too_large() -> Problem:
@@ -26,7 +30,7 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
     """The body as a JSON object; {} for an empty body when not `required`."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not WHOLE.match(declared.strip()):
             raise Problem(400, "Content-Length is not a number", field="Content-Length")
         if int(declared) > MAX_BODY:
             raise _too_large()

@@ -21,6 +21,7 @@ from agent.errors import StopActive, UsageError
 from . import bodies
 from .problems import Problem, invalid
 from .replies import reply
+from .workspaces import check_workspace
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -44,6 +45,7 @@ class Ctx:
     limit: RateLimit
     feeds: Feeds
     workspace: str  # for a request that names none; "" when there is no default
+    allowed: list[str]  # [api] workspaces: where requests may point (empty: anywhere sane)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+    if not bodies.WHOLE.match(raw.strip()) or not low <= int(raw) <= high:
         raise invalid(name, f"must be a whole number from {low} to {high:,}", status=400)
     return int(raw)
 
@@ -140,6 +142,9 @@ async def execute(ctx: Ctx, request: Request, who: Principal) -> Response:
     path = Path(workspace).expanduser()
     if not path.is_absolute():
         raise invalid("workspace", f"must be an absolute path, got '{workspace[:200]}'")
+    if not path.is_dir():  # the engine says so too; checked here before resolving it
+        raise invalid("workspace", f"{workspace[:200]} is not an existing folder")
+    check_workspace(path.resolve(), ctx.workspace, ctx.allowed, ctx.engine.config.data_dir)
     title = task
     if context:
         title += " (context: " + json.dumps(context, ensure_ascii=False, sort_keys=True) + ")"
@@ -191,7 +196,7 @@ async def stream(ctx: Ctx, request: Request, who: Principal) -> Response:
     raw = request.headers.get("last-event-id")
     cursor = 0
     if raw is not None and raw.strip():
-        if not raw.strip().isdigit() or len(raw.strip()) > 12:
+        if not bodies.WHOLE.match(raw.strip()):
             raise Problem(400, "Last-Event-ID must be an event's seq number", field="Last-Event-ID")
         cursor = int(raw)
     return StreamingResponse(
