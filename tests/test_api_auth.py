@@ -236,15 +236,18 @@ async def test_the_rate_limit_is_per_token_with_retry_after(
     config.api.rate_limit = 1.0
     config.api.rate_burst = 3
     engine = await engine_factory(role="daemon")
-    async with served(engine, config) as api:
-        async with api.client("viewer") as first, api.client("viewer") as second:
-            codes = [(await first.get("/api/autonomous/learnings")).status_code for _ in range(4)]
-            assert codes == [200, 200, 200, 429]
-            refused = await first.get("/api/autonomous/learnings")
-            assert refused.status_code == 429
-            assert int(refused.headers["retry-after"]) >= 1
-            assert "retry in" in refused.json()["error"]
-            assert (await second.get("/api/autonomous/learnings")).status_code == 200
+    async with (
+        served(engine, config) as api,
+        api.client("viewer") as first,
+        api.client("viewer") as second,
+    ):
+        codes = [(await first.get("/api/autonomous/learnings")).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        refused = await first.get("/api/autonomous/learnings")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "retry in" in refused.json()["error"]
+        assert (await second.get("/api/autonomous/learnings")).status_code == 200
 
 
 async def test_decisions_through_the_api_are_audited_with_the_tokens_subject(api: Any) -> None:
