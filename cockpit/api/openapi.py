@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent import events as ev
+
 API_VERSION = "1.0.0"
 
 
@@ -130,9 +132,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "state", "title"],
         "properties": {
             "id": {"type": "string"},
-            "state": {"type": "string", "enum": [
-                "queued", "planning", "running", "verifying", "awaiting_approval", "applying",
-                "succeeded", "failed", "cancelled", "rolled_back", "interrupted"]},
+            "state": {"type": "string", "enum": list(ev.ALL_STATES)},
             "title": {"type": "string"},
             "workspace": {"type": "string"},
             "approve_mode": {"type": "string"},
