@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,9 +13,23 @@ if TYPE_CHECKING:
     from agent.engine import Engine
 
 
-async def start_api(engine: Engine, config: Config, args: Any) -> asyncio.Task[None] | None:
-    """`serve_api` as a task, returned once it listens (None with --no-api); the ApiError
-    that stopped it, one line, if it cannot. It serves until cancelled (`stop_api`)."""
+@contextlib.asynccontextmanager
+async def api_service(engine: Engine, config: Config, args: Any) -> AsyncIterator[None]:
+    """The daemon's one call: the API listens for the `async with` body and stops after
+    it (open streams end first). Nothing with --no-api. It cannot listen (a busy port, a
+    remote host without its flag): ApiError, one line, before the body runs."""
+    task = await _start(engine, config, args)
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _start(engine: Engine, config: Config, args: Any) -> asyncio.Task[None] | None:
+    """`serve_api` as a task, returned once it listens (None with --no-api)."""
     if getattr(args, "no_api", False):
         return None
     from .server import serve_api
@@ -39,11 +54,3 @@ async def start_api(engine: Engine, config: Config, args: Any) -> asyncio.Task[N
     if task.done():
         task.result()  # raises what stopped it
     return task
-
-
-async def stop_api(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
