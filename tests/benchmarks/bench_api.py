@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 32  # keep-alive connections carrying the status load
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
@@ -81,40 +86,65 @@ async def _subscriber(client: httpx.AsyncClient, task_id: str, out: list[int]) -
 
 
 def _status_load(url: str, token: str, task_id: str, rate: int, seconds: float, conn: Any) -> None:
-    """In its own process: `rate` GET tasks/{id} a second for `seconds`; latencies back."""
+    """In its own process: `rate` GET tasks/{id} a second for `seconds`, over WORKERS
+    keep-alive connections. Each request has its time slot and is sent then (open loop);
+    one sent late because every connection was busy says by how much. Plain asyncio
+    streams, not httpx: its pool slows down badly once hundreds of requests wait on it,
+    and the load must not be what we measure."""
 
-    async def main() -> tuple[list[float], int, int]:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        headers = {"Authorization": f"Bearer {token}"}
+    async def main() -> dict[str, Any]:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        request = (f"GET /api/autonomous/tasks/{task_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   f"Authorization: Bearer {token}\r\n\r\n").encode()  # fmt: skip
         latencies: list[float] = []
+        late: list[float] = []
         errors = 0
-        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
-                                     timeout=30) as client:  # fmt: skip
+        total = int(rate * seconds)
+        slots = itertools.count()
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Barrier(WORKERS + 1)
+        go = asyncio.Event()  # set once `begin` is
+        begin = 0.0
 
-            async def one() -> None:
-                nonlocal errors
-                start = time.perf_counter()
-                resp = await client.get(f"/api/autonomous/tasks/{task_id}")
-                latencies.append(time.perf_counter() - start)
-                if resp.status_code != 200:
-                    errors += 1
+        async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if length is None:
+                raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+            await reader.readexactly(int(length.group(1)))
+            return int(head.split(b" ", 2)[1])
 
-            for _ in range(50):  # warm the connection pool
-                await one()
-            latencies.clear()
-            loop = asyncio.get_running_loop()
-            begin = loop.time()
-            total = int(rate * seconds)
-            running = set()
-            for n in range(total):
-                delay = begin + n / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                job = asyncio.create_task(one())
-                running.add(job)
-                job.add_done_callback(running.discard)
-            await asyncio.gather(*running)
-            return latencies, errors, total
+        async def worker() -> None:
+            nonlocal errors
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(5):  # warm: the connection, the server's caches
+                await ask(reader, writer)
+            await ready.wait()
+            await go.wait()
+            try:
+                while (n := next(slots)) < total:
+                    due = begin + n / rate
+                    if (wait := due - loop.time()) > 0:
+                        await asyncio.sleep(wait)
+                    elif wait < -0.001:
+                        late.append(-wait)
+                    start = time.perf_counter()
+                    status = await ask(reader, writer)
+                    latencies.append(time.perf_counter() - start)
+                    errors += status != 200
+            finally:
+                writer.close()
+
+        workers = [asyncio.create_task(worker()) for _ in range(WORKERS)]
+        await ready.wait()
+        begin = loop.time()
+        go.set()
+        await asyncio.gather(*workers)
+        return {"latencies": latencies, "late": late, "errors": errors, "sent": total,
+                "wall": loop.time() - begin}  # fmt: skip
 
     conn.send(asyncio.run(main()))
 
@@ -154,10 +184,17 @@ async def run(args: argparse.Namespace) -> int:
             )
             load.start()
             rss_peak = 0
-            while load.is_alive():
+            result: dict[str, Any] | None = None
+            while result is None and (load.is_alive() or parent.poll()):
                 rss_peak = max(rss_peak, _rss_kb(daemon.proc.pid))
+                if parent.poll():  # read as it comes: a big answer fills the pipe's buffer
+                    result = parent.recv()
                 await asyncio.sleep(0.2)
-            latencies, errors, sent = parent.recv()
+            load.join()
+            if result is None:
+                raise SystemExit(f"the status load process died (exit {load.exitcode}): see above")
+            latencies, errors, sent = result["latencies"], result["errors"], result["sent"]
+            late = result["late"]
             cpu = _cpu_s(daemon.proc.pid) - cpu0
             wall = time.monotonic() - t0
             await asyncio.wait_for(asyncio.gather(*subs), 600)
@@ -177,7 +214,9 @@ async def run(args: argparse.Namespace) -> int:
     print(f"subscribers: {args.subscribers}; exactly the stored events, in order: {exact}; "
           f"dropped {dropped}, duplicated {duplicated}")
     print(f"status: {len(latencies)} answered of {sent} sent at {args.rate}/s "
-          f"({len(latencies) / args.seconds:.0f}/s achieved), {errors} not 200")
+          f"({len(latencies) / result['wall']:.0f}/s achieved over {WORKERS} connections), "
+          f"{errors} not 200; {len(late)} sent late (all connections busy), "
+          f"by at most {max(late, default=0) * 1000:.1f} ms")
     print(f"status latency ms: p50 {_pct(latencies, 50):.1f}  p95 {p95:.1f}  "
           f"p99 {_pct(latencies, 99):.1f}  max {max(latencies) * 1000:.1f}")
     print(f"daemon RSS: idle {rss_idle / 1024:.1f} MB, peak {rss_peak / 1024:.1f} MB, "
