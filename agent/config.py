@@ -64,6 +64,7 @@ def task_caps_problem(max_steps: object, max_cost: object) -> str | None:
 @dataclass
 class EngineConfig:
     model: str = DEFAULT_MODEL
+    workspace: str = ""  # the daemon's (and the API's) project folder when none is given
     max_concurrent: int = _ranged(4, 1, 256)
     max_steps: int = _ranged(60, 1, MAX_STEPS_CEILING)
     max_tokens: int = _ranged(3_000_000, 1, 10**10)  # per task, input+output
@@ -116,8 +117,16 @@ class UIConfig:
 
 @dataclass
 class APIConfig:
+    enabled: bool = False  # the cockpit serves the API too (the daemon does unless --no-api)
     host: str = "127.0.0.1"
     port: int = field(default=4002, metadata={"min": 1, "max": 65535})
+    allow_remote: bool = False  # a non-loopback host needs this (or --api-allow-remote)
+    # Browser origins allowed to call the API (a web UI you trust); any other Origin: 403.
+    allowed_origins: list[str] = field(default_factory=list)
+    # Folders API requests may name as their workspace (empty: any but root, home, system).
+    workspaces: list[str] = field(default_factory=list)
+    rate_limit: float = _ranged(50.0, 0, 100_000, above=True)  # requests/s per token
+    rate_burst: int = _ranged(200, 1, 1_000_000)
 
 
 GC_AUTO = ("daily", "start", "off")

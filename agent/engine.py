@@ -193,6 +193,7 @@ class Engine:
         max_steps: int | None = None,
         max_cost: float | None = None,
         apply: bool = True,
+        by: str = "operator",
     ) -> str:
         # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
         # Redacted before anything keeps or shows it (store, events, audit, commit messages).
@@ -225,9 +226,7 @@ class Engine:
         await self.bus.own(task_id)
         self.book.enter(task_id, ev.QUEUED)
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
-        await self.safety.audit(
-            "operator", "submit", task_id, {"title": title, "workspace": str(ws)}
-        )
+        await self.safety.audit(by, "submit", task_id, {"title": title, "workspace": str(ws)})
         self.tasks.enqueue(task_id)
         return task_id
 
@@ -326,11 +325,13 @@ class Engine:
         """First decider wins: the decided row, or AlreadyDecided naming who won."""
         return await self.desk.decide(approval_id, approved, by, reason)
 
-    async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
+    async def decide_task(
+        self, task_id: str, approved: bool, by: str = "operator", reason: str = ""
+    ) -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
         this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        return len(await self.desk.decide_task(task, approved, by))
+        return len(await self.desk.decide_task(task, approved, by, reason))
 
     # -- rollback (agent/rollback.py) ------------------------------------------------------
     async def rollback(

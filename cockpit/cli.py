@@ -47,8 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where the store and config live")
     p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
     p.add_argument(
-        "--daemon", action="store_true", help="headless engine: heartbeat, obeys stop/cancel (schedules and HTTP API: not yet)"
+        "--daemon", action="store_true", help="headless engine: queued tasks, stop/cancel, HTTP API"
     )
+    d = p.add_argument_group("daemon")
+    d.add_argument("--workspace", dest="daemon_workspace", type=Path,
+                   help="the daemon's project folder (API tasks that name none run here)")
+    d.add_argument("--api-host", help="where the HTTP API listens (default 127.0.0.1)")
+    d.add_argument("--api-port", type=_whole(0, 65535), help="its port (default 4002; 0: any free)")
+    d.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
+    d.add_argument("--api-allow-remote", action="store_true",
+                   help="allow a non-loopback --api-host (the API is then reachable by others)")
     p.add_argument(
         "--demo", action="store_true", help="cockpit with a sample project, no API key needed"
     )
@@ -111,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="set: the value is this file's content (a JSON key)")
     sec.add_argument("--reveal", action="store_true",
                      help="get: print the value itself, not its masked form")
+    tok = sub.add_parser("token", help="bearer tokens for the HTTP API")
+    tok.add_argument("action", choices=("create",))
+    tok.add_argument("--scope", choices=("operator", "viewer"), default="operator",
+                     help="operator: may act; viewer: may only read (default operator)")
+    tok.add_argument("--ttl", default="8h", help="how long it is valid: 30m, 8h, 7d (default 8h)")
+    tok.add_argument("--subject", help="who it is for, as audited (default: user@host)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
     from .cli_worktrees import add_parsers  # gc, rebase, keep
@@ -216,7 +230,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.daemon:
         from .daemon import run_daemon
 
-        return run_daemon(config)
+        return run_daemon(config, args)
+    if args.command == "token":
+        from .api.tokens import token_command
+
+        return token_command(config.data_dir, args.scope, args.ttl, args.subject)
     if not args.command:
         from .app import run_app
 
