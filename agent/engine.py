@@ -127,6 +127,7 @@ class Engine:
         self.pruner = Pruner(config, store, safety, self.changes, self.locks, engine_id, role)
         self.scheduler: Scheduler | None = None  # timed jobs: see `attach_scheduler`
         self._loops: list[asyncio.Task[None]] = []
+        self.exporter: Any = None  # the BigQuery export (agent/export), when configured
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -156,6 +157,10 @@ class Engine:
         if self.scheduler is not None:
             loops["scheduler"] = self.scheduler.run()
         self._loops = [asyncio.create_task(work, name=name) for name, work in loops.items()]
+        if self.config.bigquery.enabled:  # lazy: the client loads only when configured
+            from .export import start_export
+
+            self.exporter = start_export(self)
 
     def attach_scheduler(self, scheduler: Scheduler) -> None:
         """Run `scheduler` beside the engine's own loops, from now (or from `start`) until
@@ -165,6 +170,8 @@ class Engine:
             self._loops.append(asyncio.create_task(scheduler.run(), name="scheduler"))
 
     async def close(self, reason: str = "engine shut down") -> None:
+        if self.exporter is not None:  # never waits on BigQuery (agent/export/warehouse.py)
+            await self.exporter.stop()
         for task in self._loops:
             task.cancel()
         await self.control.interrupt_all(reason)
@@ -339,7 +346,14 @@ class Engine:
 
     # -- learnings -------------------------------------------------------------------------
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
-        return await self.store.learnings(query)
+        """Merged learnings; a teammate's (pulled from BigQuery) carry their `origin`."""
+        from .export.pull import annotate
+
+        return await annotate(self.store, await self.store.learnings(query))
+
+    async def export_status(self) -> dict[str, Any]:
+        """The BigQuery export: lag, what waits, the last error (System Health)."""
+        return await self.views.export_status()
 
     async def relevant_learnings(self, title: str, limit: int = 8) -> list[str]:
         return await self.worker.learnings_for(title, limit)

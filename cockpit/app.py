@@ -316,6 +316,13 @@ class CockpitApp(App[None]):
             self.screen.set_focus(None)
         self.switch_mode(mode)
 
+    def action_secrets(self) -> None:
+        """The secrets dialog (cockpit/screens/secrets.py), from any panel."""
+        from .screens.secrets import SecretsDialog
+
+        if not isinstance(self.screen, SecretsDialog):
+            self.push_screen(SecretsDialog())
+
     def action_set_theme(self, name: str) -> None:
         self.theme = name
 
@@ -346,6 +353,10 @@ class CockpitApp(App[None]):
             "Emergency stop", "Kill all running work and hold new work", self.action_emergency_stop
         )
         yield SystemCommand("Re-arm", "Release the emergency stop", self.action_rearm)
+        yield SystemCommand(
+            "Secrets", "Set, test and remove keys and credentials (OS keyring)",
+            self.action_secrets,
+        )
         for theme in self._themes:
             yield SystemCommand(
                 f"Theme: {theme.name}",

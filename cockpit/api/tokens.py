@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import secrets as secrets_store
 from agent.errors import CockpitError, UsageError
 
-JWT_SECRET_NAME = "api_jwt_secret"
+JWT_SECRET_NAME = secrets_store.JWT_SECRET_NAME  # one list of names: agent/secrets.py
 SECRET_FILE = "api-jwt-secret"
 ISSUER = "livhana-cockpit"
 ALGORITHM = "HS256"
