@@ -498,6 +498,8 @@ async def _cancel(engine: Any, task_id: str) -> int:
 async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     from agent import events as ev
 
+    from .money import money
+
     cmd = args.command  # stop, rearm and audit: control_command (they need no engine)
     if cmd in ("approve", "deny"):
         return await _decide(engine, args.task_id, cmd == "approve")
@@ -515,13 +517,13 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
             t["engine_alive"] = t["engine_id"] in alive
         rows = [
             (t["id"], t["state"] if t["engine_alive"] else f"{t['state']} (its process is gone)",
-             t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60])
+             t["steps"], money(t["cost_usd"]), t["title"][:60])
             for t in data
         ]  # fmt: skip
     elif cmd == "history":
         data = await engine.list(states=ev.END_STATES, limit=args.limit)
         rows = [
-            (t["id"], t["state"], t["steps"], f"${t['cost_usd']:.4f}", t["title"][:60])
+            (t["id"], t["state"], t["steps"], money(t["cost_usd"]), t["title"][:60])
             for t in data
         ]
     elif cmd == "learnings":

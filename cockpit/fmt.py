@@ -14,6 +14,7 @@ from typing import Any
 from rich.markup import escape as rich_escape
 from textual.theme import Theme
 
+from .money import money  # noqa: F401  (re-exported: fmt.money in the panels)
 from .textual_private import active_app
 
 # Colours are roles, not colour names: each names a theme variable ("$text-success") and is
@@ -154,10 +155,6 @@ def clock(ts: float | None) -> str:
     if when.date() == datetime.fromtimestamp(now()).date():
         return when.strftime("%H:%M")
     return when.strftime("%m-%d %H:%M")
-
-
-def money(value: float | None) -> str:
-    return f"${value or 0:.4f}" if (value or 0) < 1 else f"${value:.2f}"
 
 
 def size(n: int | float | None) -> str:

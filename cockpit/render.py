@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent import events as ev
 
+from .money import money as _money
+
 if TYPE_CHECKING:
     from rich.text import Text
 
@@ -213,7 +215,7 @@ def _verification_log(event: Event, _thinking: bool) -> Text:
 
 def _usage(event: Event) -> str:
     used = f"{event.get('input_tokens', 0)} in / {event.get('output_tokens', 0)} out"
-    return f"usage: {used}, task total ${event.get('total_cost_usd', 0):.4f}"
+    return f"usage: {used}, task total {_money(event.get('total_cost_usd'))}"
 
 
 def _usage_log(event: Event, _thinking: bool) -> Text:
