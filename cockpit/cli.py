@@ -535,7 +535,9 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
         rows = [(str(a["id"]), a["task_id"], a["kind"], a["risk"], a["summary"][:70]) for a in data]
     elif cmd == "capabilities":
         data = engine.capabilities()
-        rows = [(c["name"], c["kind"], c["policy"], c["description"][:70]) for c in data]
+        rows = [(c["name"], c["kind"],
+                 c["policy"] + ("*" if c.get("gates") and c["policy"] != "deny" else ""),
+                 c["description"][:70]) for c in data]  # fmt: skip
     else:  # metrics
         data = await engine.metrics()
         rows = [(k, str(v)) for k, v in data["totals"].items()]
@@ -547,4 +549,20 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if cmd == "capabilities":
+            print_gates(data)
     return 0
+
+
+def print_gates(tools: list[dict[str, Any]]) -> None:
+    """Why a tool marked * can still wait for approval (or be refused): the rules checked
+    before its own policy. The words are the engine's."""
+    from agent.policy import WHO_ANSWERS
+
+    gated = [t for t in tools if t.get("gates") and t["policy"] != "deny"]
+    for tool in gated:
+        print(f"\n* {tool['name']}: some calls still ask or are refused, whatever the policy:")
+        for gate in tool["gates"]:
+            print(f"    {gate}")
+    if gated:
+        print(f"\n{WHO_ANSWERS}")
