@@ -1,6 +1,9 @@
-"""Small, pure formatting helpers shared by the panels.
+"""Small, pure formatting helpers shared by the panels and the command line (so both say
+the same words: "rolled back", "56%", "$0.0093", "1m27s").
 
 `now()` is the UI's single clock: tests replace it to make snapshots deterministic.
+Textual is imported only where a theme is needed: the command line uses the plain helpers
+without paying for it.
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ import functools
 import re
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape as rich_escape
-from textual._context import active_app
-from textual.theme import Theme
+
+if TYPE_CHECKING:
+    from textual.theme import Theme
 
 # Colours are roles, not colour names: each names a theme variable ("$text-success") and is
 # resolved to the current theme's colour when a cell is formatted, so every theme in
@@ -62,6 +66,8 @@ def _colours(theme: Theme) -> dict[str, str]:
 
 
 def _current_theme() -> Theme | None:
+    from textual._context import active_app
+
     try:
         app = active_app.get()
     except LookupError:
@@ -100,10 +106,15 @@ def paint(text: Any, style: str, theme: Theme | None = None) -> str:
     return f"[{resolved}]{label}[/]" if resolved and resolved != "none" else label
 
 
+def state_word(value: str) -> str:
+    """A task state as words: "rolled back", "awaiting approval"."""
+    return value.replace("_", " ")
+
+
 def state(value: str, theme: Theme | None = None, paused: bool = False) -> str:
     """Markup for a task state, in the current theme's colours (marked when paused)."""
     style = STATE_STYLE.get(value, "")
-    label = value.replace("_", " ")
+    label = state_word(value)
     text = paint(label, style, theme) if style else escape(label)
     return f"{text} {paint('‖ paused', 'bold $text-warning', theme)}" if paused else text
 
@@ -118,9 +129,12 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def duration(seconds: float | None) -> str:
+def duration(seconds: float | None, tenths: bool = False) -> str:
+    """'42s', '1m27s', '3h05m', '2d04h'; with `tenths`, under a minute as '0.8s'."""
     if seconds is None or seconds < 0:
         return "—"
+    if tenths and seconds < 59.95:
+        return f"{seconds:.1f}s"
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
@@ -153,6 +167,27 @@ def clock(ts: float | None) -> str:
     if when.date() == datetime.fromtimestamp(now()).date():
         return when.strftime("%H:%M")
     return when.strftime("%m-%d %H:%M")
+
+
+def percent(rate: float | None) -> str:
+    """A 0..1 rate as "56%" ("—" when there is none)."""
+    return "—" if rate is None else f"{rate * 100:.0f}%"
+
+
+def tokens_in(usage: dict[str, Any]) -> str:
+    """Input tokens of a model call as the API counted them: new input plus cache reads
+    and cache writes (all three are input the model read), the cached part named."""
+    read = int(usage.get("cache_read_input_tokens") or 0)
+    wrote = int(usage.get("cache_creation_input_tokens") or 0)
+    total = int(usage.get("input_tokens") or 0) + read + wrote
+    cached = [f"{read:,} cache read" if read else "", f"{wrote:,} cache write" if wrote else ""]
+    detail = ", ".join(c for c in cached if c)
+    return f"{total:,} in" + (f" ({detail})" if detail else "")
+
+
+def usage_line(usage: dict[str, Any]) -> str:
+    """'13,001 in (13,000 cache read) / 50 out' for one model call."""
+    return f"{tokens_in(usage)} / {int(usage.get('output_tokens') or 0):,} out"
 
 
 def money(value: float | None) -> str:

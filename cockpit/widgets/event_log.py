@@ -70,7 +70,7 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
         return Text.from_markup(f"{mark} {e(fmt.short(event.get('evidence', ''), 140))}")
     if kind == "usage":
         return Text.from_markup(
-            f"[dim]$ {event.get('input_tokens', 0)} in / {event.get('output_tokens', 0)} out · "
+            f"[dim]$ {e(fmt.usage_line(event))} · "
             f"total {fmt.money(event.get('total_cost_usd'))}[/]")
     if kind == "status":
         reason = f" — {e(event.get('reason'))}" if event.get("reason") else ""
