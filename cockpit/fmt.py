@@ -1,5 +1,6 @@
 """Small, pure formatting helpers shared by the panels and the command line (so both say
-the same words: "rolled back", "56%", "$0.0093", "1m27s").
+the same words: "rolled back", "56%", "$0.0093", "1m27s"; the words themselves are in
+cockpit/words.py, which the headless `run` reads without rich).
 
 `now()` is the UI's single clock: tests replace it to make snapshots deterministic.
 Textual is imported only where a theme is needed: the command line uses the plain helpers
@@ -15,6 +16,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape as rich_escape
+
+# The plain words, re-exported: a panel says fmt.money(...) as the command line says it.
+from .words import (  # noqa: F401
+    duration, money, percent, plural, state_word, tokens_in, usage_line,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from textual.theme import Theme
@@ -66,7 +72,7 @@ def _colours(theme: Theme) -> dict[str, str]:
 
 
 def _current_theme() -> Theme | None:
-    from textual._context import active_app
+    from .textual_private import active_app
 
     try:
         app = active_app.get()
@@ -106,11 +112,6 @@ def paint(text: Any, style: str, theme: Theme | None = None) -> str:
     return f"[{resolved}]{label}[/]" if resolved and resolved != "none" else label
 
 
-def state_word(value: str) -> str:
-    """A task state as words: "rolled back", "awaiting approval"."""
-    return value.replace("_", " ")
-
-
 def state(value: str, theme: Theme | None = None, paused: bool = False) -> str:
     """Markup for a task state, in the current theme's colours (marked when paused)."""
     style = STATE_STYLE.get(value, "")
@@ -124,25 +125,8 @@ def risk(value: str, theme: Theme | None = None) -> str:
     return paint(value, style, theme) if style else escape(value)
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """'1 pattern', '2 patterns', '0 next steps' (pass `many` for irregular words)."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def duration(seconds: float | None, tenths: bool = False) -> str:
-    """'42s', '1m27s', '3h05m', '2d04h'; with `tenths`, under a minute as '0.8s'."""
-    if seconds is None or seconds < 0:
-        return "—"
-    if tenths and seconds < 59.95:
-        return f"{seconds:.1f}s"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def elapsed(task: dict[str, Any]) -> str:
@@ -169,29 +153,6 @@ def clock(ts: float | None) -> str:
     return when.strftime("%m-%d %H:%M")
 
 
-def percent(rate: float | None) -> str:
-    """A 0..1 rate as "56%" ("—" when there is none)."""
-    return "—" if rate is None else f"{rate * 100:.0f}%"
-
-
-def tokens_in(usage: dict[str, Any]) -> str:
-    """Input tokens of a model call as the API counted them: new input plus cache reads
-    and cache writes (all three are input the model read), the cached part named."""
-    read = int(usage.get("cache_read_input_tokens") or 0)
-    wrote = int(usage.get("cache_creation_input_tokens") or 0)
-    total = int(usage.get("input_tokens") or 0) + read + wrote
-    cached = [f"{read:,} cache read" if read else "", f"{wrote:,} cache write" if wrote else ""]
-    detail = ", ".join(c for c in cached if c)
-    return f"{total:,} in" + (f" ({detail})" if detail else "")
-
-
-def usage_line(usage: dict[str, Any]) -> str:
-    """'13,001 in (13,000 cache read) / 50 out' for one model call."""
-    return f"{tokens_in(usage)} / {int(usage.get('output_tokens') or 0):,} out"
-
-
-def money(value: float | None) -> str:
-    return f"${value or 0:.4f}" if (value or 0) < 1 else f"${value:.2f}"
 
 
 def size(n: int | float | None) -> str:

@@ -18,6 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Select, Static
 
+from agent.events import END_STATES
+
 from .. import fmt
 from ..widgets import Confirm, EventLog, KeyedTable, put
 from .base import PanelScreen
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from agent.engine import Engine
     from agent.timing import Timing
 
-ENDED = ["succeeded", "failed", "cancelled", "rolled_back", "interrupted"]
+ENDED = list(END_STATES)
 PAGE = 200
 DAY_FORMAT = "%Y-%m-%d"
 
@@ -125,8 +127,6 @@ class HistoryScreen(PanelScreen):
         self.query_one("#filter-warning").display = False
 
     async def refresh_data(self, engine: Engine) -> None:
-        from agent import timing
-
         state = self.query_one("#state", Select).value
         states = [str(state)] if state in ENDED else ENDED
         text = self.query_one("#text", Input).value.strip() or None
@@ -137,7 +137,7 @@ class HistoryScreen(PanelScreen):
         # An ended run's figures never change (a rollback moves neither): read once, once
         # its end is in the store (the row can say "ended" a moment before its event).
         missing = [t["id"] for t in tasks if t["id"] not in self._spans]
-        fresh = await timing.timings(engine.store, missing)
+        fresh = await engine.views.timings(missing)
         self._spans.update({k: v for k, v in fresh.items() if v.ended_at is not None})
         spans = {**fresh, **self._spans}
         tasks.sort(key=lambda t: self._finished(t) or t["created_at"], reverse=True)
