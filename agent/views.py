@@ -188,7 +188,6 @@ class Views:
     async def timings(self, task_ids: list[str]) -> dict[str, timing.Timing]:
         """How long each task worked and waited for the operator, from its own events
         (History, the header): a later rollback changes neither figure."""
-        await self.bus.flush()
         return await timing.timings(self.store, task_ids)
 
     async def spend_by_task(self, since: float, limit: int = 5) -> list[dict[str, Any]]:

@@ -73,15 +73,13 @@ def _state(task: dict[str, Any]) -> str:
 
 
 async def history(engine: Any, args: Any) -> tuple[Any, list[str]]:
-    from agent import timing
-
     data = await engine.list(states=ev.END_STATES, limit=args.limit)
     if not data:
         live = await _count(engine, f"SELECT COUNT(*) AS n FROM tasks WHERE state IN "
                                     f"({_marks(len(ev.LIVE_STATES))})", list(ev.LIVE_STATES))  # fmt: skip
         return data, [f"no finished tasks yet ({live} live: `livhana-cockpit tasks`)"
                       if live else "no tasks yet"]  # fmt: skip
-    spans = await timing.timings(engine.store, [t["id"] for t in data])
+    spans = await engine.views.timings([t["id"] for t in data])
     rows = []
     for t in data:
         span = spans[t["id"]]

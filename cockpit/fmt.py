@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape as rich_escape
 
 # The plain words, re-exported: a panel says fmt.money(...) as the command line says it.
-from .words import (  # noqa: F401
-    duration, money, percent, plural, state_word, tokens_in, usage_line,
-)  # fmt: skip
+from . import words
+
+duration, money, percent, plural = words.duration, words.money, words.percent, words.plural
+state_word, tokens_in, usage_line = words.state_word, words.tokens_in, words.usage_line
 
 if TYPE_CHECKING:
     from textual.theme import Theme

@@ -111,9 +111,7 @@ class TaskExecutionScreen(PanelScreen):
     async def _time(self, engine: Engine, task_id: str) -> None:
         """Working and waiting time from the task's events (agent/timing.py): a rollback
         later changes neither, and time waiting for the operator is not working time."""
-        from agent import timing
-
-        self._timing = (task_id, (await timing.timings(engine.store, [task_id]))[task_id])
+        self._timing = (task_id, (await engine.views.timings([task_id]))[task_id])
 
     def _show_head(self, task: dict[str, Any]) -> None:
         e = fmt.escape
