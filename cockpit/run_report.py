@@ -14,7 +14,7 @@ from typing import Any
 from agent import events as ev
 from agent.timing import split
 
-from . import fmt
+from . import words  # plain words: `run` never loads rich
 from .render import learned_items
 
 RULE = "─" * 60
@@ -51,10 +51,10 @@ class RunReport:
         rows: list[tuple[str, str]] = []
         span = split(self.marks)
         if span.started_at is not None:
-            rows.append(("time", f"{fmt.duration(span.working_s, tenths=True)} working, "
-                                 f"{fmt.duration(span.waiting_s, tenths=True)} waiting for you"))  # fmt: skip
-        rows.append(("tokens", f"{fmt.usage_line(self.usage)}"))
-        rows.append(("cost", fmt.money(task.get("cost_usd"))))
+            rows.append(("time", f"{words.duration(span.working_s, tenths=True)} working, "
+                                 f"{words.duration(span.waiting_s, tenths=True)} waiting for you"))  # fmt: skip
+        rows.append(("tokens", f"{words.usage_line(self.usage)}"))
+        rows.append(("cost", words.money(task.get("cost_usd"))))
         changes = [str(c) for c in task.get("changes") or []]
         applied = (task.get("options") or {}).get("applied")
         where = " (applied to your checkout)" if applied and state == ev.SUCCEEDED else ""
@@ -62,12 +62,12 @@ class RunReport:
         if plan := self._plan_line(state):
             rows.append(("plan", plan))
         if self.learned:
-            rows.append(("learned", f"{fmt.plural(self.learned, 'item')} (listed above; "
+            rows.append(("learned", f"{words.plural(self.learned, 'item')} (listed above; "
                                     "all: `livhana-cockpit learnings`)"))  # fmt: skip
         if state != ev.SUCCEEDED and task.get("error"):
             rows.append(("why", " ".join(str(task["error"]).split())))
         rows += await _left_behind(task)
-        head = f"task {task['id']} {fmt.state_word(state)}"
+        head = f"task {task['id']} {words.state_word(state)}"
         width = max(len(k) for k, _ in rows)
         return [RULE, head, *(f"  {k.ljust(width)}  {v}" for k, v in rows)]
 
