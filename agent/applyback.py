@@ -194,9 +194,10 @@ async def apply(
 SUBJECT_CHARS = 72  # what `git log --oneline` and most tools show whole
 
 
-def commit_message(title: str, task_id: str, branch: str) -> str:
+def commit_message(title: str, task_id: str, branch: str | None = None) -> str:
     """A subject line that fits (the task, shortened at a word boundary when it must be,
-    and its id), then the whole task in the body, wrapped at 72 columns."""
+    and its id), then the whole task in the body, wrapped at 72 columns. With `branch`:
+    the apply's commit, naming the task branch it came from."""
     import textwrap
 
     from .clip import clip
@@ -209,7 +210,8 @@ def commit_message(title: str, task_id: str, branch: str) -> str:
     lines = [subject, ""]
     if body:
         lines += [body, ""]
-    lines.append(f"Applied by Liv Hana Cockpit from branch {branch} (task {task_id}).")
+    lines.append(f"Applied by Liv Hana Cockpit from branch {branch} (task {task_id})." if branch
+                 else f"Made by Liv Hana Cockpit (task {task_id}).")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

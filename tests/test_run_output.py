@@ -107,3 +107,6 @@ def test_plain_run_output_can_be_acted_on(repo: Path, tmp_path: Path) -> None:
     assert TITLE.startswith(head) and TITLE[len(head)] == " "  # a whole word last
     assert " ".join(body.split()).startswith(TITLE)
     assert f"task {task_id}" in body
+    # ... and so does the task branch's own commit.
+    kept = git(repo, "log", "-1", "--format=%s%x00%b", f"livhana/{task_id}").split("\x00")
+    assert len(kept[0]) <= 72 and " ".join(kept[1].split()).startswith(TITLE)
