@@ -35,6 +35,7 @@ PLAIN_LINES = 8  # ... and in `run`'s plain output
 MORE = " " * 11  # plain detail lines start under the event's text ("[  12] " + 4)
 LEARNED = (("patterns", "pattern"), ("improvements", "improvement"), ("nextSteps", "next step"))
 PAUSED, RESUMED = "paused", "resumed"  # agent/pausing.py: status-neutral event types
+REBASED = "rebase"  # agent/rebase.py: a task moved onto the workspace's new HEAD
 
 Event = dict[str, Any]
 
@@ -413,6 +414,7 @@ SHOWN: dict[str, Shown] = {
     ev.LEARNING: Shown(_learning, _learning_log, _learning_more),
     ev.CHECKPOINT: Shown(_checkpoint, _marked_log),
     ev.ROLLBACK: Shown(_said, _marked_log),
+    REBASED: Shown(_said, _marked_log),
     ev.WARNING: Shown(_said, _alert_log),
     ev.ERROR: Shown(_said, _alert_log),
     PAUSED: Shown(_said, _held_log),

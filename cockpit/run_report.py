@@ -1,6 +1,6 @@
 """The closing summary of a plain `run`: how it ended, how long it worked and waited for the
 operator, tokens (cached input included), cost, changed files, the plan, what it learned,
-and what it left in the repository (its branch and worktree, which nothing removes yet).
+and what it left in the repository (its branch and worktree, for `gc` to prune).
 
 Built from the events `run` printed (the same facts the operator just read) and the task's
 final record; the repository is only looked at, never changed.
@@ -99,5 +99,6 @@ async def _left_behind(task: dict[str, Any]) -> list[tuple[str, str]]:
     registered = bool(tree) and f"worktree {tree}" in listed.splitlines()
     what = f"{branch} and its worktree {tree}" if registered else branch
     verb = "remain" if registered else "remains"
-    # Said, not removed: pruning them is the worktree policy's (issue 12), not run's.
-    return [("left", f"{what} {verb} in {workspace}; nothing removes them yet")]
+    # Said, not removed: pruning them is the gc policy's (agent/prune.py), not run's.
+    return [("left", f"{what} {verb} in {workspace} until `livhana-cockpit gc` prunes "
+                     "them ([gc] keep_days after the task ended)")]  # fmt: skip
