@@ -100,7 +100,9 @@ async def learnings(engine: Any, args: Any) -> tuple[Any, list[str]]:
     if not data:
         return data, ["no learnings yet: they are collected when a task ends"]
     rows = [(CATEGORY.get(r["category"], r["category"]), r.get("taught") or 1, r["uses"],
-             fmt.ago(r.get("created_at")), r["text"]) for r in data]  # fmt: skip
+             fmt.ago(r.get("created_at")),
+             r["text"] + (f"  (from {r['origin']})" if r.get("origin") else ""))
+            for r in data]  # fmt: skip
     return data, table(("Category", "Tasks", "Used", "Age", "Learning"), rows)
 
 

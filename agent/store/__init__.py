@@ -626,6 +626,11 @@ class Store:
         cur = await self._exec(sql, params)
         return int(cur.lastrowid or 0)
 
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` as one write transaction (in the writer's thread): all of
+        it is stored, or none. `work` must not await, and should be quick."""
+        return await self._write(work)
+
     async def create_function(self, name: str, n_args: int, fn: Callable[..., Any]) -> None:
         """A Python function SQL can call in writes (the audit chain's hash)."""
         if self._w is None or self._executor is None:
