@@ -31,20 +31,21 @@ class ImprovementScreen(PanelScreen):
     CSS_PATH = "improvement.tcss"
     POLL_S = 5.0
     WATCH = frozenset({"complete", "approval_requested", "approval_decided"})
+    ENTER = "a run: open it in Task Execution · a proposal: the Approval Queue on it"
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
             yield Label("Schedules", classes="section-title")
             yield Static(NO_SCHEDULES, id="no-schedules", classes="empty-state")
-            yield KeyedTable(("Schedule", 12), ("Cron", 16), ("Next run", 16), ("Last result", 40),
-                             id="schedules")
+            yield KeyedTable(("Schedule", 12), ("Cron", 16), ("Next run", 16), "Last result",
+                             flex="Last result", id="schedules")
             yield Label("Recent improvement runs", classes="section-title")
             yield Static("[dim]No improvement runs yet.[/]", id="no-runs", classes="empty-state")
             yield KeyedTable(("ID", 8), ("Kind", 10), ("State", 12), ("Finished", 11), "Run",
-                             id="runs")
+                             flex="Run", id="runs")
             yield Label("Proposals awaiting approval", classes="section-title")
             yield Static("[dim]No proposals waiting.[/]", id="no-proposals", classes="empty-state")
-            yield KeyedTable(("#", 4), ("Kind", 8), "Proposal", id="proposals")
+            yield KeyedTable(("#", 4), ("Kind", 8), "Proposal", flex="Proposal", id="proposals")
 
     async def refresh_data(self, engine: Engine) -> None:
         schedules: list[dict[str, Any]] = []
@@ -64,6 +65,15 @@ class ImprovementScreen(PanelScreen):
         proposals = [a for a in await engine.pending_approvals() if a["task_id"] in improve_ids]
         self._fill("#proposals", "#no-proposals", {
             str(a["id"]): (str(a["id"]), a["kind"], fmt.cell(a["summary"], 80)) for a in proposals})
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        if table.id == "runs":
+            self.open_task(key)
+        elif table.id == "proposals":
+            self.app.switch_mode("approvals")
+            screen = self.app.screen
+            if hasattr(screen, "show_request"):
+                screen.show_request(key)
 
     def _fill(self, table_id: str, empty_id: str, rows: dict[str, tuple[str, ...]]) -> None:
         table = self.query_one(table_id, KeyedTable)
