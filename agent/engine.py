@@ -430,5 +430,5 @@ class Engine:
     async def _require(self, task_id: str) -> dict[str, Any]:
         task = await self.store.get_task(task_id)
         if task is None:
-            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
+            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit history`)")
         return task

@@ -413,6 +413,7 @@ class TaskRun:
             evidence=evidence,
             command=command,
             counts={k: data.get(k) for k in ("passed", "failed")},
+            failures=data.get("failures") or [],
         )
         report = prompts.VERIFY_FAILED.format(
             command=command, failed=data.get("failed", "?"), output=truncate(result.output, 8000)

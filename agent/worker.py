@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import workspace
+from .applyback import commit_message
 from .errors import CockpitError, TaskStopped
 from .fileswitch import ApplyError, to_the_end
 from .gitcmd import is_git_repo
@@ -196,7 +197,7 @@ class Worker:
             await run.checkpoint("start")
             outcome = await run_agent(run)
             await self._save_learnings(task_id, outcome.learnings)
-            await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
+            await workspace.commit_all(tree, commit_message(task["title"], task_id))
             patch, files = await self._changes(run, tree)
             # A call was denied or a deploy failed: not succeeded, not applied.
             if outcome.shortfall:
