@@ -290,6 +290,11 @@ class Engine:
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
         return await self.store.learnings(query)
 
+    def make_model(self, spec: str | None = None) -> Model:
+        """A model made the way tasks get theirs (scripted in tests, Anthropic otherwise),
+        for calls outside a task: the self-improvement jobs (agent/improve/)."""
+        return self._model_factory(spec or self.config.engine.model)
+
     # -- views for panels and the API (agent/insights.py) ----------------------------------
     def capabilities(self) -> list[dict[str, Any]]:
         return insights.capabilities(self)

@@ -47,8 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where the store and config live")
     p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
     p.add_argument(
-        "--daemon", action="store_true", help="headless engine: heartbeat, obeys stop/cancel (schedules and HTTP API: not yet)"
+        "--daemon", action="store_true",
+        help="headless: runs the schedules and accepted proposals, obeys stop/cancel",
     )
+    p.add_argument("--workspace", dest="daemon_workspace", type=Path, metavar="DIR",
+                   help="with --daemon: the project its jobs and tasks work on (default: .)")
+    p.add_argument("--install-service", action="store_true",
+                   help="with --daemon: write a systemd user unit for it (not enabled)")
     p.add_argument(
         "--demo", action="store_true", help="cockpit with a sample project, no API key needed"
     )
@@ -106,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("name", nargs="?", help="the secret's name (not for list)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
+    from . import improve_cli
+
+    improve_cli.add_parsers(sub)
     return p
 
 
@@ -203,10 +211,15 @@ def dispatch(args: argparse.Namespace) -> int:
         # policy.toml is broken (an engine needs both, the stop switch neither).
         return asyncio.run(control_command(args))
     config = load_config(args.data_dir, args.config)
-    if args.daemon:
+    if args.daemon or args.install_service:
         from .daemon import run_daemon
 
-        return run_daemon(config)
+        return run_daemon(config, args)
+    if args.daemon_workspace is not None:
+        from agent.errors import UsageError
+
+        raise UsageError("--workspace before the command goes with --daemon; "
+                         "for a command, put it after the command's name")
     if not args.command:
         from .app import run_app
 
@@ -222,6 +235,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from .run_command import run_task
 
         return asyncio.run(run_task(config, args))
+    from . import improve_cli
+
+    if args.command in improve_cli.COMMANDS:
+        return improve_cli.dispatch(config, args)
     return asyncio.run(store_command(config, args))
 
 
