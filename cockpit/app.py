@@ -156,6 +156,9 @@ class CockpitApp(App[None]):
         self._update_counts()
         self.engine_status = "demo" if self.demo else "ready"
         self.run_worker(self._listen(engine), group="listen")
+        from .notices import watch_runs  # toasts for the daemon's scheduled runs
+
+        self.run_worker(watch_runs(self, engine), group="notices")
         if self._stop_requested:
             await engine.emergency_stop()
         self.screen_stack[0].post_message(EngineReady())

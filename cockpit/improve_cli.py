@@ -153,28 +153,9 @@ async def proposals(config: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-async def schedule_rows(config: Any, store: Any) -> list[dict[str, Any]]:
-    from agent.cron import next_after
-    from agent.improve import records
-
-    last = await records.last_runs(store)
-    now = time.time()
-    out = []
-    for job in ("daily", "weekly", "monthly"):
-        cron = getattr(config.schedules, job).strip()
-        run = last.get(job)
-        out.append({
-            "job": job, "cron": cron,
-            "next_run": next_after(cron, now) if cron else None,
-            "last_run": run["started_at"] if run else None,
-            "last_outcome": run["outcome"] or "running" if run else None,
-        })  # fmt: skip
-    return out
-
-
 async def schedules(config: Any, args: argparse.Namespace) -> int:
     from agent import control
-    from agent.improve import records
+    from agent.improve import records, views
 
     async with control.open_store(config.data_dir, readonly=True) as store:
         if args.runs:
@@ -185,7 +166,7 @@ async def schedules(config: Any, args: argparse.Namespace) -> int:
                      "error": r["error"], "report": r["report"],
                      "produced": r["produced"]} for r in rows]
         else:
-            data = await schedule_rows(config, store)
+            data = await views.schedules(config, store)
     if args.json:
         print(json.dumps(data, default=str))
         return 0

@@ -305,3 +305,8 @@ async def open_titles(store: Store) -> set[str]:
         "('succeeded')))", [PENDING, ACCEPTED, STARTED]
     )
     return {" ".join(r["title"].lower().split()) for r in rows}
+
+
+async def proposals_of_run(store: Store, run_id: int) -> list[dict[str, Any]]:
+    rows = await store.fetch("SELECT * FROM proposals WHERE run_id = ? ORDER BY rowid", [run_id])
+    return [_proposal(r) for r in rows]
