@@ -70,8 +70,9 @@ def daemon_card(daemon: dict[str, Any]) -> tuple[str, str]:
         lines.append(f"next {first['job']} {fmt.clock(first['next_run'])}")
     last = daemon.get("last_run")
     if last:
+        outcome = last.get("outcome") or "running"
         lines.append(f"last {last['job']} {fmt.clock(last['started_at'])} "
-                     f"{fmt.escape(last.get('outcome') or 'running')}")
+                     f"{fmt.escape('ok' if outcome == 'succeeded' else outcome)}")
     level = OK if daemon.get("alive") else UNKNOWN
     if daemon.get("alive") and last and last.get("outcome") == "failed":
         level = WARN

@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from agent.engine import Engine
 
 NARROW = 110  # below this many columns the two columns stack
-NO_DAEMON = ("[b]No daemon is running[/]: schedules run while `livhana-cockpit --daemon` "
-             "runs (`--install-service` sets it up). Run a job now with "
-             "`livhana-cockpit improve daily`.")
+NO_DAEMON = ("[b]No daemon running[/]: the schedules run under `livhana-cockpit --daemon`. "
+             "Now: `livhana-cockpit improve daily`.")
 NO_LEARNINGS = "[dim]No measured learnings yet.[/]"
 NO_PROPOSALS = ("[dim]No proposals yet: `livhana-cockpit improve weekly` (or the weekly "
                 "schedule) turns the week's insights into proposals.[/]")
@@ -46,7 +45,8 @@ def tone(state: str | None) -> str:
 
 def schedule_rows(items: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
     return {s["job"]: (s["job"], fmt.escape(s["cron"] or "off"), fmt.clock(s["next_run"]),
-                       fmt.clock(s["last_run"]), tone(s["last_outcome"]))
+                       f"{fmt.clock(s['last_run'])} {tone(s['last_outcome'])}"
+                       if s["last_run"] else "—")
             for s in items}
 
 
@@ -118,22 +118,12 @@ class ImprovementScreen(PanelScreen):
         self.proposals: dict[str, dict[str, Any]] = {}
 
     def compose_panel(self) -> ComposeResult:
+        # What waits for the operator comes first (and first in one narrow column).
         with Horizontal(classes="panel-body", id="columns"):
-            with VerticalScroll(id="left"):
-                yield Label("Schedules", classes="section-title")
-                yield Static("", id="daemon", classes="empty-state")
-                yield KeyedTable(("Job", 8), ("Cron", 13), ("Next", 11), ("Last", 11),
-                                 ("Outcome", 11), id="schedules", cursor_type="none")
-                yield Label("Latest report", classes="section-title")
-                yield Static("[dim]No report yet.[/]", id="report", classes="empty-state")
-                yield Label("Insights, last 7 days", classes="section-title")
-                yield Static(NO_INSIGHTS, id="no-insights", classes="empty-state")
-                yield KeyedTable(("ID", 15), ("Kind", 15), "Finding", flex="Finding",
-                                 id="insights", cursor_type="none")
-            with Vertical(id="right"):
+            with Vertical(id="left"):
                 yield Label("Proposals", classes="section-title")
                 yield Static(NO_PROPOSALS, id="no-proposals", classes="empty-state")
-                yield KeyedTable(("ID", 9), ("State", 11), ("Impact", 7), ("Effort", 7), "Title",
+                yield KeyedTable(("ID", 8), ("State", 11), ("Impact/effort", 13), "Title",
                                  flex="Title", id="proposals")
                 with VerticalScroll(id="proposal-pane"):
                     yield Static("", id="proposal")
@@ -142,9 +132,22 @@ class ImprovementScreen(PanelScreen):
                 yield KeyedTable("Learning", ("Uses", 5), ("Success with/without", 22),
                                  ("Conf.", 6), ("State", 9), flex="Learning", id="learnings",
                                  cursor_type="none")
+            with VerticalScroll(id="right"):
+                yield Label("Schedules", classes="section-title")
+                yield Static("", id="daemon", classes="empty-state")
+                yield KeyedTable(("Job", 7), ("Cron", 11), ("Next", 11), "Last run",
+                                 flex="Last run", id="schedules", cursor_type="none")
+                yield Label("Latest report", classes="section-title")
+                yield Static("[dim]No report yet.[/]", id="report", classes="empty-state")
+                yield Label("Insights, last 7 days", classes="section-title")
+                yield Static(NO_INSIGHTS, id="no-insights", classes="empty-state")
+                yield KeyedTable(("ID", 15), ("Kind", 15), "Finding", flex="Finding",
+                                 id="insights", cursor_type="none")
 
     def body_mounted(self) -> None:
         self.query_one("#proposal-pane").border_title = "Selected proposal"
+        for shown_only in ("#schedules", "#insights", "#learnings"):  # keys go to proposals
+            self.query_one(shown_only, KeyedTable).can_focus = False
         self._fit(self.size.width)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -174,8 +177,8 @@ class ImprovementScreen(PanelScreen):
             for i in data["insights"]})
         self.proposals = {p["id"]: p for p in data["proposals"]}
         self._fill("#proposals", "#no-proposals", {
-            p["id"]: (fmt.escape(p["id"]), proposal_state(p), fmt.escape(p["impact"]),
-                      fmt.escape(p["effort"]), fmt.cell(p["title"], 300))
+            p["id"]: (fmt.escape(p["id"]), proposal_state(p),
+                      fmt.escape(f"{p['impact']}/{p['effort']}"), fmt.cell(p["title"], 300))
             for p in data["proposals"]})
         self.query_one("#proposal-pane").display = bool(self.proposals)
         learned = data["learnings"]
