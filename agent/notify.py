@@ -81,11 +81,13 @@ async def webhook(url: str, body: dict[str, Any], timeout_s: float) -> str:
     return ""
 
 
-async def announce(settings: Any, ended: dict[str, Any], redact: Any = str) -> list[str]:
-    """Send what `settings` ([notify]) asks for; what was sent (for the log)."""
+async def announce(settings: Any, ended: dict[str, Any], redact: Any = None) -> list[str]:
+    """Send what `settings` ([notify]) asks for (`redact`: the engine's, over everything
+    sent); what was sent, or why not, for the log."""
     if not worth_telling(ended):
         return []
-    ended = redact(ended)
+    if redact is not None:
+        ended = redact(ended)
     done = []
     title, body = message(ended)
     if settings.desktop:

@@ -84,7 +84,12 @@ async def run_job(
     """Run `job` on `workspace`. `run_id`: a run the scheduler already claimed."""
     if job not in JOBS:
         raise UsageError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
-    ws = await check_workspace(Path(workspace), engine.config.worktrees_dir)
+    try:
+        ws = await check_workspace(Path(workspace), engine.config.worktrees_dir)
+    except CockpitError as exc:
+        if run_id is not None:  # claimed already (a schedule): its end is recorded too
+            await records.finish_run(engine.store, run_id, records.FAILED, str(exc))
+        raise
     result: dict[str, Any] = {
         "job": job, "started_at": time.time(), "finished_at": None, "insights": [],
         "proposals": [], "report": None, "tasks": [], "dry_run": dry_run,
