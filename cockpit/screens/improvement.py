@@ -87,20 +87,38 @@ def report_line(latest: dict[str, Any] | None) -> str:
             f"\n{e(fmt.tail(latest['report'], 100))}{gone}\n{e(fmt.short(summary, 300))}")
 
 
+MAX_LEARNINGS = 8
+
+
 def effect(row: dict[str, Any]) -> str:
     w, wo = row.get("success_with"), row.get("success_without")
     if w is None or wo is None:
-        return "[dim]not measured yet[/]"
+        return "[dim]effect not measured yet[/]"
     delta = (w - wo) * 100
     t = "ok" if delta > 0 else "bad" if delta < 0 else "muted"
-    return f"{w:.0%} vs {wo:.0%} " + fmt.paint(f"{delta:+.0f} pts", t)
+    return fmt.paint(f"{delta:+.0f} pts", t) + f": {w:.0%} of tasks succeed with it, {wo:.0%} without"
 
 
-def learning_rows(rows: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
-    return {str(r["id"]): (fmt.cell(r.get("text"), 60), str(r.get("uses") or 0), effect(r),
-                           fmt.escape(str(r.get("confidence") if r.get("confidence") is not None
-                                          else "—"))[:8], tone(r.get("state")))
-            for r in rows}
+def learnings_text(rows: list[dict[str, Any]]) -> str:
+    """Each learning's measured effect, the strongest first: two lines each."""
+    def strength(r: dict[str, Any]) -> float:
+        w, wo = r.get("success_with"), r.get("success_without")
+        return abs(w - wo) if w is not None and wo is not None else -1.0
+
+    lines = []
+    for r in sorted(rows, key=strength, reverse=True)[:MAX_LEARNINGS]:
+        conf = r.get("confidence")
+        extra = [f"{int(r.get('uses') or 0)} uses"]
+        if conf is not None:
+            extra.append(f"confidence {conf:.0%}" if isinstance(conf, float) and conf <= 1
+                         else f"confidence {fmt.escape(conf)}")
+        if r.get("state"):
+            extra.append(tone(str(r["state"])))
+        lines.append(f"{effect(r)} [dim]·[/] " + " · ".join(extra))
+        lines.append(f"  {fmt.cell(r.get('text'), 200)}")
+    if len(rows) > MAX_LEARNINGS:
+        lines.append(f"[dim]… {len(rows) - MAX_LEARNINGS} more in Learnings (4)[/]")
+    return "\n".join(lines)
 
 
 class ImprovementScreen(PanelScreen):
@@ -128,10 +146,7 @@ class ImprovementScreen(PanelScreen):
                 with VerticalScroll(id="proposal-pane"):
                     yield Static("", id="proposal")
                 yield Label("Learnings: measured effect", classes="section-title")
-                yield Static(NO_LEARNINGS, id="no-learnings", classes="empty-state")
-                yield KeyedTable("Learning", ("Uses", 5), ("Success with/without", 22),
-                                 ("Conf.", 6), ("State", 9), flex="Learning", id="learnings",
-                                 cursor_type="none")
+                yield Static(NO_LEARNINGS, id="learnings", classes="empty-state")
             with VerticalScroll(id="right"):
                 yield Label("Schedules", classes="section-title")
                 yield Static("", id="daemon", classes="empty-state")
@@ -146,7 +161,7 @@ class ImprovementScreen(PanelScreen):
 
     def body_mounted(self) -> None:
         self.query_one("#proposal-pane").border_title = "Selected proposal"
-        for shown_only in ("#schedules", "#insights", "#learnings"):  # keys go to proposals
+        for shown_only in ("#schedules", "#insights"):  # keys go to the proposals
             self.query_one(shown_only, KeyedTable).can_focus = False
         self._fit(self.size.width)
 
@@ -182,7 +197,8 @@ class ImprovementScreen(PanelScreen):
             for p in data["proposals"]})
         self.query_one("#proposal-pane").display = bool(self.proposals)
         learned = data["learnings"]
-        self._fill("#learnings", "#no-learnings", learning_rows(learned or []))
+        put(self.query_one("#learnings", Static),
+            learnings_text(learned) if learned else NO_LEARNINGS)
         self._show(self.query_one("#proposals", KeyedTable).selected_key)
 
     def _fill(self, table_id: str, empty_id: str, rows: dict[str, tuple[str, ...]]) -> None:
