@@ -27,7 +27,7 @@ from .improve import SCHEDULED, records
 from .improve.jobs import run_job
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .improve.host import ImproveHost
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -36,7 +36,7 @@ OnEnd = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, workspace: Path, on_end: OnEnd | None = None) -> None:
+    def __init__(self, engine: ImproveHost, workspace: Path, on_end: OnEnd | None = None) -> None:
         self.engine = engine
         self.workspace = workspace
         self.on_end = on_end

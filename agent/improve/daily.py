@@ -26,7 +26,7 @@ from .logfiles import find_logs, scan_logs
 from .logscan import DAY_S, normalise
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from .host import ImproveHost
 
 BASELINE_DAYS = 7
 ID_MARGIN_S = 3600  # events are stored a moment after their `ts`: search this much earlier
@@ -34,7 +34,7 @@ MIN_CLUSTER = 2  # failures with one cause this often are a cluster
 SHOW = 10  # insights of one kind, at most (the strongest)
 
 
-async def analyse(engine: Engine, workspace: Path, now: float | None = None) -> dict[str, Any]:
+async def analyse(engine: ImproveHost, workspace: Path, now: float | None = None) -> dict[str, Any]:
     """{"insights": [...], "stats": {...}} for the day before `now`."""
     now = time.time() if now is None else now
     cfg = engine.config.improve
@@ -112,7 +112,7 @@ def spikes(logs: dict[str, Any], now: float, factor: float, minimum: int,
 
 
 # -- the store's last day ------------------------------------------------------------------
-async def first_event_id(engine: Engine, since: float) -> int:
+async def first_event_id(engine: ImproveHost, since: float) -> int:
     """The smallest event id whose time may be at or after `since` (a binary search on ids:
     they grow with time, give or take ID_MARGIN_S)."""
     rows = await engine.store.fetch("SELECT COALESCE(MAX(id), 0) AS hi FROM events")
@@ -130,7 +130,7 @@ async def first_event_id(engine: Engine, since: float) -> int:
     return lo
 
 
-async def _store_day(engine: Engine, now: float) -> dict[str, Any]:
+async def _store_day(engine: ImproveHost, now: float) -> dict[str, Any]:
     since = now - DAY_S
     first = await first_event_id(engine, since)
     clusters, slow, cost, outcomes = await asyncio.gather(
@@ -145,7 +145,7 @@ async def _store_day(engine: Engine, now: float) -> dict[str, Any]:
     return {"insights": clusters + slow + cost + outcomes, "events": int(counted[0]["n"])}
 
 
-async def failure_clusters(engine: Engine, first: int, since: float,
+async def failure_clusters(engine: ImproveHost, first: int, since: float,
                            now: float) -> list[dict[str, Any]]:
     rows = await engine.store.fetch(
         "SELECT task_id, json_extract(data, '$.action') AS tool, "
@@ -183,7 +183,7 @@ async def failure_clusters(engine: Engine, first: int, since: float,
     return out
 
 
-async def slow_tools(engine: Engine, first: int, since: float,
+async def slow_tools(engine: ImproveHost, first: int, since: float,
                      now: float) -> list[dict[str, Any]]:
     """Each tool call's run time: from its step (or, when it waited for an approval, from
     the decision) to its result."""
@@ -209,7 +209,7 @@ async def slow_tools(engine: Engine, first: int, since: float,
     return out[:SHOW]
 
 
-async def cost_trend(engine: Engine, now: float) -> list[dict[str, Any]]:
+async def cost_trend(engine: ImproveHost, now: float) -> list[dict[str, Any]]:
     rows = await engine.store.fetch(
         "SELECT CAST((? - ts) / ? AS INTEGER) AS day, SUM(cost_usd) AS cost, "
         "SUM(input_tokens + output_tokens + cache_creation_input_tokens + "
@@ -246,7 +246,7 @@ async def cost_trend(engine: Engine, now: float) -> list[dict[str, Any]]:
                      per_day=[round(c, 4) for c in before])]
 
 
-async def task_outcomes(engine: Engine, since: float, now: float) -> list[dict[str, Any]]:
+async def task_outcomes(engine: ImproveHost, since: float, now: float) -> list[dict[str, Any]]:
     rows = await engine.store.fetch(
         "SELECT state, COUNT(*) AS n FROM tasks WHERE created_at >= ? AND kind = 'task' "
         "GROUP BY state", [since]

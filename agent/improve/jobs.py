@@ -29,7 +29,7 @@ from ..workspace import check_workspace
 from . import JOBS, daily, monthly, records, report, weekly
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from .host import ImproveHost
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -71,7 +71,7 @@ def summary_of(result: dict[str, Any]) -> str:
 
 
 async def run_job(
-    engine: Engine,
+    engine: ImproveHost,
     job: str,
     workspace: Path | str,
     *,
@@ -140,7 +140,7 @@ async def run_job(
     return result
 
 
-async def _close(engine: Engine, run_id: int, outcome: str, error: str,
+async def _close(engine: ImproveHost, run_id: int, outcome: str, error: str,
                  result: dict[str, Any]) -> None:
     """Record how a run ended even while its caller is being cancelled."""
     with contextlib.suppress(Exception):
@@ -159,7 +159,7 @@ def produced(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _analyse(engine: Engine, job: str, ws: Path, dry_run: bool, result: dict[str, Any],
+async def _analyse(engine: ImproveHost, job: str, ws: Path, dry_run: bool, result: dict[str, Any],
                    say: Say) -> None:
     fresh: list[dict[str, Any]] = []
     if job in ("daily", "full"):
@@ -202,7 +202,7 @@ def task_text(proposal: dict[str, Any]) -> str:
     return f"{proposal['task']} (proposal {proposal['id']}: {proposal['title']})"
 
 
-async def start_proposal(engine: Engine, proposal: dict[str, Any],
+async def start_proposal(engine: ImproveHost, proposal: dict[str, Any],
                          workspace: Path | str) -> str | None:
     """Claim an accepted proposal and submit its task (the normal approval gates apply:
     approve mode "ask"). None if another runner claimed it first."""
@@ -220,7 +220,7 @@ async def start_proposal(engine: Engine, proposal: dict[str, Any],
     return task_id
 
 
-async def _auto(engine: Engine, ws: Path, dry_run: bool, result: dict[str, Any],
+async def _auto(engine: ImproveHost, ws: Path, dry_run: bool, result: dict[str, Any],
                 say: Say) -> None:
     accepted = sorted(await records.proposals(engine.store, (records.ACCEPTED,)),
                       key=lambda p: p["created_at"])
@@ -251,7 +251,7 @@ async def _auto(engine: Engine, ws: Path, dry_run: bool, result: dict[str, Any],
         await _wait_one(engine, running, result, say)
 
 
-async def _wait_one(engine: Engine, running: dict[str, dict[str, Any]],
+async def _wait_one(engine: ImproveHost, running: dict[str, dict[str, Any]],
                     result: dict[str, Any], say: Say) -> None:
     waits = {asyncio.ensure_future(engine.wait(t)): t for t in running}
     try:

@@ -25,7 +25,7 @@ from . import proposer, records
 from .logfiles import SKIP_DIRS
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from .host import ImproveHost
 
 SOURCE = frozenset((".py", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".go", ".rs", ".java", ".kt",
                     ".rb", ".php", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".swift", ".scala",
@@ -289,13 +289,13 @@ def prompt(insights: list[dict[str, Any]], summary: str, taken: set[str], limit:
     return "\n".join(parts)
 
 
-async def propose(engine: Engine, workspace: Path, found: list[dict[str, Any]],
+async def propose(engine: ImproveHost, workspace: Path, found: list[dict[str, Any]],
                   dry_run: bool) -> dict[str, Any]:
     if not found:
         return {"proposals": [], "model_calls": [], "notes": [
             "monthly: the measurements found nothing worth refactoring; the model was not called"
         ]}
-    summary = (await engine.analyse(workspace)).get("summary", "")
+    summary = await proposer.project_summary(workspace)
     taken = await records.open_titles(engine.store)
     limit = min(engine.config.improve.max_proposals, 3)
     raw, call = await proposer.ask(engine, "monthly", prompt(found, summary, taken, limit),

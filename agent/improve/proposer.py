@@ -11,16 +11,25 @@ tests), checked against the daily budget first, and its cost recorded like a tas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CockpitError
+from ..run import workspace_summary
 from . import insight as ins
 from .records import new_proposal_id
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from .host import ImproveHost
+
+
+async def project_summary(workspace: Path) -> str:
+    """What kind of project this is, for the prompt (the same cheap look a task gets)."""
+    return (await asyncio.to_thread(workspace_summary, workspace))["summary"]
+
 
 TOOL = {
     "name": "submit_proposals",
@@ -129,7 +138,7 @@ def clean(raw: list[dict[str, Any]], known: set[str], source: str, workspace: st
     return out, notes
 
 
-async def ask(engine: Engine, job: str, prompt: str, dry_run: bool) -> tuple[
+async def ask(engine: ImproveHost, job: str, prompt: str, dry_run: bool) -> tuple[
     list[dict[str, Any]], dict[str, Any]
 ]:
     """One model call: (raw proposals, {"model", "cost_usd", "tokens", ...})."""

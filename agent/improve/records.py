@@ -20,7 +20,11 @@ from ..store import to_json
 if TYPE_CHECKING:
     from ..store import Store
 
-SUCCEEDED, FAILED, SKIPPED, INTERRUPTED = "succeeded", "failed", "skipped", "interrupted"
+# A job run's outcomes (one at a time: they are not the task states of agent/events.py).
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+SKIPPED = "skipped"
+INTERRUPTED = "interrupted"
 PENDING, ACCEPTED, REJECTED, STARTED = "pending", "accepted", "rejected", "started"
 PROPOSAL_STATES = (PENDING, ACCEPTED, REJECTED, STARTED)
 

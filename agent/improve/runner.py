@@ -16,14 +16,14 @@ from . import records
 from .jobs import start_proposal
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from .host import ImproveHost
 
 log = logging.getLogger(__name__)
 POLL_S = 2.0
 
 
 class ProposalRunner:
-    def __init__(self, engine: Engine, workspace: Path) -> None:
+    def __init__(self, engine: ImproveHost, workspace: Path) -> None:
         self.engine = engine
         self.workspace = workspace
         self.live: set[str] = set()  # task ids of proposals this runner started

@@ -14,8 +14,8 @@ from . import SCHEDULED, records
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..engine import Engine
     from ..store import Store
+    from .host import ImproveHost
 
 WEEK_S = 7 * 86_400
 
@@ -57,7 +57,7 @@ async def daemon_status(config: Config, store: Store) -> dict[str, Any]:
     }
 
 
-async def learning_effects(engine: Engine) -> list[dict[str, Any]] | None:
+async def learning_effects(engine: ImproveHost) -> list[dict[str, Any]] | None:
     """Each learning's measured effect, or None while the engine does not measure them."""
     stats = getattr(engine, "learning_stats", None)
     if not callable(stats):
@@ -65,7 +65,7 @@ async def learning_effects(engine: Engine) -> list[dict[str, Any]] | None:
     return list(await stats())
 
 
-async def panel(engine: Engine) -> dict[str, Any]:
+async def panel(engine: ImproveHost) -> dict[str, Any]:
     store = engine.store
     now = time.time()
     latest = await records.latest_report(store)
@@ -82,7 +82,9 @@ async def panel(engine: Engine) -> dict[str, Any]:
     }
 
 
-async def decide(engine: Engine, proposal_id: str, accept: bool, by: str = "operator") -> dict[str, Any]:
+async def decide(
+    engine: ImproveHost, proposal_id: str, accept: bool, by: str = "operator"
+) -> dict[str, Any]:
     """Accept or reject a pending proposal, once, audited."""
     row = await records.decide_proposal(engine.store, proposal_id, accept, by)
     await engine.audit(by, "proposal_accept" if accept else "proposal_reject", None,

@@ -11,7 +11,7 @@ from . import proposer, records
 from .logscan import DAY_S
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from .host import ImproveHost
 
 WEEK_S = 7 * DAY_S
 DAILY_KINDS = ("error_spike", "failure_cluster", "slow_tool", "cost", "task_outcomes")
@@ -20,7 +20,7 @@ MAX_LEARNINGS = 30
 HEADER = "Weekly review of the agent's work and the project's health."
 
 
-async def week_insights(engine: Engine, fresh: list[dict[str, Any]],
+async def week_insights(engine: ImproveHost, fresh: list[dict[str, Any]],
                         now: float) -> list[dict[str, Any]]:
     """The daily insights of the last 7 days, newest first, one per id (the fresh ones of
     this run first)."""
@@ -34,7 +34,7 @@ async def week_insights(engine: Engine, fresh: list[dict[str, Any]],
     return sorted(seen.values(), key=lambda i: order.get(i["kind"], 99))[:MAX_INSIGHTS]
 
 
-async def learnings_for_prompt(engine: Engine) -> list[str]:
+async def learnings_for_prompt(engine: ImproveHost) -> list[str]:
     """What the agent learned, with its measured effect when the engine measures it."""
     stats = getattr(engine, "learning_stats", None)
     lines: list[str] = []
@@ -69,7 +69,7 @@ def prompt(insights: list[dict[str, Any]], learnings: list[str], summary: str,
     return "\n".join(p for p in parts if p is not None)
 
 
-async def propose(engine: Engine, workspace: Path, fresh: list[dict[str, Any]],
+async def propose(engine: ImproveHost, workspace: Path, fresh: list[dict[str, Any]],
                   dry_run: bool, now: float | None = None) -> dict[str, Any]:
     """{"insights" (the week's, it rested on), "learnings" (how many), "proposals",
     "model_calls", "notes"}."""
@@ -82,7 +82,7 @@ async def propose(engine: Engine, workspace: Path, fresh: list[dict[str, Any]],
                      "from, so the model was not called")
         return {"insights": [], "learnings": 0, "proposals": [], "model_calls": [],
                 "notes": notes}
-    summary = (await engine.analyse(workspace)).get("summary", "")
+    summary = await proposer.project_summary(workspace)
     taken = await records.open_titles(engine.store)
     limit = engine.config.improve.max_proposals
     raw, call = await proposer.ask(
