@@ -57,6 +57,7 @@ from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
 APPROVE_MODES = ("ask", "auto", "deny")
+LOOPS_CLOSE_S = 4.0  # how long `close` lets its loops (a scheduler) finish after the cancel
 
 
 class Scheduler(Protocol):
@@ -156,6 +157,8 @@ class Engine:
     async def close(self, reason: str = "engine shut down") -> None:
         for task in self._loops:
             task.cancel()
+        if self._loops:  # a scheduler records its runs as interrupted on the way out
+            await asyncio.wait(self._loops, timeout=LOOPS_CLOSE_S)
         await self.control.interrupt_all(reason)
         await self.bus.close()
         try:

@@ -4,9 +4,9 @@ screen. It runs the scheduled jobs (agent/schedule.py) and the accepted proposal
 alive), obeys stop/cancel rows, and logs structured lines (JSON, secrets redacted) to
 `DATA_DIR/logs/daemon.log`.
 
-SIGTERM or SIGINT: the services stop, job runs in progress are recorded `interrupted`,
-running tasks are checkpointed and marked `interrupted` (engine.close), and it exits 0,
-within SHUTDOWN_S.
+SIGTERM or SIGINT: the services stop; engine.close stops the scheduler (attached with
+engine.attach_scheduler: job runs in progress are recorded `interrupted`), checkpoints the
+running tasks and marks them `interrupted`; it exits 0 within 10 s.
 
 `--install-service` writes a systemd user unit and prints how to enable it; it never
 enables or starts anything by itself.
@@ -29,7 +29,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-SHUTDOWN_S = 8.0  # the services' share of the 10 s a stop may take
+SHUTDOWN_S = 4.0  # the services' share of the 10 s a stop may take (engine.close has the rest)
 UNIT_NAME = "livhana-cockpit.service"
 log = logging.getLogger("livhana.daemon")
 
@@ -97,10 +97,10 @@ async def _main(config: Any, workspace: Path) -> int:
             log.info("told about the %s run: %s", ended.get("job"), ", ".join(sent))
 
     scheduler = Scheduler(engine, ws, on_end=tell)
-    # Where the daemon's services start. Each runs until cancelled; the HTTP API joins
-    # them here: ("api", serve_api(engine, config, host=..., port=...)) from cockpit/api.
+    engine.attach_scheduler(scheduler)  # it runs beside the engine's loops until close
+    # Where the daemon's other services start. Each runs until cancelled; the HTTP API
+    # joins them here: ("api", serve_api(engine, config, host=..., port=...)).
     services: dict[str, Coroutine[Any, Any, None]] = {
-        "scheduler": scheduler.run(),
         "proposals": ProposalRunner(engine, ws).run(),
     }
     running = {asyncio.create_task(coro, name=name): name for name, coro in services.items()}

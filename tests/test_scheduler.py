@@ -154,3 +154,46 @@ async def test_a_webhook_that_fails_never_fails_the_run(world: Any, engine_facto
     assert done == ["webhook to 127.0.0.1 failed: ConnectError"]
     assert "closed" not in done[0]  # the URL's path (a token, maybe) is not repeated
     del engine
+
+
+async def test_closing_the_engine_records_an_attached_schedulers_run_as_interrupted(
+    world: Any,
+) -> None:
+    """The daemon's scheduler rides on engine.attach_scheduler: closing the engine (SIGTERM)
+    stops a run mid-way and records it `interrupted` before the store closes."""
+    from agent.engine import Engine
+    from agent.improve.jobs import run_job
+    from agent.store import Store
+
+    cfg = load_config(world.data_dir)
+    engine = await Engine.open(cfg, role="daemon")
+    closed = False
+    try:
+        day = await run_job(engine, "daily", world.workspace)
+        spike = next(i for i in day["insights"] if i["kind"] == "error_spike")
+        slow = improve_world.proposal_turn([spike["id"]])
+        slow["delay_s"] = 120  # the weekly model call is still going on at close
+        world.script.write_text(json.dumps({"scripts": [
+            {"match": "^Weekly review", "turns": [slow]}]}))
+        scheduler = Scheduler(engine, world.workspace)
+        engine.attach_scheduler(scheduler)
+        scheduler._launch("weekly", time.time() - 1, "schedule")
+
+        async def going() -> bool:
+            return any(r["outcome"] is None for r in await records.runs(engine.store, "weekly"))
+
+        await until(going, timeout=60)
+        started = time.monotonic()
+        await engine.close(reason="daemon shut down")
+        closed = True
+        assert time.monotonic() - started < 8
+    finally:
+        if not closed:
+            await engine.close()
+    store = await Store.open(cfg.store_path)
+    try:
+        (run,) = await records.runs(store, "weekly")
+        assert run["outcome"] == "interrupted" and run["finished_at"] is not None
+        assert not await records.proposals(store)
+    finally:
+        await store.close()
