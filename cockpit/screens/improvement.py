@@ -27,6 +27,8 @@ NARROW = 110  # below this many columns the two columns stack
 NO_DAEMON = ("[b]No daemon running[/]: the schedules run under `livhana-cockpit --daemon`. "
              "Now: `livhana-cockpit improve daily`.")
 NO_LEARNINGS = "[dim]No measured learnings yet.[/]"
+# Main's engine before the learnings work (issue 10, item 1) has no `learning_stats`.
+NOT_MEASURED = "[dim]This engine does not measure learnings' effect yet.[/]"
 NO_PROPOSALS = ("[dim]No proposals yet: `livhana-cockpit improve weekly` (or the weekly "
                 "schedule) turns the week's insights into proposals.[/]")
 NO_INSIGHTS = ("[dim]No insights in the last 7 days: `livhana-cockpit improve daily` reads "
@@ -90,6 +92,22 @@ def report_line(latest: dict[str, Any] | None) -> str:
 MAX_LEARNINGS = 8
 
 
+def confidence(conf: Any) -> str | None:
+    """A share (0.9), or an interval on the effect ({"level", "low", "high"}: the learnings
+    engine's), as words; None when there is none."""
+    if conf is None:
+        return None
+    if isinstance(conf, dict):
+        low, high = conf.get("low"), conf.get("high")
+        if low is None or high is None:
+            return None
+        level = conf.get("level") or 0.95
+        return f"{level:.0%} interval {low * 100:+.0f} to {high * 100:+.0f} pts"
+    if isinstance(conf, float) and conf <= 1:
+        return f"confidence {conf:.0%}"
+    return f"confidence {fmt.escape(conf)}"
+
+
 def effect(row: dict[str, Any]) -> str:
     w, wo = row.get("success_with"), row.get("success_without")
     if w is None or wo is None:
@@ -107,11 +125,9 @@ def learnings_text(rows: list[dict[str, Any]]) -> str:
 
     lines = []
     for r in sorted(rows, key=strength, reverse=True)[:MAX_LEARNINGS]:
-        conf = r.get("confidence")
         extra = [f"{int(r.get('uses') or 0)} uses"]
-        if conf is not None:
-            extra.append(f"confidence {conf:.0%}" if isinstance(conf, float) and conf <= 1
-                         else f"confidence {fmt.escape(conf)}")
+        if (conf := confidence(r.get("confidence"))) is not None:
+            extra.append(conf)
         if r.get("state"):
             extra.append(tone(str(r["state"])))
         lines.append(f"{effect(r)} [dim]·[/] " + " · ".join(extra))
@@ -198,7 +214,8 @@ class ImprovementScreen(PanelScreen):
         self.query_one("#proposal-pane").display = bool(self.proposals)
         learned = data["learnings"]
         put(self.query_one("#learnings", Static),
-            learnings_text(learned) if learned else NO_LEARNINGS)
+            learnings_text(learned) if learned else NOT_MEASURED if learned is None
+            else NO_LEARNINGS)
         self._show(self.query_one("#proposals", KeyedTable).selected_key)
 
     def _fill(self, table_id: str, empty_id: str, rows: dict[str, tuple[str, ...]]) -> None:
