@@ -112,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
     from . import improve_cli
+    from .cli_worktrees import add_parsers  # gc, rebase, keep
 
     improve_cli.add_parsers(sub)
+    add_parsers(sub)
     return p
 
 
@@ -239,6 +241,10 @@ def dispatch(args: argparse.Namespace) -> int:
 
     if args.command in improve_cli.COMMANDS:
         return improve_cli.dispatch(config, args)
+    from . import cli_worktrees
+
+    if args.command in cli_worktrees.COMMANDS:
+        return asyncio.run(cli_worktrees.run(config, args))
     return asyncio.run(store_command(config, args))
 
 
