@@ -128,6 +128,7 @@ class Engine:
         self.pruner = Pruner(config, store, safety, self.changes, self.locks, engine_id, role)
         self.scheduler: Scheduler | None = None  # timed jobs: see `attach_scheduler`
         self._loops: list[asyncio.Task[None]] = []
+        self.exporter: Any = None  # the BigQuery export (agent/export), when configured
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -157,6 +158,10 @@ class Engine:
         if self.scheduler is not None:
             loops["scheduler"] = self.scheduler.run()
         self._loops = [asyncio.create_task(work, name=name) for name, work in loops.items()]
+        if self.config.bigquery.enabled:  # lazy: the client loads only when configured
+            from .export import start_export
+
+            self.exporter = start_export(self)
 
     def attach_scheduler(self, scheduler: Scheduler) -> None:
         """Run `scheduler` beside the engine's own loops, from now (or from `start`) until
@@ -166,6 +171,8 @@ class Engine:
             self._loops.append(asyncio.create_task(scheduler.run(), name="scheduler"))
 
     async def close(self, reason: str = "engine shut down") -> None:
+        if self.exporter is not None:  # never waits on BigQuery (agent/export/warehouse.py)
+            await self.exporter.stop()
         for task in self._loops:
             task.cancel()
         if self._loops:  # a scheduler records its runs as interrupted on the way out
@@ -189,6 +196,7 @@ class Engine:
         max_steps: int | None = None,
         max_cost: float | None = None,
         apply: bool = True,
+        by: str = "operator",
     ) -> str:
         # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
         # Redacted before anything keeps or shows it (store, events, audit, commit messages).
@@ -221,9 +229,7 @@ class Engine:
         await self.bus.own(task_id)
         self.book.enter(task_id, ev.QUEUED)
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
-        await self.safety.audit(
-            "operator", "submit", task_id, {"title": title, "workspace": str(ws)}
-        )
+        await self.safety.audit(by, "submit", task_id, {"title": title, "workspace": str(ws)})
         self.tasks.enqueue(task_id)
         return task_id
 
@@ -322,11 +328,13 @@ class Engine:
         """First decider wins: the decided row, or AlreadyDecided naming who won."""
         return await self.desk.decide(approval_id, approved, by, reason)
 
-    async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
+    async def decide_task(
+        self, task_id: str, approved: bool, by: str = "operator", reason: str = ""
+    ) -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
         this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        return len(await self.desk.decide_task(task, approved, by))
+        return len(await self.desk.decide_task(task, approved, by, reason))
 
     # -- rollback (agent/rollback.py) ------------------------------------------------------
     async def rollback(
@@ -341,7 +349,14 @@ class Engine:
 
     # -- learnings -------------------------------------------------------------------------
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
-        return await self.store.learnings(query)
+        """Merged learnings; a teammate's (pulled from BigQuery) carry their `origin`."""
+        from .export.pull import annotate
+
+        return await annotate(self.store, await self.store.learnings(query))
+
+    async def export_status(self) -> dict[str, Any]:
+        """The BigQuery export: lag, what waits, the last error (System Health)."""
+        return await self.views.export_status()
 
     async def relevant_learnings(self, title: str, limit: int = 8) -> list[str]:
         return await self.worker.learnings_for(title, limit)

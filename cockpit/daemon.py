@@ -8,6 +8,8 @@ SIGTERM or SIGINT: the services stop; engine.close stops the scheduler (attached
 engine.attach_scheduler: job runs in progress are recorded `interrupted`), checkpoints the
 running tasks and marks them `interrupted`; it exits 0 within 10 s.
 
+The HTTP API (cockpit/api/) listens while the daemon runs, unless --no-api.
+
 `--install-service` writes a systemd user unit and prints how to enable it; it never
 enables or starts anything by itself.
 """
@@ -38,7 +40,7 @@ def run_daemon(config: Any, args: argparse.Namespace) -> int:
     workspace = (args.daemon_workspace or Path.cwd()).expanduser().absolute()
     if args.install_service:
         return install_service(config, workspace)
-    return asyncio.run(_main(config, workspace))
+    return asyncio.run(_main(config, workspace, args))
 
 
 # -- logging --------------------------------------------------------------------------------
@@ -76,12 +78,14 @@ def setup_logging(data_dir: Path, engine_id: str) -> Path:
 
 
 # -- running --------------------------------------------------------------------------------
-async def _main(config: Any, workspace: Path) -> int:
+async def _main(config: Any, workspace: Path, args: argparse.Namespace) -> int:
     from agent.engine import Engine
     from agent.improve.runner import ProposalRunner
     from agent.notify import announce
     from agent.schedule import Scheduler
     from agent.workspace import check_workspace
+
+    from .api.service import api_service
 
     ws = await check_workspace(workspace, config.worktrees_dir)  # a bad one: one line, exit 2
     engine = await Engine.open(config, role="daemon")
@@ -98,29 +102,29 @@ async def _main(config: Any, workspace: Path) -> int:
 
     scheduler = Scheduler(engine, ws, on_end=tell)
     engine.attach_scheduler(scheduler)  # it runs beside the engine's loops until close
-    # Where the daemon's other services start. Each runs until cancelled; the HTTP API
-    # joins them here: ("api", serve_api(engine, config, host=..., port=...)).
+    # The daemon's other services: each runs until cancelled (the HTTP API: below).
     services: dict[str, Coroutine[Any, Any, None]] = {
         "proposals": ProposalRunner(engine, ws).run(),
     }
     running = {asyncio.create_task(coro, name=name): name for name, coro in services.items()}
     crons = ", ".join(f"{job} '{cron}'" for job, cron in scheduler.crons().items()) or "none"
-    print(f"livhana-cockpit daemon {engine.engine_id} (pid {os.getpid()}) on {config.store_path}"
-          f"\n  workspace {ws}\n  schedules: {crons}\n  log {log_path}", file=sys.stderr,
-          flush=True)
-    log.info("daemon started: workspace %s, schedules %s", ws, crons)
     code = 0
     try:
-        waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *running], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not waiter and not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                log.error("service %s failed: %s", running[task], exc, exc_info=exc)
-                print(f"livhana-cockpit: daemon service {running[task]} failed: {exc}",
-                      file=sys.stderr)
-                code = 1
-        waiter.cancel()
+        async with api_service(engine, config, args):  # the HTTP API, unless --no-api
+            print(f"livhana-cockpit daemon {engine.engine_id} (pid {os.getpid()}) on "
+                  f"{config.store_path}\n  workspace {ws}\n  schedules: {crons}\n  log {log_path}",
+                  file=sys.stderr, flush=True)
+            log.info("daemon started: workspace %s, schedules %s", ws, crons)
+            waiter = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([waiter, *running], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter and not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    log.error("service %s failed: %s", running[task], exc, exc_info=exc)
+                    print(f"livhana-cockpit: daemon service {running[task]} failed: {exc}",
+                          file=sys.stderr)
+                    code = 1
+            waiter.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the stop
             loop.add_signal_handler(sig, lambda: None)

@@ -1,4 +1,4 @@
-"""The improvement tables of the store (migration 3): job runs, insights and proposals.
+"""The improvement tables of the store (migration 4): job runs, insights and proposals.
 
 Claiming a scheduled run is one write transaction: no other run of the job may be going
 on (one whose engine is provably alive: its lock is held), and the (job, due time) pair is
@@ -73,7 +73,7 @@ async def claim_run(store: Store, job: str, trigger: str, engine_id: str, worksp
         )
         return int(cur.lastrowid or 0), ""
 
-    return await store.write(work)
+    return await store.transaction(work)
 
 
 async def record_skip(store: Store, job: str, scheduled_for: float, engine_id: str,
@@ -171,7 +171,7 @@ async def save_insights(store: Store, run_id: int, items: list[dict[str, Any]]) 
         )
 
     if rows:
-        await store.write(work)
+        await store.transaction(work)
 
 
 def _insight(row: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +220,7 @@ async def save_proposals(store: Store, run_id: int, items: list[dict[str, Any]])
         )
 
     if rows:
-        await store.write(work)
+        await store.transaction(work)
 
 
 async def proposals(store: Store, states: tuple[str, ...] | None = None,
@@ -276,7 +276,7 @@ async def _update_count(store: Store, sql: str, params: list[Any]) -> int:
     def work(db: sqlite3.Connection) -> int:
         return db.execute(sql, params).rowcount
 
-    return int(await store.write(work))
+    return int(await store.transaction(work))
 
 
 async def claim_proposal(store: Store, proposal_id: str, by: str) -> bool:

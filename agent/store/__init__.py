@@ -626,10 +626,9 @@ class Store:
         cur = await self._exec(sql, params)
         return int(cur.lastrowid or 0)
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work(connection)` as one write transaction (BEGIN IMMEDIATE, in the writer's
-        thread): for a read-then-write that must not interleave with another process's
-        (claiming a scheduled run). `work` must not block on anything but SQLite."""
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` as one write transaction (in the writer's thread): all of
+        it is stored, or none. `work` must not await, and should be quick."""
         return await self._write(work)
 
     async def create_function(self, name: str, n_args: int, fn: Callable[..., Any]) -> None:
