@@ -111,7 +111,7 @@ async def _main(config: Any, workspace: Path, args: argparse.Namespace) -> int:
     code = 0
     try:
         async with api_service(engine, config, args):  # the HTTP API, unless --no-api
-            print(f"livhana-cockpit daemon {engine.engine_id} (pid {os.getpid()}) on "
+            print(f"livhana-cockpit daemon {engine.engine_id} (pid {os.getpid()}) running on "
                   f"{config.store_path}\n  workspace {ws}\n  schedules: {crons}\n  log {log_path}",
                   file=sys.stderr, flush=True)
             log.info("daemon started: workspace %s, schedules %s", ws, crons)

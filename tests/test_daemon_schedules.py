@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow
 
 def start_daemon(world: Any, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
+        # No HTTP API: two daemons would want its one port (tests/test_api_daemon.py has it).
         [sys.executable, "-m", "cockpit", "--daemon", "--workspace", str(world.workspace),
-         *extra],
+         "--no-api", *extra],
         cwd=ROOT, env={**os.environ, **world.env()}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
