@@ -80,7 +80,8 @@ def snapshot(world: Any) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     with sqlite3.connect(world.data_dir / "livhana.db") as db:
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            tables[name] = db.execute(f"SELECT * FROM {name} ORDER BY rowid").fetchall()
+            # Sorted here: some tables have no rowid (WITHOUT ROWID).
+            tables[name] = sorted(db.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
     files = {}
     for base in (world.data_dir, world.workspace):
         for path in sorted(base.rglob("*")):
