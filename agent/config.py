@@ -113,6 +113,8 @@ class SandboxConfig:
 class UIConfig:
     theme: str = "livhana-dark"
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
+    bell: bool = True  # ring the terminal bell when a request starts waiting
+    desktop_notify: bool = True  # and send a desktop notification (OSC 9/777) if shown
 
 
 @dataclass
@@ -367,6 +369,8 @@ def save_ui_settings(config: Config) -> None:
         ui = tomlkit.table()
         doc["ui"] = ui
     ui["theme"] = config.ui.theme
+    ui["bell"] = config.ui.bell
+    ui["desktop_notify"] = config.ui.desktop_notify
     if config.ui.keymap:
         keymap = tomlkit.inline_table()
         keymap.update(sorted(config.ui.keymap.items()))

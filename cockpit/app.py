@@ -3,12 +3,20 @@
 The engine opens in a worker after the first frame, so the window paints at once and
 heavy imports never delay it. Live events reach the visible panel in coalesced batches
 (at most ten a second), so a burst of thousands of events costs a handful of repaints.
+What other processes change in the store shows within a second (cockpit/pulse.py), and a
+request that starts waiting gets the operator's attention on any panel
+(cockpit/attention.py).
+
+Keys everywhere: the panel digits, `w` (the next request waiting), `?`/F1 (help), `q` (quit,
+asking first when work is live), ctrl+x (stop), ctrl+p (palette). None of the printable
+ones is a priority binding: a text field with focus types them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import time
@@ -25,12 +33,13 @@ from textual.worker import Worker
 
 from agent.events import LIVE_STATES
 
-from . import hangup
+from . import hangup, pulse
+from .attention import Attention
 from .gc_pacing import GcPacer
-from .keys import escape_digits_are_alt
-from .messages import EngineEvents, EngineReady
-from .panels import PANELS
-from .textual_private import all_screens, no_update_delay, writer_queue
+from .keys import escape_digits_are_alt, key_for
+from .messages import EngineEvents, EngineReady, StoreChanged
+from .panels import BY_MODE, PANELS
+from .textual_private import all_screens, no_update_delay, terminal_write, writer_queue
 from .themes import load_themes
 
 if TYPE_CHECKING:
@@ -75,8 +84,15 @@ class CockpitApp(App[None]):
         # remappable (keymap id "emergency_stop").
         Binding("ctrl+x", "emergency_stop", "STOP", priority=True, id="emergency_stop"),
         Binding("ctrl+p", "command_palette", "Palette", show=False, id="palette"),
-        Binding("ctrl+q", "quit", "Quit", show=False, id="quit"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("q", "request_quit", "Quit", id="quit.q"),
+        # ctrl+q quits from anywhere, a text field included; it asks first too.
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True, id="quit"),
+        Binding("w", "next_waiting", "Next waiting request", show=False, id="next_waiting"),
     ]
+    # Narrow terminals get stacked layouts (each panel's .tcss), short ones fewer rows.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     halted: reactive[bool] = reactive(False)
     engine_status: reactive[str] = reactive("starting…")
@@ -104,6 +120,11 @@ class CockpitApp(App[None]):
         # Not `_closing`: that name is Textual's own (MessagePump), and setting it stops
         # the app's message loop.
         self._engine_closing = False
+        self._quitting = False  # the quit question is on screen
+        self.operator_acted = False  # a key or click since the cockpit opened
+        self.attention = Attention(self)
+        self._signature: tuple[Any, ...] | None = None
+        self._pulsing = False
         self._connecting: Worker[None] | None = None
         self.gc_pacer = GcPacer()  # full GC pauses at quiet moments (cockpit/gc_pacing.py)
         self._themes = load_themes()
@@ -122,12 +143,14 @@ class CockpitApp(App[None]):
         self.set_interval(0.25, self._measure_lag)
         self.gc_pacer.start()
         self.set_interval(1.0, self.gc_pacer.tick)
+        self.set_interval(pulse.PULSE_S, self._pulse)
         if not self.is_headless:
             hangup.watch(asyncio.get_running_loop(), self.close_engine, lambda: writer_queue(self))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
             self.gc_pacer.touched()
+            self.operator_acted = True
         await super().on_event(event)
 
     def on_ready(self) -> None:
@@ -156,8 +179,14 @@ class CockpitApp(App[None]):
         self.halted = engine.stopped
         for task in await engine.list(states=list(LIVE_STATES), limit=1000):
             self._live[task["id"]] = task["state"]
-        self._approvals = {int(a["id"]) for a in await engine.pending_approvals()}
+        waiting = await engine.pending_approvals()
+        self._approvals = {int(a["id"]) for a in waiting}
+        self.attention.known(self._approvals)
         self._update_counts()
+        if waiting:  # no bell for what already waited; a word, though
+            jump = self.key_name("next_waiting", "w")
+            self.notify(f"{len(waiting)} request(s) wait for you: [b]{jump}[/] to review",
+                        title="⚑ Waiting", severity="warning", timeout=8)
         self.engine_status = "demo" if self.demo else "ready"
         self.run_worker(self._listen(engine), group="listen")
         from .notices import watch_runs  # toasts for the daemon's scheduled runs
@@ -195,6 +224,12 @@ class CockpitApp(App[None]):
             self.engine_status = "preparing demo…"
             env = await asyncio.to_thread(self.demo.prepare)
             config, factory, self.workspace = env.config, env.model_factory, str(env.workspace)
+            # The operator's UI settings (keys, bell) carry over as a copy, and from now
+            # on settings (a theme) go to the demo's own config, never the operator's:
+            # the demo leaves nothing of the operator's changed.
+            ui = self.config.ui
+            env.config.ui = dataclasses.replace(ui, keymap=dict(ui.keymap), theme=self.theme)
+            self.config = env.config
         else:
             self.workspace = os.getcwd()
         return await Engine.open(config, role="tui", model_factory=factory)
@@ -232,14 +267,18 @@ class CockpitApp(App[None]):
             return
         batch, self._pending = self._pending, []
         ended: dict[str, str] = {}
+        requested: list[dict[str, Any]] = []
         for event in batch:
-            self._track(event, ended)
+            self._track(event, ended, requested)
         self._update_counts()
         self.screen_stack[0].post_message(EngineEvents(batch))
         if ended:
             self._close_questions(ended)
+        if requested:
+            self.attention.waiting(requested)
 
-    def _track(self, event: dict[str, Any], ended: dict[str, str]) -> None:
+    def _track(self, event: dict[str, Any], ended: dict[str, str],
+               requested: list[dict[str, Any]]) -> None:
         kind = event.get("type")
         if kind == "status":
             if event.get("state") in LIVE_STATES:
@@ -249,8 +288,42 @@ class CockpitApp(App[None]):
                 ended[event["task_id"]] = str(event.get("state"))
         elif kind == "approval_requested" and event.get("approval_id") is not None:
             self._approvals.add(int(event["approval_id"]))
+            requested.append(event)
         elif kind == "approval_decided" and event.get("approval_id") is not None:
             self._approvals.discard(int(event["approval_id"]))
+
+    def _pulse(self) -> None:
+        if self.engine is not None and not self._pulsing and not self._engine_closing:
+            self._pulsing = True
+            self.run_worker(self._check_store, group="pulse")
+
+    async def _check_store(self) -> None:
+        """The store moved (anyone's write): recount, announce new requests, and have the
+        visible panel refresh."""
+        try:
+            engine = self.engine
+            if engine is None:
+                return
+            try:
+                mark = await pulse.signature(engine)
+            except Exception:  # a busy or closing store: the next pulse asks again
+                return
+            if mark == self._signature:
+                return
+            first, self._signature = self._signature is None, mark
+            live = await engine.list(states=list(LIVE_STATES), limit=1000)
+            waiting = await engine.pending_approvals()
+            gone = {tid: "ended" for tid in self._live if tid not in {t["id"] for t in live}}
+            self._live = {t["id"]: t["state"] for t in live}
+            self._approvals = {int(a["id"]) for a in waiting}
+            self._update_counts()
+            if gone:
+                self._close_questions(gone)
+            self.attention.waiting(waiting)
+            if not first:
+                self.screen_stack[0].post_message(StoreChanged())
+        finally:
+            self._pulsing = False
 
     def _close_questions(self, ended: dict[str, str]) -> None:
         """A confirm dialog about a task that just ended closes (on every panel's stack)."""
@@ -311,6 +384,67 @@ class CockpitApp(App[None]):
         self.halted = False
         self.notify("Re-armed: work may start again.")
 
+    def waiting_ids(self) -> set[int]:
+        """The requests waiting for the operator now."""
+        return set(self._approvals)
+
+    def key_name(self, binding_id: str, default: str) -> str:
+        """How the key bound to `binding_id` is written (remaps applied)."""
+        return key_for(self, binding_id, default)
+
+    def write_terminal(self, sequence: str) -> None:
+        """Raw bytes for the terminal (a desktop notification); nothing when headless."""
+        if not self.is_headless:
+            terminal_write(self, sequence)
+
+    async def action_next_waiting(self) -> None:
+        """The next request waiting for the operator, from any panel (cycling)."""
+        if isinstance(self.screen, ModalScreen):
+            return
+        if not self._approvals:
+            self.notify("No request waits for you.")
+            return
+        self.switch_mode("approvals")
+        screen = self.screen
+        if hasattr(screen, "next_pending"):
+            screen.next_pending()
+
+    def action_help(self) -> None:
+        from .help import help_sections
+        from .widgets.help_overlay import HelpOverlay
+
+        if isinstance(self.screen, ModalScreen):
+            return
+        screen = self.screen
+        title = BY_MODE[screen.MODE].title if hasattr(screen, "MODE") else self.TITLE
+        self.push_screen(HelpOverlay(title, help_sections(self, screen)))
+
+    async def action_request_quit(self) -> None:
+        """Quit; with live tasks or waiting requests, ask first and say what happens."""
+        from .help import quit_question
+        from .widgets.confirm import Confirm
+
+        if self._quitting:
+            return
+        engine = self.engine
+        if engine is None or self._engine_closing:
+            self.exit()
+            return
+        live = await engine.list(states=list(LIVE_STATES), limit=1000)
+        waiting = await engine.pending_approvals()
+        if not live and not waiting:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            self._quitting = False
+            if yes:
+                self.exit()
+
+        self._quitting = True
+        self.push_screen(Confirm(quit_question(live, waiting, engine.engine_id), yes="Quit"),
+                         answered)
+
     def action_panel_key(self, mode: str) -> None:
         """alt+digit: what Escape (leave the field) then the digit would have done."""
         if isinstance(self.screen, ModalScreen):  # a dialog is answered first
@@ -332,6 +466,8 @@ class CockpitApp(App[None]):
     def _save_theme(self, theme: Any) -> None:
         if self.config.ui.theme == theme.name or self.config.config_path is None:
             return
+        if self.demo is not None and self.engine is None:
+            return  # the demo saves in its own data dir, known once it is prepared
         self.config.ui.theme = theme.name
         from agent.config import save_ui_settings
 
@@ -370,10 +506,20 @@ class CockpitApp(App[None]):
 
 def run_app(config: Config, demo: bool = False) -> int:
     """Entry point used by `livhana-cockpit` (and `--demo`)."""
+    import sys
+
     plan = None
     if demo:
         from .demo import DemoPlan
 
-        plan = DemoPlan(ui_config=config)
-    CockpitApp(config, demo=plan).run()
+        plan = DemoPlan()
+        data = plan.reserve() / "data"
+        print(f"demo data dir: {data}\n  look at it from another shell: "
+              f"livhana-cockpit --data-dir {data} history", file=sys.stderr, flush=True)
+    try:
+        CockpitApp(config, demo=plan).run()
+    finally:
+        if plan is not None:
+            print(f"demo data dir {data} removed (the demo keeps nothing; your own "
+                  f"config and store were not touched)", file=sys.stderr, flush=True)
     return 0

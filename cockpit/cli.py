@@ -211,7 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     from agent.errors import CockpitError
 
     try:
-        code = dispatch(args)
+        store = _store_path(args)
+        fresh = store is not None and not store.exists()
+        try:
+            code = dispatch(args)
+        finally:
+            if fresh and store is not None and store.exists():
+                _say_new_store(args, store)
         sys.stdout.flush()  # here, where a closed pipe can still be handled
     except CockpitError as exc:
         print(f"livhana-cockpit: {exc}", file=sys.stderr)
@@ -224,6 +230,27 @@ def main(argv: list[str] | None = None) -> None:
         silence_stdout()
         code = 1
     sys.exit(code)
+
+
+def _store_path(args: argparse.Namespace) -> Path | None:
+    from agent.config import load_config
+    from agent.errors import CockpitError
+
+    if args.demo and not args.command:
+        return None  # the demo keeps its store in its own temp dir
+    try:
+        return load_config(args.data_dir, args.config).store_path
+    except CockpitError:
+        return None  # said by the command itself
+
+
+def _say_new_store(args: argparse.Namespace, store: Path) -> None:
+    """A store made where none was is said, never made quietly: a command meant for
+    another data dir (the demo's) would otherwise leave an empty one behind unnoticed."""
+    where = "--data-dir" if args.data_dir else (
+        "LIVHANA_DATA_DIR" if os.environ.get("LIVHANA_DATA_DIR") else "the default data dir")
+    print(f"livhana-cockpit: made a new store at {store} ({where}; pass --data-dir to use "
+          "another)", file=sys.stderr)
 
 
 def dispatch(args: argparse.Namespace) -> int:

@@ -17,3 +17,7 @@ class EngineEvents(Message):
     def __init__(self, events: list[dict[str, Any]]) -> None:
         super().__init__()
         self.events = events
+
+
+class StoreChanged(Message):
+    """The store changed (this engine or another process wrote): panels refresh."""

@@ -18,11 +18,14 @@ from textual._context import active_app
 from textual.app import App
 from textual.binding import BindingsMap
 from textual.dom import DOMNode
+from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.strip import Strip
+from textual.widgets import DataTable, RichLog
 
 __all__ = ["active_app", "all_screens", "bindings_with_keymap", "forget_escape_sequences",
-           "no_update_delay", "relayout_columns", "writer_queue"]  # fmt: skip
+           "no_update_delay", "relayout_columns", "richlog_append", "richlog_first_line",
+           "richlog_size_known", "terminal_write", "writer_queue"]  # fmt: skip
 
 
 def bindings_with_keymap(node: DOMNode) -> BindingsMap:
@@ -66,6 +69,41 @@ def writer_queue(app: App[Any]) -> Queue[Any] | None:
     drains it. Textual offers no handle on its writer."""
     writer = getattr(app._driver, "_writer_thread", None)
     return getattr(writer, "_queue", None)
+
+
+def terminal_write(app: App[Any], sequence: str) -> None:
+    """Raw bytes to the terminal (a desktop notification's OSC 9/777). Textual writes only
+    what it renders; `App.bell` is its one public raw sequence."""
+    driver = app._driver
+    if driver is not None:
+        driver.write(sequence)
+        driver.flush()
+
+
+def richlog_size_known(log: RichLog) -> bool:
+    """The log has had its first size (RichLog defers writes until then)."""
+    return bool(log._size_known)
+
+
+def richlog_first_line(log: RichLog) -> int:
+    """How many lines were trimmed off the top since the last clear: line n of
+    `log.lines` is line n + this of all ever written. RichLog keys its line cache by it."""
+    return int(log._start_line)
+
+
+def richlog_append(log: RichLog, strips: list[Strip], width: int) -> int:
+    """Append lines already wrapped at `width` (the event log wraps per event so it knows
+    which lines are whose; `RichLog.write` hides that), trim to `max_lines` as `write`
+    does, and return the new first line. Public `write` renders each item itself."""
+    log.lines.extend(strips)
+    if log.max_lines is not None and len(log.lines) > log.max_lines:
+        excess = len(log.lines) - log.max_lines
+        log._start_line += excess
+        log.lines = log.lines[excess:]
+        log._line_cache.clear()
+    log._widest_line_width = width
+    log.virtual_size = Size(width, len(log.lines))
+    return int(log._start_line)
 
 
 def relayout_columns(table: DataTable[Any]) -> None:

@@ -106,6 +106,48 @@ async def test_writer_queue_is_the_drivers_writer_queue() -> None:
     assert "self._writer_thread" in source, why("LinuxDriver._writer_thread")
 
 
+def test_terminal_write_reaches_the_drivers_output() -> None:
+    from textual.driver import Driver
+
+    assert callable(getattr(Driver, "write", None)), why("Driver.write")
+    assert callable(getattr(Driver, "flush", None)), why("Driver.flush")
+    written: list[str] = []
+
+    class Seen:
+        def write(self, data: str) -> None:
+            written.append(data)
+
+        def flush(self) -> None:
+            written.append("<flush>")
+
+    app = App[None]()
+    app._driver = Seen()  # type: ignore[assignment]
+    tp.terminal_write(app, "\x1b]9;hi\x07")
+    assert written == ["\x1b]9;hi\x07", "<flush>"], why("App._driver")
+
+
+async def test_richlog_append_trims_and_counts_like_write() -> None:
+    from textual.strip import Strip
+    from textual.widgets import RichLog
+
+    class Log(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RichLog(max_lines=3)
+
+    app = Log()
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.query_one(RichLog)
+        await pilot.pause()
+        assert tp.richlog_size_known(log), why("RichLog._size_known")
+        assert tp.richlog_first_line(log) == 0, why("RichLog._start_line")
+        log.write("a\nb")  # RichLog's own write and ours count the same lines
+        first = tp.richlog_append(log, [Strip.blank(20), Strip.blank(20)], 20)
+        assert first == 1 == tp.richlog_first_line(log), why("RichLog._start_line")
+        assert len(log.lines) == 3 and log.virtual_size.height == 3
+        assert log.virtual_size.width == 20, why("RichLog._widest_line_width")
+        assert hasattr(log, "_line_cache"), why("RichLog._line_cache")
+
+
 async def test_relayout_columns_remeasures_a_table() -> None:
     class Table(App[None]):
         def compose(self) -> ComposeResult:

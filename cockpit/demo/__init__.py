@@ -5,6 +5,11 @@ temporary dir, makes it a git repo, opens the real engine there with the scripte
 of `script.json`, and submits a few tasks so every panel has real data: one succeeds, one
 waits to apply, one waits on a risky command, one fails, one is rolled back, and one runs
 for a minute.
+
+The demo is kept apart from the operator's own data: its store, config and policy live in
+its temp dir (printed at start and exit, so the CLI can be pointed at it with
+`--data-dir`), it reads the operator's theme and keymap but saves a change of them only
+in its own config, and everything goes when it exits.
 """
 
 from __future__ import annotations
@@ -69,23 +74,25 @@ class DemoPlan:
     """What to set up (`prepare`, in a thread) and what to submit (`seed`, on the loop)."""
 
     def __init__(self, base: Path | None = None, live: bool = True,
-                 ui_config: Config | None = None,
                  tasks: tuple[tuple[str, str, str], ...] = TASKS) -> None:
         self.base = base
         self.live = live
         self.tasks = tasks
-        self.ui_config = ui_config
         self._own_dir: Path | None = None
         self.task_ids: list[str] = []
         self.seeded = asyncio.Event()
+
+    def reserve(self) -> Path:
+        """The demo's own folder (made now, so it can be named before the cockpit opens)."""
+        if self.base is None:
+            self.base = self._own_dir = Path(tempfile.mkdtemp(prefix="livhana-demo-"))
+        return self.base
 
     def prepare(self) -> DemoEnv:
         from agent.config import load_config
         from agent.models import make_model
 
-        base = self.base
-        if base is None:
-            base = self._own_dir = Path(tempfile.mkdtemp(prefix="livhana-demo-"))
+        base = self.reserve()
         workspace = base / "shopcart"
         if not workspace.exists():
             shutil.copytree(WORKSPACE, workspace,
@@ -102,8 +109,6 @@ class DemoPlan:
         spec = f"scripted:{SCRIPT}"
         config.engine.model = spec
         config.engine.heartbeat_s = 1.0
-        if self.ui_config is not None:
-            config.ui = self.ui_config.ui
 
         def factory(_spec: str) -> Model:
             return make_model(spec)

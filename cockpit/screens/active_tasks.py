@@ -1,6 +1,7 @@
 """2 · Active Tasks: every live task (this process's and a daemon's) with state, its current
-step and what it is doing now, elapsed time and cost; cancel, open in Task Execution,
-pause and resume."""
+step and what it is doing now, elapsed time and cost; cancel, open in Task Execution
+(Enter, on the highlighted task), pause and resume. A task waiting for the operator is
+marked ⚑ and listed first."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from agent.events import LIVE_STATES
 from .. import fmt
 from ..keys import key_for
 from ..widgets import EventLog, KeyedTable, put
+from ..widgets.keyed_table import Col
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -33,9 +35,10 @@ class ActiveTasksScreen(PanelScreen):
     POLL_S = 1.0  # elapsed time ticks even when no event arrives
     WATCH = frozenset({"status", "step", "usage", "complete"})
     MIN_REFRESH_S = 1.0  # every cell of a busy table changes each time: keep it calm
+    ENTER = "open the task in Task Execution"
     BINDINGS = [
         Binding("c", "cancel", "Cancel", id="active.cancel"),
-        Binding("enter,o", "open", "Open", id="active.open"),
+        Binding("o", "open", "Open", id="active.open"),
         Binding("p", "pause", "Pause/resume", id="active.pause"),
     ]
 
@@ -49,8 +52,10 @@ class ActiveTasksScreen(PanelScreen):
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
             yield Static("", id="summary")
-            yield KeyedTable(("ID", 8), ("State", 17), ("Step", 4), ("Elapsed", 7),
-                             ("Cost", 9), ("Task", 30), "Now", flex="Now", id="live")
+            # Narrow: Cost goes first, then Step, then Now (README, "Narrow terminals").
+            yield KeyedTable(("ID", 9), ("State", 17), Col("Step", 4, drop=2),
+                             Col("Elapsed", 7), Col("Cost", 9, drop=1), "Task",
+                             Col("Now", 32, drop=3), flex="Task", flex_min=16, id="live")
             yield Static("[dim]No live tasks. Submit one on Task Execution "
                          f"({key_for(self.app, 'panel.tasks', '1')}).[/]",
                          id="empty", classes="empty-state")
@@ -58,13 +63,15 @@ class ActiveTasksScreen(PanelScreen):
             yield EventLog(max_lines=300, id="peek")
 
     async def refresh_data(self, engine: Engine) -> None:
-        tasks = sorted(await engine.list(states=list(LIVE_STATES), limit=500), key=lambda t: t["created_at"])
+        # Waiting for the operator first, then oldest first (a stable order).
+        tasks = sorted(await engine.list(states=list(LIVE_STATES), limit=500),
+                       key=lambda t: (t["state"] != "awaiting_approval", t["created_at"], t["id"]))
         doing = await engine.activity([t["id"] for t in tasks])
         self.paused = {task_id for task_id, now in doing.items() if now["paused"]}
         self._modes = {t["id"]: t["approve_mode"] for t in tasks}
         self.conflicts = await engine.conflicts(max_age=RADAR_AGE_S)
         table = self.query_one("#live", KeyedTable)
-        table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"], paused=t["id"] in self.paused),
+        table.sync({t["id"]: (_mark(t), fmt.state(t["state"], paused=t["id"] in self.paused),
                               str(max(t["steps"], doing[t["id"]]["step"])), fmt.elapsed(t),
                               fmt.money(t["cost_usd"]),
                               _titled(t["title"], t["id"] in self.conflicts),
@@ -79,8 +86,11 @@ class ActiveTasksScreen(PanelScreen):
         waiting = sum(1 for t in tasks if t["state"] == "awaiting_approval")
         spent = sum(t["cost_usd"] or 0 for t in tasks)
         held = f"{len(self.paused)} paused · " if self.paused else ""
+        jump = key_for(self.app, "next_waiting", "w")
+        wait = (fmt.paint(f"⚑ {waiting} waiting for you ({jump})", "bold $text-warning")
+                if waiting else "0 waiting for you")
         put(self.query_one("#summary", Static),
-            f"[b]{len(tasks)}[/] live · {running} working · {held}{waiting} awaiting approval · "
+            f"[b]{len(tasks)}[/] live · {running} working · {held}{wait} · "
             f"{fmt.money(spent)} spent by live tasks")
 
     @on(KeyedTable.RowHighlighted, "#live")
@@ -129,14 +139,13 @@ class ActiveTasksScreen(PanelScreen):
             return
         self.confirm_cancel(task_id, done=f"Cancelled {task_id[:8]}")
 
+    def drill(self, table: KeyedTable, key: str) -> None:
+        self.open_task(key)
+
     def action_open(self) -> None:
         task_id = self._selected()
-        if not task_id:
-            return
-        self.app.switch_mode("tasks")
-        screen = self.app.screen
-        if hasattr(screen, "select"):
-            screen.select(task_id)
+        if task_id:
+            self.open_task(task_id)
 
     def action_pause(self) -> None:
         """Pause the selected task (it holds before its next step; a running command
@@ -153,11 +162,18 @@ class ActiveTasksScreen(PanelScreen):
                      done=f"Paused {task_id[:8]}: it holds before its next step")
 
 
+def _mark(task: dict[str, Any]) -> str:
+    """The id, flagged when the task waits for the operator."""
+    if task["state"] == "awaiting_approval":
+        return fmt.paint(f"⚑{task['id'][:7]}", "bold $text-warning")
+    return task["id"][:8]
+
+
 def _titled(title: str, clashing: bool) -> str:
     """The Task cell, marked when the task changes files another task changes too."""
-    if not clashing:
-        return fmt.cell(title, 30)
-    return f"{fmt.paint(CONFLICT_MARK, 'bold $text-warning')} {fmt.cell(title, 28)}"
+    if not clashing:  # the table fits the cell to its column (with an ellipsis)
+        return fmt.cell(title, 300)
+    return f"{fmt.paint(CONFLICT_MARK, 'bold $text-warning')} {fmt.cell(title, 298)}"
 
 
 def conflict_text(clashes: list[dict[str, Any]]) -> str:

@@ -1,8 +1,11 @@
-"""3 · Approval Queue: pending requests from every task, oldest first, with the diff or
-command and the risk. One key each: approve, deny, approve all of this kind (after a
-confirm that shows what it covers). Decided requests stay listed with who decided, read
-from the store's approval rows: a decision from the CLI, another panel or before a
-restart shows its decider too."""
+"""3 · Approval Queue: pending requests from every task first, oldest first, with the diff
+or command and the risk; then the decided ones, newest first, with who decided (read from
+the store's approval rows: a decision from the CLI, another panel or before a restart shows
+its decider too). One key each: approve, deny, approve all of this kind (after a confirm
+that shows what it covers). Enter shows the request in full, on the whole screen.
+
+The cursor goes to the first pending request when the panel opens, when a new request
+arrives and when the one under it is decided; `w` (from any panel) moves it to the next."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from textual.widgets import Static
 from .. import fmt
 from ..keys import key_for
 from ..widgets import Confirm, KeyedTable, put
+from ..widgets.detail_view import DetailView
+from ..widgets.keyed_table import Col
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -31,15 +36,17 @@ TASK_W = 26
 LIST_AT_MOST = 8  # distinct commands listed in the approve-all confirm
 
 
-def diff_text(diff: str) -> Text:
+def diff_text(diff: str, limit: int | None = MAX_DIFF_LINES) -> Text:
     lines = diff.splitlines()
     text = Text(no_wrap=True, overflow="ignore")
-    for line in lines[:MAX_DIFF_LINES]:
+    limit = len(lines) if limit is None else limit
+    for line in lines[:limit]:
         style = ("green" if line.startswith("+") else "red" if line.startswith("-")
                  else "cyan" if line.startswith("@@") else "bold" if line.startswith("diff") else "")
         text.append(line + "\n", style=style)
-    if len(lines) > MAX_DIFF_LINES:
-        text.append(f"… {len(lines) - MAX_DIFF_LINES} more lines\n", style="dim")
+    if len(lines) > limit:
+        text.append(f"… {len(lines) - limit} more lines (enter: the whole diff)\n",
+                    style="dim")
     return text
 
 
@@ -48,6 +55,7 @@ class ApprovalsScreen(PanelScreen):
     CSS_PATH = "approvals.tcss"
     POLL_S = 2.0  # requests from a daemon's tasks arrive through the store
     WATCH = frozenset({"approval_requested", "approval_decided"})
+    ENTER = "the request in full (the whole diff or command), full screen"
     BINDINGS = [
         Binding("a", "decide(True)", "Approve", id="approvals.approve"),
         Binding("d", "decide(False)", "Deny", id="approvals.deny"),
@@ -59,15 +67,18 @@ class ApprovalsScreen(PanelScreen):
         super().__init__()
         self.rows: dict[str, dict[str, Any]] = {}
         self._titles: dict[str, str] = {}
-        self._placed = False  # the cursor starts on the oldest pending request
+        self._pending_seen: set[str] = set()  # pending keys at the last draw
+        self._drawn = False
+        self._focus_on_draw = False  # `w` came before the queue was first drawn
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
             with Vertical(id="top"):
                 yield Static("", id="summary")
-                yield KeyedTable(("#", 4), ("Waiting", 7), ("Kind", 8), ("Risk", 6),
-                                 ("Task", TASK_W), ("Decision", 20), "Summary", flex="Summary",
-                                 id="queue")
+                # Narrow: Waiting goes first, then Task, then Decision (README).
+                yield KeyedTable(("#", 4), Col("Waiting", 7, drop=1), ("Kind", 8), ("Risk", 6),
+                                 Col("Task", TASK_W, drop=2), Col("Decision", 20, drop=3),
+                                 "Summary", flex="Summary", flex_min=16, id="queue")
                 yield Static("[dim]Nothing waits for you.[/]", id="empty", classes="empty-state")
             with Vertical(id="detail-pane"):
                 yield Static("", id="detail-head")
@@ -78,8 +89,10 @@ class ApprovalsScreen(PanelScreen):
         pending = await engine.pending_approvals()
         decided = [a for a in await engine.recent_approvals(limit=2 * KEEP_DECIDED)
                    if a["state"] != "pending" and not _by_rule(a)][:KEEP_DECIDED]
-        rows = sorted(pending + decided, key=lambda a: (a["created_at"], a["id"]))  # oldest first
-        rows += await proposal_rows(engine)  # the improvement jobs' proposals wait here too
+        pending.sort(key=lambda a: (a["created_at"], a["id"]))  # oldest first
+        decided.sort(key=lambda a: (-(a.get("decided_at") or a["created_at"]), -a["id"]))
+        # The improvement jobs' pending proposals wait here too, after the requests.
+        rows = pending + await proposal_rows(engine) + decided
         for row in rows:
             if row["task_id"] and row["task_id"] not in self._titles:
                 task = await engine.get(row["task_id"])
@@ -95,9 +108,12 @@ class ApprovalsScreen(PanelScreen):
                           _decision(a), fmt.cell(a.get("summary", ""), 300))  # the table cuts it
                     for key, a in self.rows.items()})
         pending = [key for key, a in self.rows.items() if a["state"] == "pending"]
-        if not self._placed and pending:
-            self._placed = True
-            table.move_cursor(row=table.get_row_index(pending[0]), animate=False)
+        under = table.selected_key
+        arrived = set(pending) - self._pending_seen
+        decided_under = under in self._pending_seen and under not in pending
+        if pending and (arrived or decided_under or under is None):
+            table.select_key(pending[0])
+        self._pending_seen = set(pending)
         self.query_one("#empty").display = not self.rows
         keys = [key_for(self, f"approvals.{name}", name[0]) for name in
                 ("approve", "deny", "approve_kind")]
@@ -105,6 +121,10 @@ class ApprovalsScreen(PanelScreen):
             f"[b]{len(pending)}[/] pending · {keys[0]} approve · {keys[1]} deny · "
             f"{keys[2]} approve all of the same kind")
         self._show(table.selected_key)
+        self._drawn = True
+        if self._focus_on_draw:
+            self._focus_on_draw = False
+            table.focus()
 
     @on(KeyedTable.RowHighlighted, "#queue")
     def _row(self, event: KeyedTable.RowHighlighted) -> None:
@@ -128,6 +148,39 @@ class ApprovalsScreen(PanelScreen):
         detail = row.get("detail") or {}
         body.set_class(not detail.get("diff"), "-wrap")  # a diff scrolls sideways; text wraps
         put(body, detail_text(detail))
+
+    def show_request(self, key: str) -> None:
+        """The cursor on this request (chosen on another panel)."""
+        if self._ready:
+            table = self.query_one("#queue", KeyedTable)
+            table.select_key(key)
+            table.focus()
+
+    def next_pending(self) -> None:
+        """The cursor to the next pending request after the one under it (cycling)."""
+        if not self._ready or not self._drawn:  # the first draw selects the first pending
+            self._focus_on_draw = True
+            return
+        table = self.query_one("#queue", KeyedTable)
+        pending = [key for key, a in self.rows.items() if a["state"] == "pending"]
+        if not pending:
+            return
+        under = table.selected_key
+        later = pending[pending.index(under) + 1:] if under in pending else []
+        table.select_key((later or pending)[0] if under in pending else pending[0])
+        table.focus()
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        row = self.rows.get(key)
+        if row is None:
+            return
+        detail = row.get("detail") or {}
+        title = (f"#{row['id']} {row['kind']} · risk {row.get('risk', '')} · "
+                 f"{_plain(_decision(row))} · task {row['task_id'][:8]} "
+                 f"{self._titles.get(row['task_id'], '')}")
+        body = Text(f"{row.get('summary', '')}\n\n", style="bold")
+        body.append_text(detail_text(detail, limit=None))
+        self.app.push_screen(DetailView(title, body, wrap=not detail.get("diff")))
 
     def _selected(self) -> dict[str, Any] | None:
         row = self.rows.get(self.query_one("#queue", KeyedTable).selected_key or "")
@@ -248,7 +301,7 @@ def approve_all_question(kind: str, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def detail_text(detail: dict[str, Any]) -> Text:
+def detail_text(detail: dict[str, Any], limit: int | None = MAX_DIFF_LINES) -> Text:
     """A request's detail: the diff (coloured, never wrapped), or the `$ command` line
     then the rest of its input and the rule that asked."""
     clash = conflict_text(detail)
@@ -257,7 +310,7 @@ def detail_text(detail: dict[str, Any]) -> Text:
         text = Text(no_wrap=True, overflow="ignore")
         text.append_text(clash)
         text.append(f"files: {files}\n\n", style="bold")
-        text.append_text(diff_text(detail["diff"]))
+        text.append_text(diff_text(detail["diff"], limit))
         return text
     text = clash
     given = detail.get("input") if isinstance(detail.get("input"), dict) else {}
@@ -276,6 +329,10 @@ def detail_text(detail: dict[str, Any]) -> Text:
         text.append(f"{key}: ", style="dim")
         text.append(f"{value}\n")
     return text
+
+
+def _plain(markup: str) -> str:
+    return Text.from_markup(markup).plain
 
 
 CARD_ONLY = ("conflict", "note", "apply_summary")  # shown by conflict_text, or in the summary

@@ -1,4 +1,5 @@
-"""The base of every panel: nav bar, halt banner, footer, and the data plumbing.
+"""The base of every panel: nav bar, halt banner, filter bar, footer, the data plumbing and
+the keys every panel shares (`/` filter, Enter drills into the highlighted row, `?` help).
 
 Data flows one way: a panel asks the engine in a worker (`refresh_data`), never on the
 event loop's critical path, and refreshes never overlap (Dolphie's rule): a request that
@@ -6,7 +7,12 @@ arrives while one runs just marks the panel dirty and one more pass follows.
 
 Live events reach only the visible panel (keys stay fast however many tasks stream), so a
 panel coming back into view refreshes from the store and catches up (`catch_up`) on the
-events it missed: what it shows is right when you return to it.
+events it missed: what it shows is right when you return to it. What others change in
+the store (the CLI, a daemon, another cockpit) reaches the visible panel within a second:
+the app notices the store changed (`StoreChanged`) and the panel refreshes.
+
+Keys pressed before the panel body is mounted are held and replayed once it is, so a
+letter typed while the cockpit opens can never fire a hotkey meant for later.
 """
 
 from __future__ import annotations
@@ -15,18 +21,23 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import DataTable, Input
 
-from ..messages import EngineEvents, EngineReady
+from ..messages import EngineEvents, EngineReady, StoreChanged
 from ..panels import BY_MODE
 from ..widgets.confirm import Confirm
+from ..widgets.event_log import EventLog, full_text
+from ..widgets.filter_bar import FilterBar
 from ..widgets.halt_banner import HaltBanner
 from ..widgets.key_bar import KeyBar
+from ..widgets.keyed_table import KeyedTable
 from ..widgets.nav_bar import NavBar
 
 if TYPE_CHECKING:
@@ -67,7 +78,14 @@ class PanelScreen(Screen[None]):
     MIN_REFRESH_S: ClassVar[float] = 0.25
     # Focus a table, never a text field, on arrival: digits switch panels until you type.
     AUTO_FOCUS = "KeyedTable"
-    BINDINGS = [Binding("escape", "leave_input", "Leave field", show=False)]
+    # What Enter on a row of this panel's tables does, for the help overlay (None: nothing).
+    ENTER: ClassVar[str | None] = None
+    # Fields drawn without borders on a narrow or short terminal (a CSS selector).
+    COMPACT: ClassVar[str] = ""
+    BINDINGS = [
+        Binding("escape", "leave_input", "Leave field", show=False),
+        Binding("slash", "filter", "Filter", id="filter"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,6 +96,7 @@ class PanelScreen(Screen[None]):
         self._ready = False  # the panel body is mounted (it comes just after the first frame)
         self._last_refresh = 0.0
         self._deferred: Timer | None = None
+        self._early_keys: list[events.Key] = []  # typed before the body was mounted
 
     @property
     def cockpit(self) -> CockpitApp:
@@ -91,6 +110,7 @@ class PanelScreen(Screen[None]):
         yield NavBar(self.MODE)
         yield HaltBanner()
         yield Lazy(PanelBody(self.compose_panel))
+        yield FilterBar()
         yield KeyBar()
 
     def compose_panel(self) -> ComposeResult:
@@ -110,11 +130,41 @@ class PanelScreen(Screen[None]):
                 if widget.focusable:
                     widget.focus()
                     break
+        self.fit_fields()
         self.body_mounted()
+        self.refresh_bindings()
         self.request_refresh()
+        early, self._early_keys = self._early_keys, []
+        if early:
+            self.call_after_refresh(self.replay_keys, early)
+
+    def replay_keys(self, keys: list[events.Key]) -> None:
+        """Keys typed before the body existed: printable ones go to a text field when the
+        panel puts one in focus; none of them fires a hotkey."""
+        field = self.focused if isinstance(self.focused, Input) else None
+        if field is not None:
+            field.insert_text_at_cursor("".join(k.character or "" for k in keys if k.is_printable))
+
+    def on_key(self, event: events.Key) -> None:
+        if not self._ready and event.is_printable:
+            self._early_keys.append(event)
+            event.stop()
+            event.prevent_default()
 
     def body_mounted(self) -> None:
         """Override to set up widgets of the panel body once they exist."""
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.fit_fields()
+
+    def fit_fields(self) -> None:
+        """Borderless fields on a narrow or short terminal: the rows go to the data."""
+        if not self.COMPACT or not self._ready:
+            return
+        compact = self.has_class("-narrow") or self.has_class("-short")
+        for widget in self.query(self.COMPACT):
+            if hasattr(widget, "compact"):
+                widget.compact = compact
 
     def on_screen_resume(self) -> None:
         self.request_refresh()
@@ -130,6 +180,12 @@ class PanelScreen(Screen[None]):
 
     def on_engine_ready(self, _message: EngineReady) -> None:
         self.request_refresh()
+
+    def on_store_changed(self, _message: StoreChanged) -> None:
+        """Someone changed the store (this engine, the CLI, a daemon): show it."""
+        self.request_refresh()
+        if self._ready:
+            self.catch_up()
 
     def on_engine_events(self, message: EngineEvents) -> None:
         if self.WATCH and any(ev.get("type") in self.WATCH for ev in message.events):
@@ -212,9 +268,58 @@ class PanelScreen(Screen[None]):
         self.app.push_screen(Confirm(f"Cancel task {task_id}? Its running command is killed.",
                                      yes="Cancel task", task_id=task_id), answered)
 
+    # -- drilling in ------------------------------------------------------------------------
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value
+        if key is not None and isinstance(event.data_table, KeyedTable):
+            self.drill(event.data_table, str(key))
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        """Enter on a row: override to open what the row stands for."""
+
+    def open_task(self, task_id: str) -> None:
+        """Task Execution, on this task (not on the one it showed before)."""
+        self.app.switch_mode("tasks")
+        screen = self.app.screen
+        if hasattr(screen, "show_task"):
+            screen.show_task(task_id)
+
+    @on(EventLog.Open)
+    def _open_event(self, message: EventLog.Open) -> None:
+        from ..widgets.detail_view import DetailView
+
+        title, body = full_text(message.event, list(message.log.events))
+        task = message.event.get("task_id") or ""
+        self.app.push_screen(DetailView(f"{title} · task {str(task)[:8]}", body))
+
     # -- keys ------------------------------------------------------------------------------
     def action_leave_input(self) -> None:
         self.set_focus(None)
+
+    def filter_target(self) -> KeyedTable | None:
+        """The table `/` filters: the focused one, else the first shown."""
+        if isinstance(self.focused, KeyedTable):
+            return self.focused
+        return next((t for t in self.query(KeyedTable) if t.display and t.cursor_type != "none"),
+                    None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter":  # offered where there is something to filter
+            return callable(getattr(self, "action_search", None)) or (
+                self._ready and self.filter_target() is not None)
+        return True
+
+    def action_filter(self) -> None:
+        search = getattr(self, "action_search", None)
+        if callable(search):  # a panel whose own search asks the store (History, Learnings)
+            search()
+            return
+        table = self.filter_target()
+        if table is None:
+            self.notify("Nothing to filter on this panel.", severity="warning")
+            return
+        self.query_one(FilterBar).open(table)
 
 
 def _one_line(exc: BaseException) -> str:

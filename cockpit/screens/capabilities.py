@@ -1,5 +1,6 @@
 """5 · Capabilities: the agent's tools, their input schema, policy (allow/ask/deny) and
-recent use. Change a tool's policy here."""
+recent use. Change a tool's policy here; Enter shows the tool in full. On a narrow terminal
+the detail goes under the list."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.widgets import Static
 
 from .. import fmt
 from ..widgets import KeyedTable, put
+from ..widgets.detail_view import DetailView
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class CapabilitiesScreen(PanelScreen):
     MODE = "capabilities"
     CSS_PATH = "capabilities.tcss"
     WATCH = frozenset({"step"})
+    ENTER = "the tool in full: description, policy and its rule, input schema"
     BINDINGS = [
         Binding("l", "policy('allow')", "Allow", id="capabilities.allow"),
         Binding("k", "policy('ask')", "Ask", id="capabilities.ask"),
@@ -43,7 +46,7 @@ class CapabilitiesScreen(PanelScreen):
         self.tools: dict[str, dict[str, Any]] = {}
 
     def compose_panel(self) -> ComposeResult:
-        with Horizontal(classes="panel-body"):
+        with Horizontal(classes="panel-body", id="body"):
             with Vertical(id="left"):
                 yield Static("", id="mode")
                 yield KeyedTable(("Tool", 17), ("Kind", 7), ("Policy", 7), ("Uses", 5),
@@ -72,19 +75,24 @@ class CapabilitiesScreen(PanelScreen):
 
     def _show(self, name: str | None) -> None:
         tool = self.tools.get(name or "")
-        if tool is None:
-            self.query_one("#detail", Static).update("")
-            return
-        e = fmt.escape
-        schema = json.dumps(tool.get("input_schema", {}), indent=2)
-        rule = f" [dim](rule: {e(tool['rule'])})[/]" if tool.get("rule") else ""
-        self.query_one("#detail", Static).update(
-            f"[b]{e(tool['name'])}[/] · {e(tool.get('kind', ''))} · policy "
-            f"{policy(tool.get('policy', ''))}{rule}\n\n{e(tool.get('description', ''))}"
-            f"\n\n[b]input schema[/]\n{e(schema)}")
+        self.query_one("#detail", Static).update(tool_text(tool) if tool else "")
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        tool = self.tools.get(key)
+        if tool is not None:
+            self.app.push_screen(DetailView(f"Tool {key}", tool_text(tool)))
 
     def action_policy(self, decision: str) -> None:
         name = self.query_one("#tools", KeyedTable).selected_key
         if not name:
             return
         self.act(lambda e: e.set_policy(name, decision), done=f"{name}: {decision}")
+
+
+def tool_text(tool: dict[str, Any]) -> str:
+    e = fmt.escape
+    schema = json.dumps(tool.get("input_schema", {}), indent=2)
+    rule = f" [dim](rule: {e(tool['rule'])})[/]" if tool.get("rule") else ""
+    return (f"[b]{e(tool['name'])}[/] · {e(tool.get('kind', ''))} · policy "
+            f"{policy(tool.get('policy', ''))}{rule}\n\n{e(tool.get('description', ''))}"
+            f"\n\n[b]input schema[/]\n{e(schema)}")

@@ -3,6 +3,9 @@ sandbox, daemon heartbeat, disk space and the cockpit's own event-loop lag; belo
 BigQuery export (its lag and last error), the engines sharing the store and the latest
 failures. `k` opens the secrets dialog (cockpit/screens/secrets.py).
 
+On a narrow terminal the cards go two by two and the panel scrolls; a card's line too long
+for it ends with an ellipsis. Enter on a failure opens its task in Task Execution.
+
 The model is pinged on its own when the panel opens and then every minute while it is
 shown (one ping at a time, in a worker); the last result stays up, with its age, until
 the next one lands."""
@@ -13,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Label, Static
 
 from .. import fmt
 from ..widgets import KeyedTable, put
+from ..widgets.detail_view import DetailView
+from ..widgets.keyed_table import Col
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -184,6 +189,7 @@ class HealthScreen(PanelScreen):
     MODE = "health"
     CSS_PATH = "health.tcss"
     POLL_S = 3.0
+    ENTER = "a failure: its task in Task Execution · an engine: its row in full"
     BINDINGS = [Binding("p", "ping", "Ping model", id="health.ping"),
                 Binding("k", "app.secrets", "Secrets", id="health.secrets")]
 
@@ -196,7 +202,7 @@ class HealthScreen(PanelScreen):
         self._disk: dict[str, Any] = {}
 
     def compose_panel(self) -> ComposeResult:
-        with Vertical(classes="panel-body"):
+        with VerticalScroll(classes="panel-body", id="health-body"):
             with Grid(id="cards"):
                 for key, title in TITLES.items():
                     card = Static("[dim]…[/]", id=f"card-{key}", classes="card")
@@ -207,11 +213,11 @@ class HealthScreen(PanelScreen):
             yield Label("Disk used in the data dir", classes="section-title")
             yield Static("[dim]measuring…[/]", id="task-disk")
             yield Label("Engines on this store", classes="section-title")
-            yield KeyedTable(("Role", 8), ("PID", 8), ("Host", 24), ("Started", 11),
-                             ("Heartbeat", 10), id="engines", cursor_type="none")
+            yield KeyedTable(("Role", 8), ("PID", 8), "Host", ("Started", 11),
+                             ("Heartbeat", 10), flex="Host", id="engines")
             yield Label("Recent failures", classes="section-title")
-            yield KeyedTable(("When", 11), ("State", 11), ("Task", 34), ("Error", 52),
-                             id="failures", cursor_type="none")
+            yield KeyedTable(("When", 11), ("State", 11), Col("Task", 34, drop=1), "Error",
+                             flex="Error", flex_min=20, id="failures")
             yield Static("[dim]No failed tasks.[/]", id="no-failures", classes="empty-state")
 
     def body_mounted(self) -> None:
@@ -246,6 +252,16 @@ class HealthScreen(PanelScreen):
         self._health = health
         self._disk = await engine.disk_usage()
         self._paint()
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        if table.id == "failures":
+            self.open_task(key)
+            return
+        row = next((e for e in self._health.get("engines", []) if str(e.get("id")) == key), None)
+        if row is not None:
+            body = "\n".join(f"[b]{fmt.escape(str(k))}[/]: {fmt.escape(str(v))}"
+                             for k, v in row.items())
+            self.app.push_screen(DetailView(f"Engine {key}", body))
 
     def _paint(self) -> None:
         if not self._health:

@@ -1,5 +1,7 @@
-"""6 · Execution History: every finished task, filtered by state, date range and text; open
-one to replay its events (with their times); roll it back from here.
+"""6 · Execution History: every finished task, newest run first (ties by id: a stable
+order), filtered by state, date range and text; the highlighted one's events replay below
+(with their times; `t` unfolds thinking); Enter opens it in Task Execution; roll it back
+from here. A change made elsewhere (a rollback from the CLI) shows within a second.
 
 "Took" is how long the task ran: a rollback later moves the row's finished_at to the
 rollback's time, so a rolled-back task's run ends at its own first end state instead."""
@@ -21,6 +23,7 @@ from agent.events import END_STATES
 
 from .. import fmt
 from ..widgets import Confirm, EventLog, KeyedTable, put
+from ..widgets.keyed_table import Col
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -92,11 +95,13 @@ class ReplayLog(EventLog):
 class HistoryScreen(PanelScreen):
     MODE = "history"
     CSS_PATH = "history.tcss"
+    COMPACT = "#filters Input, #filters Select"
     WATCH = frozenset({"complete", "rollback"})
+    ENTER = "open the task in Task Execution"
     BINDINGS = [
-        Binding("enter,o", "replay", "Replay", id="history.replay"),
+        Binding("o", "open", "Open", id="history.open"),
         Binding("r", "rollback", "Rollback", id="history.rollback"),
-        Binding("slash", "search", "Filter", id="history.filter"),
+        Binding("t", "toggle_thinking", "Thinking", id="history.thinking"),
     ]
 
     def __init__(self) -> None:
@@ -104,6 +109,7 @@ class HistoryScreen(PanelScreen):
         self.tasks: dict[str, dict[str, Any]] = {}
         self.replaying: str | None = None
         self._debounce: Timer | None = None
+        self._preview: Timer | None = None
         self._run_ends: dict[str, float] = {}  # rolled-back task -> when its run ended
 
     def compose_panel(self) -> ComposeResult:
@@ -115,13 +121,15 @@ class HistoryScreen(PanelScreen):
                 yield Input(placeholder="since YYYY-MM-DD", id="since")
                 yield Input(placeholder="until YYYY-MM-DD", id="until")
             yield Static("", id="filter-warning")
-            yield KeyedTable(("ID", 8), ("Finished", 11), ("State", 11), ("Took", 7),
-                             ("Cost", 8), ("Task", 34), ("Outcome", 24), id="ended")
+            # Narrow: Cost goes first, then Took, then Finished (README).
+            yield KeyedTable(("ID", 8), Col("Finished", 11, drop=3), ("State", 11),
+                             Col("Took", 7, drop=2), Col("Cost", 8, drop=1), "Task",
+                             ("Outcome", 24), flex="Task", flex_min=16, id="ended")
             yield ReplayLog(id="replay")
             yield Static("", id="summary")
 
     def body_mounted(self) -> None:
-        self.query_one("#replay", EventLog).write("enter (or o): replay the selected task here")
+        self.query_one("#replay", EventLog).border_title = "replay: highlight a task"
         self.query_one("#filter-warning").display = False
 
     async def refresh_data(self, engine: Engine) -> None:
@@ -135,18 +143,25 @@ class HistoryScreen(PanelScreen):
         missing = [t["id"] for t in tasks
                    if t["state"] == "rolled_back" and t["id"] not in self._run_ends]
         self._run_ends.update(await engine.views.run_ends(missing))
-        tasks.sort(key=lambda t: self._finished(t) or t["created_at"], reverse=True)
+        # Newest run first; equal times keep one order (created, then id): a stable sort.
+        tasks.sort(key=lambda t: (self._finished(t) or t["created_at"], t["created_at"], t["id"]),
+                   reverse=True)
         self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({
             t["id"]: (t["id"][:8], fmt.clock(self._finished(t)), fmt.state(t["state"]),
                       took(t, self._run_ends.get(t["id"])), fmt.money(t["cost_usd"]),
-                      fmt.cell(t["title"], 34),
-                      fmt.cell(t.get("error") or t.get("summary") or "", 24))
+                      fmt.cell(t["title"], 300),
+                      fmt.cell(t.get("error") or t.get("summary") or "", 300))
             for t in tasks})
         ok = sum(1 for t in tasks if t["state"] == "succeeded")
         put(self.query_one("#summary", Static),
-            f"{len(tasks)} shown · {ok} succeeded · enter replay · r rollback"
+            f"{len(tasks)} shown · {ok} succeeded · enter open · r rollback · t thinking"
             + (" · [dim]first 200 only[/]" if len(tasks) >= PAGE else ""))
+        table = self.query_one("#ended", KeyedTable)
+        if self.replaying is None and table.selected_key:
+            self._replay(table.selected_key)
+        elif self.replaying is not None and self.replaying in self.tasks:
+            self._catch_up_replay()
 
     def _finished(self, task: dict[str, Any]) -> float | None:
         """When the run finished (a rollback's later time is in the replay, not here)."""
@@ -171,26 +186,47 @@ class HistoryScreen(PanelScreen):
     def _selected(self) -> str | None:
         return self.query_one("#ended", KeyedTable).selected_key
 
-    @on(KeyedTable.RowSelected, "#ended")
-    def action_replay(self) -> None:
+    def drill(self, table: KeyedTable, key: str) -> None:
+        self.open_task(key)
+
+    def action_open(self) -> None:
         task_id = self._selected()
-        if not task_id:
+        if task_id:
+            self.open_task(task_id)
+
+    @on(KeyedTable.RowHighlighted, "#ended")
+    def _highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        if key and key != self.replaying:
+            if self._preview is not None:
+                self._preview.stop()
+            # The cursor runs over rows quickly: replay where it stops.
+            self._preview = self.set_timer(0.15, lambda: self._replay(key))
+
+    def _replay(self, task_id: str) -> None:
+        """Replay this task's events in the log under the table."""
+        if task_id == self.replaying:
             return
         self.replaying = task_id
         log = self.query_one("#replay", EventLog)
-        log.reset()
+        log.follow(task_id)
         task = self.tasks.get(task_id) or {}
         day = datetime.fromtimestamp(task["created_at"]).strftime(DAY_FORMAT) if task else ""
         log.border_title = f"replay {task_id[:8]} · {day}" if day else f"replay {task_id[:8]}"
+        self._catch_up_replay()
 
-        async def load(engine: Engine) -> list[dict[str, Any]]:
-            return await engine.events(task_id)
+    def _catch_up_replay(self) -> None:
+        """Load what the replay has not shown (all of it at first; a rollback made since,
+        from here or elsewhere, later)."""
+        engine = self.engine
+        if engine is None or self.replaying is None:
+            return
+        log = self.query_one("#replay", EventLog)
 
-        def show(events: list[dict[str, Any]]) -> None:
-            if self.replaying == task_id:
-                log.add(events[-(log.events.maxlen or len(events)):])
+        self.run_worker(log.catch_up(engine), group="replay", exclusive=True)
 
-        self.act(load, then=show)
+    def action_toggle_thinking(self) -> None:
+        self.query_one("#replay", EventLog).toggle_thinking()
 
     def action_rollback(self) -> None:
         task_id = self._selected()

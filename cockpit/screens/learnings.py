@@ -2,7 +2,8 @@
 search them, see where each came from and how often it was used since.
 
 The store merges a lesson taught by several tasks into one row (how many taught it, uses
-summed); the pane under the table shows the highlighted one in full."""
+summed); the pane under the table shows the highlighted one, Enter shows it in full on the
+whole screen."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from .. import fmt
 from ..widgets import KeyedTable, put
+from ..widgets.detail_view import DetailView
+from ..widgets.keyed_table import Col
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -70,8 +72,9 @@ def detail(item: dict[str, Any] | None, titles: dict[str, str]) -> str:
 class LearningsScreen(PanelScreen):
     MODE = "learnings"
     CSS_PATH = "learnings.tcss"
+    COMPACT = "#query"
     WATCH = frozenset({"learning"})
-    BINDINGS = [Binding("slash", "search", "Search", id="learnings.search")]
+    ENTER = "the learning in full, where it came from and how often it was used"
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,8 +86,10 @@ class LearningsScreen(PanelScreen):
         with Vertical(classes="panel-body"):
             yield Input(placeholder="search learnings (/)", id="query")
             yield Static("", id="counts")
-            yield KeyedTable(("Category", 11), ("Learning", 50), ("From task", 22), ("Tasks", 5),
-                             ("Used", 4), ("Age", 10), id="learned")
+            # Narrow: From task goes first, then Age (README).
+            yield KeyedTable(("Category", 11), "Learning", Col("From task", 22, drop=1),
+                             ("Tasks", 5), ("Used", 4), Col("Age", 10, drop=2),
+                             flex="Learning", flex_min=24, id="learned")
             yield Static("[dim]No learnings yet: they are collected when a task ends.[/]",
                          id="empty", classes="empty-state")
             with VerticalScroll(id="detail-pane"):
@@ -104,7 +109,7 @@ class LearningsScreen(PanelScreen):
         self.items = {str(i["id"]): i for i in items}
         table = self.query_one("#learned", KeyedTable)
         table.sync({
-            str(i["id"]): (category(i["category"]), fmt.cell(i["text"], 50),
+            str(i["id"]): (category(i["category"]), fmt.cell(i["text"], 300),
                            fmt.cell(self._titles.get(i.get("task_id") or "", "—"), 22),
                            str(i.get("taught") or 1), str(i["uses"]), fmt.ago(i["created_at"]))
             for i in items})
@@ -116,6 +121,11 @@ class LearningsScreen(PanelScreen):
     @on(KeyedTable.RowHighlighted, "#learned")
     def _row(self, event: KeyedTable.RowHighlighted) -> None:
         self._show(event.row_key.value)
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        item = self.items.get(key)
+        if item is not None:
+            self.app.push_screen(DetailView(f"Learning #{key}", detail(item, self._titles)))
 
     def _show(self, key: str | None) -> None:
         put(self.query_one("#detail", Static), detail(self.items.get(key or ""), self._titles))

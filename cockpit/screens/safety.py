@@ -3,7 +3,10 @@ the daily cap and the tasks that spent it, the policy mode and the audit log's v
 
 The audit chain is verified again whenever the panel is shown, after a stop, re-arm or
 policy change, and whenever new records arrive while it is shown (in the refresh worker,
-never two at once; a long chain is re-checked less often, so checking stays cheap)."""
+never two at once; a long chain is re-checked less often, so checking stays cheap).
+
+On a narrow or short terminal the stop column narrows and the controls scroll, so the top
+spenders and the verify button stay reachable."""
 
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, ProgressBar, Select, Static
 
 from .. import fmt
 from ..keys import key_for
 from ..widgets import KeyedTable, put
+from ..widgets.keyed_table import Col
 from .base import PanelScreen
 
 if TYPE_CHECKING:
@@ -56,6 +60,8 @@ class SafetyScreen(PanelScreen):
     CSS_PATH = "safety.tcss"
     POLL_S = 2.0
     WATCH = frozenset({"usage"})
+    COMPACT = "#controls Select, #controls Button, #rearm"
+    ENTER = "a top spender: its task in Task Execution"
     BINDINGS = [
         Binding("r", "rearm", "Re-arm", id="safety.rearm"),
         Binding("v", "verify", "Verify audit", id="safety.verify"),
@@ -72,19 +78,19 @@ class SafetyScreen(PanelScreen):
         self._audit_result: tuple[bool, str, float] | None = None
 
     def compose_panel(self) -> ComposeResult:
-        with Horizontal(classes="panel-body"):
+        with Horizontal(classes="panel-body", id="body"):
             with Vertical(id="stop-col"):
                 yield Button(f"■ EMERGENCY STOP\n({key_for(self.app, 'emergency_stop', 'ctrl+x')}, "
                              "any panel)", id="stop", variant="error")
                 yield Static("", id="stop-state")
                 yield Button(f"Re-arm ({key_for(self, 'safety.rearm', 'r')})", id="rearm",
                              variant="success")
-            with Vertical(id="controls"):
+            with VerticalScroll(id="controls"):
                 yield Label("Budget today", classes="section-title")
                 yield ProgressBar(total=1, show_eta=False, show_percentage=True, id="budget")
                 yield Static("", id="budget-text")
-                yield KeyedTable(("Spent", 9), ("State", 17), ("Top spenders today", 30),
-                                 id="spenders", cursor_type="none")
+                yield KeyedTable(("Spent", 9), Col("State", 17, drop=1), "Top spenders today",
+                                 flex="Top spenders today", id="spenders")
                 yield Label("Policy mode", classes="section-title")
                 yield Select([], prompt="policy mode", allow_blank=True, id="mode")
                 yield Static("", id="policy-error")
@@ -94,6 +100,10 @@ class SafetyScreen(PanelScreen):
 
     def body_mounted(self) -> None:
         self.watch(self.app, "halted", self._show_halted, init=True)
+
+    def drill(self, table: KeyedTable, key: str) -> None:
+        if key and key != "None":
+            self.open_task(key)
 
     def _show_halted(self, halted: bool) -> None:
         stop_key = fmt.paint("HALTED", "bold $text-error") if halted else fmt.paint(

@@ -1,22 +1,32 @@
 """1 · Task Execution: type a task, pick workspace and approval mode, submit, and watch the
 selected task's live stream (analysis, thinking folded, plan and progress, steps, tool
-results, verification, cost)."""
+results, verification, cost).
+
+Typing lands in the task field: it has focus on open when no task is selected, keys typed
+while the panel is still being built go into it, and a letter typed on the task list that
+is no key of the panel starts a task with it. After Submit the focus goes to the list, so
+the panel's keys work again. A task refused during an emergency stop stays in the field,
+and Enter asks before submitting it once re-armed.
+
+On a narrow terminal the form stacks above the stream; on a short one the fields lose
+their borders."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
+from agent.errors import StopActive
 from agent.events import LIVE_STATES as LIVE
 
 from .. import fmt
-from ..widgets import EventLog, KeyedTable, put
+from ..widgets import Confirm, EventLog, KeyedTable, put
 from ..widgets.live_line import LiveLine
 from .base import PanelScreen
 
@@ -39,9 +49,15 @@ def short_state(value: str) -> str:
 class TaskExecutionScreen(PanelScreen):
     MODE = "tasks"
     CSS_PATH = "task_execution.tcss"
-    AUTO_FOCUS = "#recent"  # not the text field: digits must switch panels from the start
+    AUTO_FOCUS = ""  # the field or the list, decided in `body_mounted`
+    COMPACT = "#compose Input, #compose Select, #compose Button"
     WATCH = frozenset({"status", "complete"})
     POLL_S = 1.0
+    ENTER = "on a task: its log, where ↑/↓ choose an event"
+    HELP_EXTRA = [("↑/↓ in the log", "choose an event"),
+                  ("enter in the log", "the chosen step's whole output (or event), scrollable"),
+                  ("Home/End in the log", "top / bottom (the log stops following at the top)"),
+                  ("esc", "leave the task field: the keys above work again")]
     BINDINGS = [
         Binding("n", "new_task", "New task", id="tasks.new"),
         Binding("t", "toggle_thinking", "Thinking", id="tasks.thinking"),
@@ -54,18 +70,26 @@ class TaskExecutionScreen(PanelScreen):
         self.follow = True  # show the newest task until the operator picks one
         self._plan: list[dict[str, Any]] = []
         self._paused = False
+        self.refused: str | None = None  # a task the emergency stop refused, still in the field
 
     def compose_panel(self) -> ComposeResult:
-        with Horizontal(classes="panel-body"):
+        with Horizontal(classes="panel-body", id="body"):
             with Vertical(id="compose"):
-                yield Label("New task", classes="section-title")
-                yield Input(placeholder="What should the agent do?", id="title")
-                yield Label("Workspace", classes="field-label")
-                yield Input(placeholder="workspace folder", id="workspace")
-                yield Label("Approval mode", classes="field-label")
-                yield Select(APPROVE_MODES, value="ask", allow_blank=False, id="approve")
-                yield Button("Submit", id="submit", variant="primary")
-                yield Label("Recent tasks", classes="section-title")
+                yield Label("New task", classes="section-title", id="new-title")
+                # No select-on-focus: a letter typed on the list lands in it, and the next
+                # one must follow it, not replace it.
+                yield Input(placeholder="What should the agent do?", id="title",
+                            select_on_focus=False)
+                yield Static("", id="refused")
+                with Horizontal(id="options"):
+                    with Vertical(id="workspace-field", classes="field"):
+                        yield Label("Workspace", classes="field-label")
+                        yield Input(placeholder="workspace folder", id="workspace")
+                    with Vertical(id="approve-field", classes="field"):
+                        yield Label("Approval mode", classes="field-label")
+                        yield Select(APPROVE_MODES, value="ask", allow_blank=False, id="approve")
+                    yield Button("Submit", id="submit", variant="primary")
+                yield Label("Recent tasks", classes="section-title", id="recent-title")
                 yield KeyedTable(("ID", 6), ("State", 11), "Task", flex="Task", flex_min=8,
                                  id="recent")
             with Vertical(id="stream-pane"):
@@ -76,9 +100,27 @@ class TaskExecutionScreen(PanelScreen):
                 yield LiveLine(id="live")
 
     def body_mounted(self) -> None:
+        self.query_one("#refused").display = False
         if self.selected:
             chosen, self.selected = self.selected, None
             self.select(chosen)
+            self.query_one("#recent", KeyedTable).focus()
+        else:  # nothing to look at yet: typing goes to the task field
+            self.query_one("#title", Input).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        super().on_key(event)
+        if not self._ready or not event.is_printable:
+            return
+        if isinstance(self.focused, Input | Select) or event.key in self.active_bindings:
+            return
+        # A letter that is no key of this panel, typed on the list or the log: the start of
+        # a task, not a lost keystroke.
+        field = self.query_one("#title", Input)
+        field.focus()
+        field.insert_text_at_cursor(event.character or "")
+        event.stop()
+        event.prevent_default()
 
     # -- data ------------------------------------------------------------------------------
     async def refresh_data(self, engine: Engine) -> None:
@@ -91,7 +133,11 @@ class TaskExecutionScreen(PanelScreen):
             table.sync({t["id"]: (t["id"][:6], short_state(t["state"]), fmt.cell(t["title"], 300))
                         for t in tasks})
         if tasks and (self.selected is None or self.follow):
+            title = self.query_one("#title", Input)
             self.select(tasks[0]["id"])
+            if self.focused is title and not title.value and not self.cockpit.operator_acted:
+                # A task showed up before the operator did anything: its list gets the keys.
+                self.query_one("#recent", KeyedTable).focus()
         if self.selected in table.rows:  # the highlighted row is the task shown
             with table.prevent(KeyedTable.RowHighlighted):
                 table.move_cursor(row=table.get_row_index(self.selected), animate=False)
@@ -113,6 +159,14 @@ class TaskExecutionScreen(PanelScreen):
             f"[b]{e(fmt.short(task['title'], max(20, room)))}[/]  {state}\n"
             f"[dim]{task['id']} · {fmt.plural(task['steps'], 'step')} · {task['tokens']:,} tok · "
             f"{fmt.money(task['cost_usd'])} · {fmt.elapsed(task)} · approve {task['approve_mode']}[/]")
+
+    def show_task(self, task_id: str) -> None:
+        """Show this task, chosen elsewhere (Active Tasks, History): stop following the
+        newest, and put the focus on its log."""
+        self.follow = False
+        self.select(task_id)
+        if self._ready:
+            self.query_one("#log", EventLog).focus()
 
     def select(self, task_id: str) -> None:
         if task_id == self.selected:
@@ -190,6 +244,11 @@ class TaskExecutionScreen(PanelScreen):
             self.follow = False
             self.select(event.row_key.value)
 
+    def drill(self, table: KeyedTable, key: str) -> None:
+        self.follow = False
+        self.select(key)
+        self.query_one("#log", EventLog).focus()
+
     @on(Input.Submitted, "#title")
     @on(Button.Pressed, "#submit")
     def submit(self) -> None:
@@ -197,15 +256,61 @@ class TaskExecutionScreen(PanelScreen):
         if not title:
             self.notify("Type a task first.", severity="warning")
             return
+        if self.refused is not None and title == self.refused:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._submit(title)
+
+            self.app.push_screen(Confirm(
+                "This task was refused during the emergency stop:\n"
+                f"[b]{fmt.escape(fmt.short(title, 200))}[/]\nSubmit it now?", yes="Submit"),
+                answered)
+            return
+        self._submit(title)
+
+    def _submit(self, title: str) -> None:
+        engine = self.engine
+        if engine is None:
+            self.notify("the engine is still starting", severity="warning")
+            return
         workspace = self.query_one("#workspace", Input).value.strip() or self.cockpit.workspace
         approve = str(self.query_one("#approve", Select).value)
 
-        def submitted(task_id: str) -> None:
+        async def run() -> None:
+            try:
+                task_id = await engine.submit(title, workspace, approve=approve)
+            except StopActive as exc:
+                self._refuse(title, str(exc))
+                return
+            except Exception as exc:
+                self.notify(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                            severity="error", timeout=6)
+                return
+            self.refused = None
+            self.query_one("#refused").display = False
             self.query_one("#title", Input).value = ""
+            self.follow = True
             self.select(task_id)
+            self.query_one("#recent", KeyedTable).focus()  # the panel's keys work again
+            self.notify(f"Submitted: {fmt.cell(title, 40)}")
+            self.request_refresh()
 
-        self.act(lambda e: e.submit(title, workspace, approve=approve),
-                 done=f"Submitted: {fmt.cell(title, 40)}", then=submitted)
+        self.run_worker(run, group="actions")
+
+    def _refuse(self, title: str, why: str) -> None:
+        """The stop refused it: it stays in the field, marked, and asks before it goes."""
+        self.refused = title
+        note = self.query_one("#refused", Static)
+        put(note, fmt.paint(f"⚠ refused: {fmt.escape(why)}. Enter asks before submitting it "
+                            "again.", "warn"))
+        note.display = True
+        self.notify(f"Not submitted: {why}", severity="error", timeout=8)
+
+    @on(Input.Changed, "#title")
+    def _edited(self, event: Input.Changed) -> None:
+        if self.refused is not None and event.value.strip() != self.refused:
+            self.refused = None  # a new task now, not the refused one
+            self.query_one("#refused").display = False
 
     def action_new_task(self) -> None:
         self.query_one("#title", Input).focus()

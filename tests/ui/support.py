@@ -60,6 +60,14 @@ async def ready(pilot: Pilot[Any], plan: DemoPlan) -> None:
     await idle(pilot)
 
 
+async def part(pilot: Pilot[Any], selector: str, kind: type[Any] | None = None) -> Any:
+    """A widget of the visible panel's body, once the body is mounted (it is mounted
+    lazily, after the panel's first frame)."""
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.query(selector), what=selector)
+    return screen.query_one(selector, kind) if kind else screen.query_one(selector)
+
+
 def panel_text(app: CockpitApp) -> str:
     """The visible screen as plain text (for assertions)."""
     strips = app.screen._compositor.render_strips()

@@ -101,7 +101,7 @@ async def test_decisions_made_elsewhere_show_who_decided_and_waiting_stops(
     again, plan2 = make_app(tmp_path, tasks=())
     async with again.run_test(size=SIZE) as pilot:
         await ready(pilot, plan2)
-        await pilot.press("3")
+        await pilot.press("escape", "3")
         await wait_for(pilot, lambda: "denied by cli" in panel_text(again), what="after restart")
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Select
 
+from agent.config import load_config
 from agent.errors import StopActive
+from cockpit.app import CockpitApp
 from cockpit.demo import WORKSPACE
 from cockpit.widgets import EventLog, KeyedTable
 from cockpit.widgets.halt_banner import HaltBanner
@@ -45,7 +47,8 @@ async def test_digits_type_into_a_field_and_escape_leaves_it(tmp_path: Path) -> 
     app, plan = make_app(tmp_path, tasks=())
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("3")
+        # A fresh cockpit puts the focus in the task field: Escape leaves it.
+        await pilot.press("escape", "3")
         assert app.current_mode == "approvals"
         await pilot.press("1", "n", "3", "2")
         assert app.current_mode == "tasks"
@@ -141,29 +144,52 @@ async def test_rollback_from_history(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: "rolled back" in panel_text(app), what="history shows it")
 
 
-async def test_theme_switch_from_the_palette_is_saved(tmp_path: Path) -> None:
-    app, plan = make_app(tmp_path, tasks=())
+async def _pick_theme(pilot, app, name: str) -> None:
+    await pilot.press("ctrl+p")
+    await type_text(pilot, f"Theme: {name}")
+    await pilot.pause(0.5)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.theme == name, what="theme applied")
+
+
+async def test_theme_switch_from_the_palette_is_saved(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the operator's own cockpit, on their own data dir
+    config = load_config(tmp_path / "user")
+    app = CockpitApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, plan)
+        await wait_for(pilot, lambda: app.engine is not None, what="the engine")
         assert app.theme == "livhana-dark"
-        await pilot.press("ctrl+p")
-        await type_text(pilot, "Theme: livhana-light")
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.theme == "livhana-light", what="theme applied")
+        await _pick_theme(pilot, app, "livhana-light")
         config_file = tmp_path / "user" / "config.toml"
         await wait_for(pilot, lambda: config_file.exists() and 'theme = "livhana-light"'
                        in config_file.read_text(), what="theme saved")
     # A new cockpit on the same config starts in the saved theme.
-    again, _ = make_app(tmp_path, tasks=())
+    again = CockpitApp(load_config(tmp_path / "user"))
     assert again.theme == "livhana-light"
+
+
+async def test_the_demo_never_writes_the_operators_config(tmp_path: Path) -> None:
+    operator = tmp_path / "user" / "config.toml"
+    operator.parent.mkdir()
+    operator.write_text('[ui]\ntheme = "livhana-dark"\n')
+    before = operator.read_text()
+    app, plan = make_app(tmp_path, tasks=())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await _pick_theme(pilot, app, "livhana-light")
+        own = tmp_path / "demo" / "data" / "config.toml"
+        await wait_for(pilot, lambda: own.exists() and 'theme = "livhana-light"'
+                       in own.read_text(), what="theme saved in the demo's own config")
+    assert operator.read_text() == before  # the operator's config is untouched
+    assert not (tmp_path / "user" / "livhana.db").exists()  # and no store appeared there
 
 
 async def test_keys_are_remappable_from_the_config(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(), keymap={"panel.metrics": "m", "emergency_stop": "f9"})
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("m")
+        await pilot.press("escape", "m")
         assert app.current_mode == "metrics"
         await pilot.press("f9")
         await wait_for(pilot, lambda: app.engine.stopped, what="stop on the remapped key")
@@ -173,7 +199,7 @@ async def test_escape_then_a_digit_typed_fast_switches_panels(tmp_path: Path) ->
     app, plan = make_app(tmp_path, tasks=())
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("n", "a", "b")
+        await pilot.press("escape", "n", "a", "b")
         # A terminal sends escape and a quick digit as one alt+digit key.
         await pilot.press("alt+3")
         assert app.current_mode == "approvals"
@@ -195,7 +221,7 @@ async def test_remapped_keys_are_the_ones_shown(tmp_path: Path) -> None:
         await pilot.press("f9")
         await wait_for(pilot, lambda: "EMERGENCY STOP ENGAGED" in panel_text(app), what="halted")
         assert "Safety Controls (s)" in panel_text(app)
-        await pilot.press("s")
+        await pilot.press("escape", "s")
         await idle(pilot)
         text = panel_text(app)
         assert "f9" in text and "ctrl+x" not in text

@@ -52,7 +52,7 @@ async def test_the_plan_bar_reaches_the_end_after_a_return(tmp_path: Path) -> No
     app, plan = make_app(tmp_path, tasks=())
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("2")
+        await pilot.press("escape", "2")  # a fresh cockpit's task field had the focus
         task_id = await app.engine.submit("Fix the off-by-one in paginate()", app.workspace,
                                           approve="auto")
         await pilot.press("1")
@@ -121,7 +121,7 @@ async def test_a_confirm_closes_when_its_task_ends_first(tmp_path: Path) -> None
         await ready(pilot, plan)
         engine = app.engine
         task_id = await engine.submit(SOAK, app.workspace, approve="auto")
-        await pilot.press("2")
+        await pilot.press("escape", "2")  # a fresh cockpit's task field had the focus
         table = app.screen.query_one("#live", KeyedTable)
         await wait_for(pilot, lambda: task_id in table.rows, what="the row")
         table.move_cursor(row=table.get_row_index(task_id))

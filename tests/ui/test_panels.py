@@ -196,7 +196,7 @@ async def test_self_improvement_empty_state_names_only_real_commands(tmp_path: P
     app, plan = make_app(tmp_path, tasks=())
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("7")
+        await pilot.press("escape", "7")
         await idle(pilot)
         text = " ".join(panel_text(app).split())
         for empty in ("No daemon running", "No proposals yet", "No insights in the last 7 days",
@@ -283,10 +283,10 @@ async def test_history_filters_focus_warn_and_keep_took_after_a_rollback(
         assert fixed in table.rows
 
         table.focus()
-        table.move_cursor(row=table.get_row_index(fixed))
-        await pilot.press("enter")
+        table.move_cursor(row=table.get_row_index(fixed))  # the highlighted task replays
         log = app.screen.query_one("#replay", EventLog)
-        await wait_for(pilot, lambda: len(log.lines) > 3, what="the replay")
+        await wait_for(pilot, lambda: log.task_id == fixed and len(log.lines) > 3,
+                       what="the replay")
         stamped = [line for line in log.lines if re.match(r"\d\d:\d\d:\d\d ", line.text)]
         shown = [ev for ev in log.events if render(ev) is not None]
         assert len(stamped) >= len(shown) > 3  # every event's line starts with its time
@@ -348,7 +348,7 @@ async def test_safety_says_when_a_hand_edit_of_the_policy_is_ignored(tmp_path: P
     app, plan = make_app(tmp_path, tasks=())
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("9")
+        await pilot.press("escape", "9")
         policy = app.config.policy_path if app.engine is None else app.engine.config.policy_path
         good = policy.read_text()
         policy.write_text("mode = [unclosed\n")  # a typo: the last good policy keeps ruling
