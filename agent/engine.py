@@ -63,6 +63,7 @@ from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
 APPROVE_MODES = ("ask", "auto", "deny")
+LOOPS_CLOSE_S = 4.0  # how long `close` lets its loops (a scheduler) finish after the cancel
 
 
 class Scheduler(Protocol):
@@ -98,7 +99,7 @@ class Engine:
         self.store = store
         self.role = role
         self.engine_id = engine_id = f"{role}-{uuid.uuid4().hex[:8]}"
-        model_factory = model_factory or model_factory_for(config)
+        self._model_factory = model_factory = model_factory or model_factory_for(config)
         self.safety = safety = Safety(config, store)
         self.bus = bus = EventBus(store, safety.redact, owner=engine_id)
         # The row's counters of a running task come from its run (the worker's).
@@ -174,6 +175,8 @@ class Engine:
             await self.exporter.stop()
         for task in self._loops:
             task.cancel()
+        if self._loops:  # a scheduler records its runs as interrupted on the way out
+            await asyncio.wait(self._loops, timeout=LOOPS_CLOSE_S)
         await self.control.interrupt_all(reason)
         await self.bus.close()
         try:
@@ -357,6 +360,11 @@ class Engine:
 
     async def relevant_learnings(self, title: str, limit: int = 8) -> list[str]:
         return await self.worker.learnings_for(title, limit)
+
+    def make_model(self, spec: str | None = None) -> Model:
+        """A model made the way tasks get theirs (scripted in tests, Anthropic otherwise),
+        for calls outside a task: the self-improvement jobs (agent/improve/)."""
+        return self._model_factory(spec or self.config.engine.model)
 
     # -- conflicts between tasks, and the disk they use -------------------------------------
     async def conflicts(self, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:

@@ -53,11 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="config file (default: DATA_DIR/config.toml)")
     p.add_argument(
-        "--daemon", action="store_true", help="headless engine: queued tasks, stop/cancel, HTTP API"
+        "--daemon", action="store_true",
+        help="headless engine: the schedules, accepted proposals and queued tasks, "
+        "stop/cancel, HTTP API",
     )
     d = p.add_argument_group("daemon")
-    d.add_argument("--workspace", dest="daemon_workspace", type=Path,
-                   help="the daemon's project folder (API tasks that name none run here)")
+    d.add_argument("--workspace", dest="daemon_workspace", type=Path, metavar="DIR",
+                   help="the daemon's project folder: its jobs and proposals work on it, and "
+                   "API tasks that name none run here (default: .)")
+    d.add_argument("--install-service", action="store_true",
+                   help="write a systemd user unit for the daemon (not enabled)")
     d.add_argument("--api-host", help="where the HTTP API listens (default 127.0.0.1)")
     d.add_argument("--api-port", type=_whole(0, 65535), help="its port (default 4002; 0: any free)")
     d.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
@@ -144,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--subject", help="who it is for, as audited (default: user@host)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",), help="verify: check the whole hash chain")
+    from . import improve_cli
     from .cli_worktrees import add_parsers  # gc, rebase, keep
 
+    improve_cli.add_parsers(sub)
     add_parsers(sub)
     return p
 
@@ -271,7 +278,7 @@ def dispatch(args: argparse.Namespace) -> int:
         # policy.toml is broken (an engine needs both, the stop switch neither).
         return asyncio.run(control_command(args))
     config = load_config(args.data_dir, args.config)
-    if args.daemon:
+    if args.daemon or args.install_service:
         from .daemon import run_daemon
 
         return run_daemon(config, args)
@@ -279,6 +286,11 @@ def dispatch(args: argparse.Namespace) -> int:
         from .api.tokens import token_command
 
         return token_command(config.data_dir, args.scope, args.ttl, args.subject)
+    if args.daemon_workspace is not None:
+        from agent.errors import UsageError
+
+        raise UsageError("--workspace before the command goes with --daemon; "
+                         "for a command, put it after the command's name")
     if not args.command:
         from .app import run_app
 
@@ -294,6 +306,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from .run_command import run_task
 
         return asyncio.run(run_task(config, args))
+    from . import improve_cli
+
+    if args.command in improve_cli.COMMANDS:
+        return improve_cli.dispatch(config, args)
     from . import cli_worktrees
 
     if args.command in cli_worktrees.COMMANDS:

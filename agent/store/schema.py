@@ -159,6 +159,60 @@ MIGRATIONS: list[str] = [
         pulled_at REAL NOT NULL
     );
     """,
+    # 4: self-improvement (agent/improve/): each job run (scheduled, caught up or by hand),
+    # the insights it computed and the proposals waiting for the operator. A scheduled
+    # run is claimed by inserting its (job, due time): of several daemons on one store,
+    # one insert wins.
+    """
+    CREATE TABLE improve_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        scheduled_for REAL,
+        engine_id TEXT,
+        workspace TEXT,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        outcome TEXT,
+        error TEXT,
+        report TEXT,
+        produced TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX improve_runs_due ON improve_runs(job, scheduled_for);
+    CREATE INDEX improve_runs_started ON improve_runs(started_at DESC);
+
+    CREATE TABLE insights (
+        id TEXT PRIMARY KEY,
+        run_id INTEGER,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        evidence TEXT NOT NULL DEFAULT '[]',
+        data TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX insights_created ON insights(created_at DESC);
+
+    CREATE TABLE proposals (
+        id TEXT PRIMARY KEY,
+        run_id INTEGER,
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        task TEXT NOT NULL,
+        rationale TEXT NOT NULL DEFAULT '',
+        impact TEXT NOT NULL DEFAULT '',
+        effort TEXT NOT NULL DEFAULT '',
+        evidence TEXT NOT NULL DEFAULT '[]',
+        workspace TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at REAL NOT NULL,
+        decided_by TEXT,
+        decided_at REAL,
+        task_id TEXT,
+        started_at REAL,
+        started_by TEXT
+    );
+    CREATE INDEX proposals_state ON proposals(state, created_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
