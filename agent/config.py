@@ -114,6 +114,22 @@ class UIConfig:
 
 
 @dataclass
+class LearningsConfig:
+    """How learnings are given and measured (agent/learnings/)."""
+
+    # Share of tasks run without any learning (pinned ones aside): the baseline.
+    holdout: float = _ranged(0.10, 0, 1)
+    limit: int = _ranged(8, 0, 100)  # most learnings given to one task, pinned ones aside
+    # Cosine of a task's title and a learning from which the learning is relevant to it
+    # (given, or counted as a comparable task without it).
+    min_relevance: float = _ranged(0.1, 0, 1)
+    # Tasks with an outcome needed on each side (with / without) before any effect is
+    # claimed, or a learning retired for one.
+    min_tasks: int = _ranged(5, 1, 1_000_000)
+    auto_retire: bool = True  # retire a learning whose effect is clearly negative
+
+
+@dataclass
 class APIConfig:
     host: str = "127.0.0.1"
     port: int = field(default=4002, metadata={"min": 1, "max": 65535})
@@ -125,6 +141,7 @@ class Config:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     api: APIConfig = field(default_factory=APIConfig)
+    learnings: LearningsConfig = field(default_factory=LearningsConfig)
     deploy: dict[str, DeployTarget] = field(default_factory=dict)
     databases: dict[str, DatabaseConfig] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)

@@ -26,6 +26,7 @@ from .bus import EventBus
 from .config import Config, task_caps_problem
 from .dispatch import dispatch_loop
 from .errors import StopActive, StoreError, StoreFull, TaskStopped, UsageError
+from .learnings.book import LearningBook
 from .models import model_factory_for
 from .models.base import Model
 from .run import TaskRun
@@ -57,6 +58,7 @@ class Engine:
         self.safety = Safety(config, store)
         self.bus = EventBus(store, self.safety.redact, owner=self.engine_id)
         self.desk = ApprovalDesk(store)
+        self.learnbook = LearningBook(store, config.learnings, audit=self.safety.audit)
         self.tools = load_tools()
         self.stopped = False
         self._model_factory = model_factory or model_factory_for(config)
@@ -287,8 +289,37 @@ class Engine:
         self.stopped = False
         self._wake.set()
 
+    # -- learnings (agent/learnings/book.py) ------------------------------------------------
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
-        return await self.store.learnings(query)
+        """Every learning (merged lessons, active and retired) with its teachings."""
+        return await self.learnbook.rows(query)
+
+    async def learnings_by_kind(self) -> dict[str, list[str]]:
+        """The active learnings as `{"patterns", "improvements", "nextSteps"}` (the seed's)."""
+        return await self.learnbook.by_kind()
+
+    async def learning_stats(self, query: str | None = None) -> list[dict[str, Any]]:
+        """Each learning with provenance and measured effect (`learnings --stats --json`)."""
+        return await self.learnbook.stats(query)
+
+    async def learning_counts(self) -> dict[str, int]:
+        """Distinct learnings by state, and how many teachings were merged into them."""
+        return await self.learnbook.counts()
+
+    async def change_learning(
+        self, learning_id: int, action: str, *, text: str = "", reason: str = "",
+        by: str = "operator",
+    ) -> dict[str, Any]:
+        """pin, unpin, edit (`text`), retire or restore one learning; audited."""
+        return await self.learnbook.change(
+            learning_id, action, by, text=self.safety.redact(text), reason=reason
+        )
+
+    async def learnings_for_task(self, task_id: str, title: str) -> dict[str, Any]:
+        """The learnings a starting task is given (pinned, relevant, or none for a
+        holdout), recorded with it for measuring their effect."""
+        task = await self.store.get_task(task_id)
+        return await self.learnbook.select(task_id, title, (task or {}).get("workspace", ""))
 
     # -- views for panels and the API (agent/insights.py) ----------------------------------
     def capabilities(self) -> list[dict[str, Any]]:
@@ -362,13 +393,11 @@ class Engine:
 
         return await asyncio.to_thread(workspace_summary, root)
 
-    async def relevant_learnings(self, title: str, limit: int = 8) -> list[str]:
-        rows = [r for r in await self.store.learnings(limit=200) if r["category"] != "nextStep"]
-        words = {w for w in title.lower().split() if len(w) > 3}
-        rows.sort(key=lambda r: -len(words & set(r["text"].lower().split())))
-        chosen = rows[:limit]
-        await self.store.mark_learnings_used([r["id"] for r in chosen])
-        return [r["text"] for r in chosen]
+    async def relevant_learnings(
+        self, title: str, limit: int = 8, workspace: str | None = None
+    ) -> list[str]:
+        """The active learnings most relevant to `title`: a look, nothing recorded."""
+        return await self.learnbook.relevant(title, limit, workspace)
 
     async def record_usage(self, run: TaskRun, model: str, usage: dict[str, Any]) -> None:
         await self.store.add_usage(run.task_id, model, usage)

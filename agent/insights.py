@@ -47,13 +47,15 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
     for r in rows:
         end = ends.get(r["id"]) if r["state"] == ev.ROLLED_BACK else r["finished_at"]
         r["secs"] = end - r["started_at"] if end and r["started_at"] else 0
+    # Distinct learnings (merged lessons, agent/learnings/): what `learnings` lists.
     learn = await engine.store.fetch(
         "SELECT date(created_at, 'unixepoch', 'localtime') AS day, COUNT(*) AS n "
-        "FROM learnings GROUP BY day"
+        "FROM lessons GROUP BY day"
     )
     learn_before = await engine.store.fetch(
-        "SELECT COUNT(*) AS n FROM learnings WHERE created_at < ?", [since]
+        "SELECT COUNT(*) AS n FROM lessons WHERE created_at < ?", [since]
     )
+    learn_counts = await engine.store.lesson_counts()
     spent = await engine.store.fetch(
         "SELECT date(ts, 'unixepoch', 'localtime') AS day, SUM(cost_usd) AS c FROM usage "
         "WHERE ts >= ? GROUP BY day",
@@ -96,7 +98,10 @@ async def metrics(engine: Engine, days: int = 14) -> dict[str, Any]:
         "live": len(rows) - ended,
         "success_rate": round(by_state[ev.SUCCEEDED] / ended, 3) if ended else None,
         "cost_usd": round(sum(cost.values()), 4),
-        "learnings": total_learn,
+        "learnings": learn_counts["lessons"],
+        "learnings_active": learn_counts["active"],
+        "learnings_retired": learn_counts["retired"],
+        "learnings_merged": learn_counts["merged"],
     }
     return {"days": labels, **out, "totals": totals}
 
@@ -154,7 +159,7 @@ async def _store_counts(engine: Engine) -> dict[str, int]:
         "SELECT (SELECT COUNT(*) FROM tasks) AS tasks, "
         "(SELECT COALESCE(MAX(id), 0) FROM events) AS events, "
         "(SELECT COUNT(*) FROM approvals WHERE state = 'pending') AS pending_approvals, "
-        "(SELECT COUNT(*) FROM learnings) AS learnings, "
+        "(SELECT COUNT(*) FROM lessons) AS learnings, "
         "(SELECT COUNT(*) FROM audit) AS audit_records"
     ))[0]
     return {k: int(v or 0) for k, v in row.items()}

@@ -130,8 +130,10 @@ class TaskRun:
 
     async def opening_prompt(self) -> str:
         analysis = await self.engine.analyse(self.tree.path)
-        await self.emit("analysis", **analysis)
-        lessons = await self.engine.relevant_learnings(self.title)
+        # Which learnings it gets (none for a holdout) is part of the task's record.
+        chosen = await self.engine.learnings_for_task(self.task_id, self.title)
+        await self.emit("analysis", **analysis, learnings=chosen)
+        lessons = [item["text"] for item in chosen["given"]]
         return prompts.task_prompt(self.title, analysis["summary"], lessons)
 
     async def call_model(self, messages: list[dict[str, Any]], tools: bool = True) -> ModelResponse:

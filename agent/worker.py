@@ -210,5 +210,7 @@ async def _save_learnings(engine: Engine, task_id: str, learnings: dict[str, lis
     ]
     if not items:
         return
-    await engine.store.add_learnings(task_id, items)
-    engine.bus.emit(task_id, ev.LEARNING, **learnings)
+    saved = await engine.store.add_learnings(task_id, items)
+    # How many said what an earlier learning already says (merged into it: counted once).
+    merged = sum(1 for item in saved if item["merged"])
+    engine.bus.emit(task_id, ev.LEARNING, **learnings, merged=merged)

@@ -82,7 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("tasks", "live tasks"),
         ("history", "finished tasks"),
-        ("learnings", "what the agent has learned"),
         ("metrics", "cost and success"),
         ("capabilities", "the agent's tools and their policy"),
         ("approvals", "pending approval requests"),
@@ -91,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
         if name in ("history", "tasks"):
             sp.add_argument("--limit", type=_whole(1, 100_000), default=50)
+    from .learnings_command import add_parser as add_learnings
+
+    add_learnings(sub)
     for name in ("approve", "deny", "cancel"):
         sp = sub.add_parser(name, help=f"{name} a task (its pending approvals, for approve/deny)")
         sp.add_argument("task_id")
@@ -305,7 +307,11 @@ VIEWS = ("tasks", "history", "learnings", "metrics", "capabilities", "approvals"
 async def store_command(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
 
-    if args.command in VIEWS:
+    if args.command == "learnings":
+        from .learnings_command import check_args
+
+        check_args(args)
+    if args.command in VIEWS and not getattr(args, "action", None):
         await _settle_first(config)
         return await _view(config, args)
     engine = await Engine.open(config, role="cli")
@@ -424,8 +430,11 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
             for t in data
         ]
     elif cmd == "learnings":
-        data = await engine.learnings()
-        rows = [(str(r["id"]), r["category"], str(r["uses"]), r["text"][:80]) for r in data]
+        from . import learnings_command
+
+        if args.action:
+            return await learnings_command.change(engine, args)
+        return await learnings_command.show(engine, args)
     elif cmd == "approvals":
         data = await engine.pending_approvals()
         rows = [(str(a["id"]), a["task_id"], a["kind"], a["risk"], a["summary"][:70]) for a in data]

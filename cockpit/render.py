@@ -12,7 +12,15 @@ def describe(event: dict[str, Any]) -> str:
         reason = f" — {event['reason']}" if event.get("reason") else ""
         return f"state: {event['state']}{reason}"
     if t == "analysis":
-        return f"analysis: {event.get('summary', '')}"
+        chosen = event.get("learnings")
+        note = ""
+        if isinstance(chosen, dict):
+            given = chosen.get("given") or []
+            if chosen.get("holdout"):
+                note = " [learnings: holdout, run without them as a baseline]"
+            elif given:
+                note = f" [learnings given: {', '.join(str(g.get('id')) for g in given)}]"
+        return f"analysis: {event.get('summary', '')}{note}"
     if t == "thinking":
         return f"thinking: {_first(event.get('text', ''))}"
     if t == "text":
@@ -41,7 +49,8 @@ def describe(event: dict[str, Any]) -> str:
         return f"usage: {event.get('input_tokens', 0)} in / {event.get('output_tokens', 0)} out, task total ${event.get('total_cost_usd', 0):.4f}"
     if t == "learning":
         n = sum(len(event.get(k, [])) for k in ("patterns", "improvements", "nextSteps"))
-        return f"learned {n} item(s)"
+        merged = f" ({event['merged']} already known: merged)" if event.get("merged") else ""
+        return f"learned {n} item(s){merged}"
     if t == "checkpoint":
         return f"checkpoint after step {event.get('step')}: {str(event.get('commit', ''))[:10]}"
     if t in ("warning", "error"):

@@ -113,6 +113,17 @@ def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: flo
     plot.refresh()
 
 
+def learnings_line(t: dict[str, Any]) -> str:
+    """'3 learnings (3 more merged)': the count `learnings` lists, and the merged ones."""
+    line = fmt.plural(t.get("learnings", 0), "learning")
+    extra = []
+    if t.get("learnings_merged"):
+        extra.append(f"{t['learnings_merged']} more merged")
+    if t.get("learnings_retired"):
+        extra.append(f"{t['learnings_retired']} retired")
+    return f"{line} ({', '.join(extra)})" if extra else line
+
+
 def totals_text(t: dict[str, Any]) -> str:
     rate = t.get("success_rate")
     lines = [f"[b]{fmt.plural(t.get('tasks', 0), 'task')}[/]"]
@@ -123,7 +134,7 @@ def totals_text(t: dict[str, Any]) -> str:
         lines.append(f"{t['live']} still running")
     lines.append(f"success {f'{rate * 100:.0f}%' if rate is not None else '—'}")
     lines.append(f"cost {fmt.money(t.get('cost_usd'))}")
-    lines.append(fmt.plural(t.get("learnings", 0), "learning"))
+    lines.append(learnings_line(t))
     return "\n".join(lines)
 
 

@@ -42,7 +42,9 @@ def render(event: dict[str, Any], show_thinking: bool = False) -> Text | None:
     if kind == "text":
         return Text.from_markup(f"[b]▌[/] {e(event.get('text', ''))}")
     if kind == "analysis":
-        return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {e(fmt.short(event.get('summary', ''), 200))}")
+        given = given_note(event.get("learnings"))
+        return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {e(fmt.short(event.get('summary', ''), 200))}"
+                                + (f" [dim]· {e(given)}[/]" if given else ""))
     if kind == "plan":
         steps = event.get("steps", [])
         marks = {"done": "✓", "in_progress": "▶"}
@@ -117,6 +119,19 @@ def _tool_result(event: dict[str, Any]) -> Text:
     return text
 
 
+def given_note(chosen: Any) -> str:
+    """What the task was given of the learnings (the analysis event's `learnings`)."""
+    if not isinstance(chosen, dict):
+        return ""
+    if chosen.get("error"):
+        return "no learnings (the store could not be read)"
+    given = chosen.get("given") or []
+    if chosen.get("holdout"):
+        pinned = f"; {len(given)} pinned given" if given else ""
+        return f"holdout: runs without learnings, as a baseline{pinned}"
+    return f"{fmt.plural(len(given), 'learning')} given" if given else "no learning relevant"
+
+
 def _learning(event: dict[str, Any]) -> Text:
     """'◆ learned 2 patterns, 1 improvement: prefer …' (the first item shown)."""
     counts, first = [], ""
@@ -130,8 +145,10 @@ def _learning(event: dict[str, Any]) -> Text:
         return Text.from_markup(f"{fmt.paint('◆ learning', 'accent')} "
                                 f"{fmt.escape(fmt.short(str(body), 160))}")
     learned = fmt.paint(f"◆ learned {', '.join(counts)}:", "accent")
+    merged = int(event.get("merged") or 0)
+    note = f" [dim]({merged} already known: merged)[/]" if merged else ""
     return Text.from_markup(f"{learned} "
-                            f"{fmt.escape(fmt.short(first, 160))}")
+                            f"{fmt.escape(fmt.short(first, 160))}{note}")
 
 
 class EventLog(RichLog):
