@@ -50,6 +50,7 @@ GIVEN_KINDS = ("pattern", "improvement")  # what the agent is told (next steps: 
 SUCCESS, FAILURE = "succeeded", ("failed", "rolled_back")
 CANDIDATES = 30  # relevant learnings looked at per task (given, withheld, checked)
 RECENT = 20  # tasks listed per learning in the stats
+FOR_OPERATOR = "for the operator"  # a next step: never given to the agent unless pinned
 
 Audit = Callable[[str, str, "str | None", dict[str, Any]], Awaitable[None]]
 
@@ -272,6 +273,9 @@ def _record(
 ) -> dict[str, Any]:
     e = e or fx.Effect(0, 0, 0, 0, min_tasks)
     interval = e.interval
+    verdict = e.verdict
+    if verdict == fx.NOT_USED and row["category"] not in GIVEN_KINDS and not row["pinned"]:
+        verdict = FOR_OPERATOR
     return {
         "id": row["id"],
         "text": row["text"],
@@ -290,7 +294,7 @@ def _record(
         "effect": _round(e.effect),
         "confidence": None if interval is None else {
             "level": 0.95, "low": _round(interval[0]), "high": _round(interval[1])},
-        "verdict": e.verdict,
+        "verdict": verdict,
         "summary": e.describe(),
         "reason": row["reason"],
         "changed_by": row["changed_by"],
