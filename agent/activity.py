@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 from .pausing import paused_tasks
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .bus import EventBus
+    from .store import Store
 
 
-async def now_doing(engine: Engine, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+async def now_doing(
+    store: Store, bus: EventBus, task_ids: list[str]
+) -> dict[str, dict[str, Any]]:
     """task id -> {"step", "action", "target", "ts", "paused"} (step 0: no step yet)."""
-    await engine.bus.flush()
-    store = engine.store
+    await bus.flush()
     paused = await paused_tasks(store, task_ids)
     out: dict[str, dict[str, Any]] = {}
     for task_id in task_ids:

@@ -156,7 +156,7 @@ async def apply(
     if dirty := await repo.dirty(files):
         raise ApplyError(
             f"apply refused: you have uncommitted changes to {_list(dirty)}, which the task "
-            "also changed; commit or stash them, then apply again"
+            "also changed; commit or stash them first"
         )
     if head == base:
         tree = await repo.out("rev-parse", f"{tip}^{{tree}}")
@@ -416,7 +416,7 @@ async def _plan(repo: _Repo, old: str, new: str, word: str) -> list[dict[str, An
         if word == "apply":
             raise ApplyError(
                 f"apply refused: you have uncommitted changes to {_list(dirty)}, which the "
-                "task also changed; commit or stash them, then apply again"
+                "task also changed; commit or stash them first"
             )
         raise ApplyError(
             f"rollback refused: you changed {_list(dirty)} since the task was applied; "
@@ -425,7 +425,7 @@ async def _plan(repo: _Repo, old: str, new: str, word: str) -> list[dict[str, An
     if problems := await fs.in_thread(fs.in_the_way, repo.top, entries):
         raise ApplyError(
             f"{word} refused: {fs.described(problems)} would be overwritten or deleted, and "
-            "git does not keep them; move them aside, then try again (nothing was changed)"
+            "git does not keep them; move them aside first (nothing was changed)"
         )
     await fs.in_thread(fs.plan_old, repo.top, entries)
     return entries

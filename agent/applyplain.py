@@ -231,7 +231,7 @@ async def _refuse_in_the_way(root: Path, entries: list[dict[str, Any]], word: st
     if problems := await fs.in_thread(fs.in_the_way, root, entries):
         raise ApplyError(
             f"{word} refused: {fs.described(problems)} would be overwritten or deleted; "
-            "move them aside, then try again (nothing was changed)"
+            "move them aside first (nothing was changed)"
         )
 
 

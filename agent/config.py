@@ -13,6 +13,7 @@ later. Every number has a ceiling too: a value no one means (a 10^23 s timeout) 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -264,28 +265,50 @@ def load_config(data_dir: Path | None = None, config_path: Path | None = None) -
 
 
 def save_ui_settings(config: Config) -> None:
-    """Persist the UI section (theme, keymap) back into the config file, keeping the rest."""
+    """Persist the UI section (theme, keymap) into the config file, leaving the rest as the
+    operator wrote it: through tomlkit, so comments, order and other sections are kept and
+    every value is escaped (a key remapped to `ctrl+\\` must not break the next start),
+    and atomically (a temp file beside it, then a rename: a crash leaves old or new)."""
+    import tomlkit  # only when saving: the cockpit's first frame does not need it
+    from tomlkit.exceptions import TOMLKitError
+
     assert config.config_path is not None
     path = config.config_path
-    lines = [line for line in _strip_section(path, "ui")]
-    lines.append("[ui]")
-    lines.append(f'theme = "{config.ui.theme}"')
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        doc = tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError, TOMLKitError) as exc:
+        raise ConfigError(f"config: cannot update {path}: {exc}") from None
+    ui = doc.get("ui")
+    if not isinstance(ui, dict):  # no [ui] yet (or not a table, which load refuses anyway)
+        ui = tomlkit.table()
+        doc["ui"] = ui
+    ui["theme"] = config.ui.theme
     if config.ui.keymap:
-        items = ", ".join(f'"{k}" = "{v}"' for k, v in sorted(config.ui.keymap.items()))
-        lines.append(f"keymap = {{ {items} }}")
+        keymap = tomlkit.inline_table()
+        keymap.update(sorted(config.ui.keymap.items()))
+        ui["keymap"] = keymap
+    elif "keymap" in ui:
+        del ui["keymap"]
+    _write_atomic(path, tomlkit.dumps(doc))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file in the same folder and a rename, keeping
+    the file's permission bits (a config may name a database's credentials)."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _strip_section(path: Path, name: str) -> list[str]:
-    if not path.exists():
-        return []
-    out: list[str] = []
-    skipping = False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            skipping = stripped == f"[{name}]"
-        if not skipping:
-            out.append(line)
-    return out
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,13 +1,11 @@
-"""Stopping things: cancel, the emergency stop, the control rows other processes write
-(stop, re-arm, cancel, secrets, picked up every CONTROL_INTERVAL_S), and, on start,
-interrupting the tasks of engines that died.
+"""Task control: the emergency stop, cancel, pause and resume, and the control rows other
+processes write (stop, re-arm, cancel, secrets, pause, resume: picked up every
+CONTROL_INTERVAL_S).
 
-Death is proven, never guessed: an engine is dead when the lock it holds while alive can
-be taken (agent/store/liveness.py). A paused process or a busy event loop keeps it; the
-heartbeat is only for display. A task is taken from a dead engine by one atomic update
-(two recovering engines: one wins), and an engine that finds its task taken anyway stops
-it without writing more (`task_lost`). A full disk fails the tasks in progress
-(`watch_store`), using the room the store kept aside to record why.
+An engine that finds a task of its own taken over by another engine (which judged it dead:
+agent/recovery.py) stops it without writing more (`task_lost`). A full disk fails the tasks
+in progress (`Control.start` ties it to the store's alarm), using the room the store kept
+aside to record why.
 
 `engage_stop` / `lift_stop` work on a bare Store (no Engine, no policy, no config needed), so
 `livhana-cockpit stop` works even when policy.toml or config.toml is broken:
@@ -27,14 +25,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import approvals, pausing
 from . import audit as audit_log
 from . import events as ev
-from .errors import CockpitError
+from .errors import CockpitError, UsageError
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .approvals import ApprovalDesk
+    from .bus import EventBus
+    from .config import Config
+    from .dispatch import Dispatcher
+    from .pausing import Pauses
+    from .safety import Safety
     from .store import Store
+    from .taskbook import TaskBook
+    from .worker import Worker
 
 log = logging.getLogger(__name__)
 CONTROL_INTERVAL_S = 0.1  # cross-process stop must be noticed within 300 ms
@@ -103,220 +107,184 @@ async def secrets_changed(data_dir: Path, name: str) -> None:
         await store.add_command("secrets", None, {"name": name})
 
 
-async def halt_task(engine: Engine, task_id: str, reason: tuple[str, str]) -> None:
-    if task_id in engine._queue:
-        engine._queue.remove(task_id)
-        await engine.transition(task_id, reason[0], reason[1])
-        await engine._complete(task_id, False, reason[1])
-        return
-    # Remembered by task, not only on its run: a task still preparing its worktree has
-    # no run yet, and its worker must still end with this reason.
-    engine.stop_reasons[task_id] = reason
-    run = engine._runs.get(task_id)
-    if run is not None:
-        run.stop_reason = reason
-        pending = list(run.pending_approvals)
-        engine.desk.cancel_for(pending)
-        survivors = await run.procs.kill_all()
-        if survivors:
-            await report_survivors(engine, task_id, survivors)
-    worker = engine._workers.get(task_id)
-    if worker and task_id not in engine.finishing:
-        worker.cancel()
-    if run is not None:
+class Control:
+    """Stopping, pausing and resuming this engine's tasks, and obeying the control rows."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        bus: EventBus,
+        book: TaskBook,
+        tasks: Dispatcher,
+        worker: Worker,
+        desk: ApprovalDesk,
+        pauses: Pauses,
+        safety: Safety,
+        engine_id: str,
+    ) -> None:
+        self.config, self.store, self.bus, self.book = config, store, bus, book
+        self.tasks, self.worker, self.desk, self.pauses = tasks, worker, desk, pauses
+        self.safety, self.engine_id = safety, engine_id
+        self._cursor = 0  # the last control row seen
+        self._spawned: set[asyncio.Future[Any]] = set()  # work started from callbacks
+
+    async def start(self) -> None:
+        """Tie the store's alarms to this engine, and skip the rows written before it."""
+        self.store.on_disk_full(lambda message: self._spawn(self._disk_full(message)))
+        self.bus.on_lost.append(self.task_lost)
+        self._cursor = await self.store.last_command_id()
+        if (await self.store.get_setting("emergency_stop", {})).get("engaged"):
+            self.tasks.hold()
+
+    @property
+    def stopped(self) -> bool:
+        """The emergency stop is engaged (for this engine: new work is held)."""
+        return self.tasks.held
+
+    # -- the operator's controls -----------------------------------------------------------------
+    async def cancel(self, task: dict[str, Any], by: str) -> None:
+        task_id = task["id"]
+        if task["state"] in ev.END_STATES:
+            raise UsageError(f"task {task_id} already ended ({task['state']})")
+        await self.safety.audit(by, "cancel", task_id, {})
+        if self.book.holds(task_id):
+            await self.halt(task_id, (ev.CANCELLED, f"cancelled by {by}"))
+        else:  # another engine's: it obeys the row
+            await self.store.add_command("cancel", task_id, {"by": by})
+
+    async def pause(self, task_id: str, pause: bool, by: str) -> None:
+        """Hold the task before its next model or tool call (state unchanged), or let it go on."""
+        await self.pauses.request(task_id, pause, by)
+
+    async def emergency_stop(self, by: str) -> None:
+        await engage_stop(self.store, by, self.engine_id)
+        await self.halt_all(by)
+
+    async def rearm(self, by: str) -> None:
+        await lift_stop(self.store, by, self.engine_id)
+        self.tasks.release()
+
+    # -- halting ---------------------------------------------------------------------------------
+    async def halt(self, task_id: str, reason: tuple[str, str]) -> None:
+        """End one task with `reason` ((state, why)): off the queue, or its run stopped, its
+        processes killed, its worker cancelled and its open requests closed."""
+        if self.tasks.unqueue(task_id):
+            await self.book.end(task_id, *reason)
+            return
+        run = self.worker.stop(task_id, reason)
+        pending: list[int] = []
+        if run is not None:
+            pending = self.desk.stop_waiting(task_id)
+            survivors = await run.procs.kill_all()
+            if survivors:
+                await self._report_survivors(task_id, survivors)
+        self.tasks.cancel(task_id)
         # Close the task's open requests too: left "pending" they would sit in the
         # approval queue forever, asking the operator about a task that is gone.
         for approval_id in pending:
-            await _close_request(engine, task_id, approval_id, reason[1], "task stopped")
+            await self.desk.close(task_id, approval_id, reason[1], "task stopped")
 
+    async def _report_survivors(self, task_id: str, survivors: list[int]) -> None:
+        """A process that outlived SIGKILL and the wait: the operator must know, loudly."""
+        message = (
+            f"{len(survivors)} process(es) of this task survived the kill (pids "
+            f"{', '.join(map(str, survivors[:10]))}); check them by hand"
+        )
+        log.error("task %s: %s", task_id, message)
+        self.bus.emit(task_id, ev.ERROR, message=message, pids=survivors)
+        await self.safety.audit("engine", "kill_failed", task_id, {"pids": survivors})
 
-async def _close_request(
-    engine: Engine, task_id: str, approval_id: int, by: str, reason: str, kind: str = ""
-) -> None:
-    """Deny a request its task can no longer act on, if still pending: audited, and its
-    decision in the stream too, so every follower (the cockpit's pending count, `run
-    --approve ask`) sees it leave the queue."""
-    if not await engine.store.decide_approval(approval_id, False, by, reason):
-        await approvals.announce_winner(engine, task_id, approval_id)  # decided just before
-        return
-    detail = {"approval_id": approval_id, **({"kind": kind} if kind else {}), "reason": reason}
-    await engine.audit(by, "deny", task_id, detail)
-    engine.bus.emit(task_id, ev.APPROVAL_DECIDED, approval_id=approval_id, approved=False,
-                    by=by, reason=reason, **({"kind": kind} if kind else {}))  # fmt: skip
+    async def halt_all(self, by: str) -> None:
+        """The emergency stop, here: every running task stops, queued ones are held."""
+        self.tasks.hold()
+        reason = (ev.CANCELLED, f"emergency stop by {by}")
+        await asyncio.gather(*(self._halt_running(t, reason) for t in self.tasks.running()))
+        for task_id in self.tasks.queued():  # held, not lost: they start after re-arm
+            self.bus.emit(task_id, ev.WARNING, message="held: emergency stop engaged")
 
+    async def _halt_running(self, task_id: str, reason: tuple[str, str]) -> None:
+        if self.tasks.is_running(task_id):
+            await self.halt(task_id, reason)
 
-async def report_survivors(engine: Engine, task_id: str, survivors: list[int]) -> None:
-    """A process that outlived SIGKILL and the wait: the operator must know, loudly."""
-    message = (
-        f"{len(survivors)} process(es) of this task survived the kill (pids "
-        f"{', '.join(map(str, survivors[:10]))}); check them by hand"
-    )
-    log.error("task %s: %s", task_id, message)
-    engine.bus.emit(task_id, ev.ERROR, message=message, pids=survivors)
-    await engine.audit("engine", "kill_failed", task_id, {"pids": survivors})
+    async def interrupt_all(self, reason: str) -> None:
+        """The engine shuts down: what runs ends `interrupted`, and so does what waits."""
+        for task_id in self.tasks.running():  # running or still preparing: both end now
+            await self.halt(task_id, (ev.INTERRUPTED, reason))
+        await self.tasks.drain()
+        await asyncio.gather(*self._spawned, return_exceptions=True)
+        for task_id in self.tasks.queued():
+            await self.book.transition(task_id, ev.INTERRUPTED, reason)
+            await self.book.complete(task_id, False, f"interrupted: {reason}")
 
+    def task_lost(self, task_id: str) -> None:
+        """Another engine took this task over (it judged this one dead): stop its work here
+        and write nothing more for it (the bus refuses its events, the row is not ours)."""
+        log.error("task %s was taken over by another engine; stopping it here", task_id)
+        run = self.worker.stop(task_id, (ev.INTERRUPTED, "taken over by another engine"))
+        if run is not None:
+            self._spawn(run.procs.kill_all())
+        self.tasks.cancel(task_id, even_finishing=True)
 
-async def halt_all(engine: Engine, by: str) -> None:
-    engine.stopped = True
-    reason = (ev.CANCELLED, f"emergency stop by {by}")
-    await asyncio.gather(*(_halt_running(engine, t, reason) for t in list(engine._workers)))
-    for task_id in list(engine._queue):  # held, not lost: they start after re-arm
-        engine.bus.emit(task_id, ev.WARNING, message="held: emergency stop engaged")
+    async def _disk_full(self, message: str) -> None:
+        reason = (ev.FAILED, f"stopped: {message}")
+        await asyncio.gather(*(self.halt(t, reason) for t in self.tasks.running()))
+        for task_id in self.tasks.queued():
+            await self.halt(task_id, reason)
 
+    def _spawn(self, work: Any) -> None:
+        future = asyncio.ensure_future(work)
+        self._spawned.add(future)
+        future.add_done_callback(self._spawned.discard)
 
-async def _halt_running(engine: Engine, task_id: str, reason: tuple[str, str]) -> None:
-    if task_id in engine._workers:
-        await halt_task(engine, task_id, reason)
+    # -- the control rows ------------------------------------------------------------------------
+    async def loop(self) -> None:
+        beats, failing = 0, ""
+        while True:
+            await asyncio.sleep(CONTROL_INTERVAL_S)
+            try:
+                await self._apply_commands()
+                await self.desk.poll()
+                self.safety.reload_policy()
+                beats += 1
+                if beats * CONTROL_INTERVAL_S >= self.config.engine.heartbeat_s:
+                    beats = 0
+                    # For display (the health panel): liveness is the engine's lock.
+                    await self.store.heartbeat(self.engine_id)
+                    await self._check_ownership()
+                failing = ""
+            except CockpitError as exc:
+                if str(exc) != failing:  # once per cause, not ten times a second
+                    log.error("control loop: %s", exc)
+                failing = str(exc)
 
+    async def _check_ownership(self) -> None:
+        """A task of ours that another engine took over stops here even while it is quiet
+        (a long command): the bus would only notice at its next event."""
+        mine = [t for t in self.tasks.running() if self.bus.owns(t)]
+        if not mine:
+            return
+        marks = ", ".join("?" for _ in mine)
+        rows = await self.store.fetch(
+            f"SELECT id FROM tasks WHERE id IN ({marks}) AND engine_id IS NOT ?",
+            [*mine, self.engine_id],
+        )
+        for row in rows:
+            self.bus.mark_lost(row["id"])
 
-async def control_loop(engine: Engine) -> None:
-    beats, failing = 0, ""
-    while True:
-        await asyncio.sleep(CONTROL_INTERVAL_S)
-        try:
-            await _apply_commands(engine)
-            await engine.desk.poll()
-            engine.safety.reload_policy()
-            beats += 1
-            if beats * CONTROL_INTERVAL_S >= engine.config.engine.heartbeat_s:
-                beats = 0
-                # For display (the health panel): liveness is the engine's lock.
-                await engine.store.heartbeat(engine.engine_id)
-                await _check_ownership(engine)
-            failing = ""
-        except CockpitError as exc:
-            if str(exc) != failing:  # once per cause, not ten times a second
-                log.error("control loop: %s", exc)
-            failing = str(exc)
-
-
-async def _check_ownership(engine: Engine) -> None:
-    """A task of ours that another engine took over stops here even while it is quiet
-    (a long command): the bus would only notice at its next event."""
-    mine = [t for t in engine._workers if engine.bus.owns(t)]
-    if not mine:
-        return
-    marks = ", ".join("?" for _ in mine)
-    rows = await engine.store.fetch(
-        f"SELECT id FROM tasks WHERE id IN ({marks}) AND engine_id IS NOT ?",
-        [*mine, engine.engine_id],
-    )
-    for row in rows:
-        engine.bus.mark_lost(row["id"])
-
-
-def watch_store(engine: Engine) -> None:
-    """Tie the store's alarms to the engine: a full disk fails what is in progress."""
-    engine.store.on_disk_full(lambda message: _spawn(engine, _disk_full(engine, message)))
-    engine.bus.on_lost.append(lambda task_id: task_lost(engine, task_id))
-
-
-def _spawn(engine: Engine, work: Any) -> None:
-    future = asyncio.ensure_future(work)
-    engine._orphans.add(future)
-    future.add_done_callback(engine._orphans.discard)
-
-
-async def _disk_full(engine: Engine, message: str) -> None:
-    reason = (ev.FAILED, f"stopped: {message}")
-    await asyncio.gather(*(halt_task(engine, t, reason) for t in list(engine._workers)))
-    for task_id in list(engine._queue):
-        await halt_task(engine, task_id, reason)
-
-
-def task_lost(engine: Engine, task_id: str) -> None:
-    """Another engine took this task over (it judged this one dead): stop its work here
-    and write nothing more for it (the bus refuses its events, the row is not ours)."""
-    log.error("task %s was taken over by another engine; stopping it here", task_id)
-    engine.stop_reasons[task_id] = (ev.INTERRUPTED, "taken over by another engine")
-    run = engine._runs.get(task_id)
-    if run is not None:
-        _spawn(engine, run.procs.kill_all())
-    worker = engine._workers.get(task_id)
-    if worker is not None:
-        worker.cancel()
-
-
-async def _apply_commands(engine: Engine) -> None:
-    for cmd in await engine.store.commands_after(engine._command_cursor):
-        engine._command_cursor = cmd["id"]
-        by = cmd["payload"].get("by", "another process")
-        if cmd["payload"].get("engine") == engine.engine_id:
-            continue  # written by this engine, which already acted on it
-        if cmd["kind"] == "stop" and not engine.stopped:
-            await halt_all(engine, by)
-        elif cmd["kind"] == "rearm":
-            engine.stopped = False
-            engine._wake.set()
-        elif (
-            cmd["kind"] == "cancel"
-            and engine._states.get(cmd["task_id"], ev.FAILED) not in ev.END_STATES
-        ):
-            await halt_task(engine, cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
-        elif cmd["kind"] == "secrets":
-            await engine.safety.refresh_secrets()
-        elif cmd["kind"] in ("pause", "resume"):
-            await pausing.apply_command(engine, cmd, by)
-
-
-async def recover(engine: Engine) -> None:
-    """Tasks left live by an engine that is provably gone become `interrupted`."""
-    from .recovery import recover_journals
-
-    await recover_journals(engine)  # first: an apply cut short is finished or undone
-    store = engine.store
-    # Tasks first, engines second: an engine registers before it makes a task and leaves
-    # its row until its tasks have ended, so a task seen here whose engine has no row
-    # any more was left behind by a dead one (or has ended since: take_over says so).
-    tasks = await store.list_tasks(states=ev.LIVE_STATES, limit=10_000)
-    engines = {e["id"]: e for e in await store.engines()}
-    dead: dict[str | None, bool] = {}
-    for task in tasks:
-        owner = task["engine_id"]
-        if owner == engine.engine_id:
-            continue
-        if owner not in dead:
-            row = engines.get(owner) if owner else None
-            dead[owner] = row is None or not store.engine_alive(row)
-        if not dead[owner] or not await store.take_over(task["id"], owner, engine.engine_id):
-            continue  # alive, or another engine recovering at the same moment got it
-        await engine.bus.own(task["id"])
-        engine._states[task["id"]] = task["state"]
-        await engine.transition(task["id"], ev.INTERRUPTED, "the process running it stopped")
-        # Its open requests can never be acted on now: out of the approval queue.
-        for row in await store.approvals("pending", task_id=task["id"]):
-            await _close_request(engine, task["id"], row["id"], "interrupted",
-                                 "the process running it stopped", row["kind"])  # fmt: skip
-        await engine._complete(task["id"], False, "interrupted: the process running it stopped")
-        await _drop_unchanged_tree(engine, task)
-    for engine_id, row in engines.items():  # gone engines leave no row or lock file behind
-        if engine_id != engine.engine_id and (dead.get(engine_id) or not store.engine_alive(row)):
-            await store.remove_engine(engine_id)
-
-
-async def needs_recovery(store: Store, data_dir: Path) -> bool:
-    """Whether a stopped process left something for the next start to settle: an apply
-    or rollback journal, or a live task whose engine is provably gone. Read-only, so a
-    command that only shows the store starts an engine (and writes) only then."""
-    if any((Path(data_dir) / "journal").glob("*.json")):
-        return True
-    live = await store.list_tasks(states=ev.LIVE_STATES, limit=10_000)
-    if not live:
-        return False
-    engines = {e["id"]: e for e in await store.engines()}
-    return any(
-        t["engine_id"] not in engines or not store.engine_alive(engines[t["engine_id"]])
-        for t in live
-    )
-
-
-async def _drop_unchanged_tree(engine: Engine, task: dict[str, Any]) -> None:
-    """An interrupted task that changed nothing leaves no worktree or branch behind (one
-    with changes stays, for review or rollback), like a task that ends by itself."""
-    from . import workspace
-    from .worker import drop_if_unchanged
-
-    if not task.get("worktree") or not task.get("branch") or not Path(task["worktree"]).is_dir():
-        return  # not prepared, a plain folder's copy, or gone: never drop a branch blind
-    tree = await workspace.tree_for(task)
-    await drop_if_unchanged(engine, task["id"], tree, None)  # never raises
+    async def _apply_commands(self) -> None:
+        for cmd in await self.store.commands_after(self._cursor):
+            self._cursor = cmd["id"]
+            by = cmd["payload"].get("by", "another process")
+            if cmd["payload"].get("engine") == self.engine_id:
+                continue  # written by this engine, which already acted on it
+            if cmd["kind"] == "stop" and not self.tasks.held:
+                await self.halt_all(by)
+            elif cmd["kind"] == "rearm":
+                self.tasks.release()
+            elif cmd["kind"] == "cancel" and self.book.live(cmd["task_id"]):
+                await self.halt(cmd["task_id"], (ev.CANCELLED, f"cancelled by {by}"))
+            elif cmd["kind"] == "secrets":
+                await self.safety.refresh_secrets()
+            elif cmd["kind"] in ("pause", "resume"):
+                await self.pauses.apply_command(cmd, by)

@@ -1,9 +1,20 @@
 """The engine: one per process (cockpit or daemon), many tasks at once, the store as truth.
 
-Tasks queue and run up to `max_concurrent` at a time (agent/dispatch.py), each in its own
-worktree, and every state change is an event. Control that may come from another process
-(cancel, stop, re-arm, approval decisions) arrives through store rows picked up by
-`control.control_loop`.
+`Engine` is the composition root: it builds the parts, wires them, and offers the public
+API the cockpit, the CLI, the daemon and the HTTP API use. Each part owns its state behind
+a small interface, and none reaches into another or back up to the engine:
+
+    tasks     agent/dispatch.py   the queue: which task starts when, the running workers
+    worker    agent/worker.py     one task from the queue to its end state; hosts its run
+    control   agent/control.py    the emergency stop, cancel, pause; other processes' rows
+    desk      agent/approvals.py  the approval desk: requests, decisions, first one wins
+    changes   agent/changes.py    apply to the operator's workspace, and undo (journaled)
+    rollback  agent/rollback.py   undoing a task, or its steps after N
+    recovery  agent/recovery.py   after a crash: dead engines' tasks, cut-short applies
+    views     agent/views.py      read-only views for the panels (metrics, health, ...)
+
+Below them: the task book (agent/taskbook.py: each task's state, row and status events),
+the event bus, the store, safety (policy, redaction, audit, budgets) and the tools.
 """
 
 from __future__ import annotations
@@ -13,33 +24,60 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from . import approvals, control, insights, pausing, workspace
 from . import events as ev
+from . import workspace
+from .activity import now_doing
 from .approvals import ApprovalDesk
+from .audit import verify
 from .bus import EventBus
+from .changes import Changes
 from .config import Config, task_caps_problem
-from .dispatch import dispatch_loop
-from .errors import StopActive, StoreError, StoreFull, TaskStopped, UsageError
+from .control import Control
+from .dispatch import Dispatcher
+from .errors import StopActive, StoreError, UsageError
 from .learnings.book import LearningBook
 from .models import model_factory_for
 from .models.base import Model
-from .run import TaskRun
+from .pausing import Pauses
+from .recovery import Recovery
+from .rollback import Rollback
 from .safety import Safety
 from .store import Store
+from .taskbook import TaskBook
 from .text import marked
 from .tools import load_tools
+from .views import Views
+from .worker import Worker
 from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
-ROW_REFRESH_S = 0.5
-RECORD_TRIES = 3  # a task's row write waits this many lock timeouts before giving up
 APPROVE_MODES = ("ask", "auto", "deny")
+
+
+class Scheduler(Protocol):
+    """Timed work (issue 10's daily/weekly/monthly jobs): the engine runs it beside its
+    own loops from `start` until `close`."""
+
+    async def run(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LiveTask:
+    """What this engine holds of a task right now: a snapshot, for tests and tools."""
+
+    state: str
+    queued: bool  # waiting for a slot (or for a re-arm)
+    running: bool  # it has a worker: preparing its worktree, or its run is under way
+    steps: int
+    process_groups: tuple[int, ...]  # its commands' process groups, alive now
+    waiting_on: tuple[int, ...]  # the approval requests it waits on
+    paused: bool
 
 
 class Engine:
@@ -54,33 +92,35 @@ class Engine:
         self.config = config
         self.store = store
         self.role = role
-        self.engine_id = f"{role}-{uuid.uuid4().hex[:8]}"
-        self.safety = Safety(config, store)
-        self.bus = EventBus(store, self.safety.redact, owner=self.engine_id)
-        self.desk = ApprovalDesk(store)
-        self.learnbook = LearningBook(store, config.learnings, audit=self.safety.audit)
+        self.engine_id = engine_id = f"{role}-{uuid.uuid4().hex[:8]}"
+        model_factory = model_factory or model_factory_for(config)
+        self.safety = safety = Safety(config, store)
+        self.bus = bus = EventBus(store, safety.redact, owner=engine_id)
+        # The row's counters of a running task come from its run (the worker's).
+        self.book = book = TaskBook(
+            store, bus, safety.redact, engine_id, counters=lambda t: self.worker.counters(t)
+        )
         self.tools = load_tools()
-        self.stopped = False
-        self._model_factory = model_factory or model_factory_for(config)
-        self._runs: dict[str, TaskRun] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._states: dict[str, str] = {}
-        self.stop_reasons: dict[str, tuple[str, str]] = {}
-        self._queue: list[str] = []
-        self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(config.engine.max_concurrent)
-        # Cross-process (a lock file per workspace in the data dir), dict-like for the worker.
-        self._plain_locks = WorkspaceLocks(config.data_dir)
-        # `git worktree add/remove` on one repository must not overlap: a concurrent add can
-        # read another's half-made .git/worktrees entry and fail ("failed to read commondir").
-        self.worktree_locks: dict[str, asyncio.Lock] = {}
+        self.locks = WorkspaceLocks(config.data_dir)
+        self.desk = ApprovalDesk(config, store, bus, book, safety)
+        self.changes = Changes(config)
+        self.pauses = Pauses(store, bus, book, safety, engine_id)
+        # Learnings: picked for each task, measured, changed by the operator (agent/learnings/).
+        self.learnbook = LearningBook(store, config.learnings, audit=safety.audit)
+        self.worker = Worker(config, store, bus, book, self.desk, safety, self.changes,
+                             self.locks, self.pauses, self.tools, model_factory,
+                             self.learnbook)  # fmt: skip
+        self.tasks = Dispatcher(self.worker, book, bus, safety, config.engine.max_concurrent)
+        self.control = Control(config, store, bus, book, self.tasks, self.worker, self.desk,
+                               self.pauses, safety, engine_id)  # fmt: skip
+        self.recovery = Recovery(store, bus, book, self.desk, safety, self.changes, self.locks,
+                                 engine_id)  # fmt: skip
+        self.rollbacks = Rollback(store, bus, book, safety, self.changes, self.locks,
+                                  self.recovery, self._stop_and_wait)  # fmt: skip
+        self.views = Views(config, store, bus, safety, self.tools, model_factory,
+                           lambda: self.tasks.held)  # fmt: skip
+        self.scheduler: Scheduler | None = None  # timed jobs: see `attach_scheduler`
         self._loops: list[asyncio.Task[None]] = []
-        self._orphans: set[asyncio.Future[None]] = set()  # end-state writes of unstarted tasks
-        self._command_cursor = 0
-        self.paused: dict[str, asyncio.Event] = {}  # held tasks (agent/pausing.py)
-        self.finishing: set[str] = set()  # tasks ending or applying: not to be cancelled now
-        # Tasks whose end could not be written (a full disk): task id -> the store's error.
-        self.unrecorded: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -98,31 +138,29 @@ class Engine:
 
     async def start(self) -> None:
         await self.safety.load()
-        control.watch_store(self)
         await self.store.register_engine(
             self.engine_id, os.getpid(), socket.gethostname(), self.role
         )
-        self._command_cursor = await self.store.last_command_id()
-        self.stopped = bool((await self.store.get_setting("emergency_stop", {})).get("engaged"))
+        await self.control.start()
         await self.bus.start()
-        await control.recover(self)
-        self._loops = [
-            asyncio.create_task(dispatch_loop(self), name="dispatch"),
-            asyncio.create_task(control.control_loop(self), name="control"),
-        ]
+        await self.recovery.journals()  # first: an apply cut short is finished or undone
+        await self.recovery.dead_engines()
+        loops = {"dispatch": self.tasks.loop(), "control": self.control.loop()}
+        if self.scheduler is not None:
+            loops["scheduler"] = self.scheduler.run()
+        self._loops = [asyncio.create_task(work, name=name) for name, work in loops.items()]
+
+    def attach_scheduler(self, scheduler: Scheduler) -> None:
+        """Run `scheduler` beside the engine's own loops, from now (or from `start`) until
+        `close`: the slot for timed jobs (issue 10's daily/weekly/monthly runs)."""
+        self.scheduler = scheduler
+        if self._loops:  # started already
+            self._loops.append(asyncio.create_task(scheduler.run(), name="scheduler"))
 
     async def close(self, reason: str = "engine shut down") -> None:
         for task in self._loops:
             task.cancel()
-        for task_id in list(self._workers):  # running or still preparing: both end now
-            await control.halt_task(self, task_id, (ev.INTERRUPTED, reason))
-        for worker in list(self._workers.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await worker
-        await asyncio.gather(*self._orphans, return_exceptions=True)
-        for task_id in self._queue:
-            await self.transition(task_id, ev.INTERRUPTED, reason)
-            await self._complete(task_id, False, f"interrupted: {reason}")
+        await self.control.interrupt_all(reason)
         await self.bus.close()
         try:
             await self.store.remove_engine(self.engine_id)
@@ -130,7 +168,7 @@ class Engine:
             log.warning("engine row not removed: %s", exc)
         await self.store.close()
 
-    # -- public API ------------------------------------------------------------------------
+    # -- tasks -----------------------------------------------------------------------------
     async def submit(
         self,
         title: str,
@@ -171,13 +209,12 @@ class Engine:
             }
         )
         await self.bus.own(task_id)
-        self._states[task_id] = ev.QUEUED
+        self.book.enter(task_id, ev.QUEUED)
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
         await self.safety.audit(
             "operator", "submit", task_id, {"title": title, "workspace": str(ws)}
         )
-        self._queue.append(task_id)
-        self._wake.set()
+        self.tasks.enqueue(task_id)
         return task_id
 
     async def get(self, task_id: str) -> dict[str, Any] | None:
@@ -199,17 +236,7 @@ class Engine:
     async def wait(self, task_id: str) -> dict[str, Any]:
         """Until the task reaches an end state (whoever runs it)."""
         while True:
-            worker = self._workers.get(task_id)
-            if worker:
-                try:
-                    await asyncio.shield(worker)
-                except asyncio.CancelledError:
-                    # The worker being cancelled is expected (a cancel or stop); our own
-                    # caller being cancelled (a timeout, Ctrl-C) must propagate, or wait()
-                    # holds it until the task ends.
-                    me = asyncio.current_task()
-                    if me is not None and me.cancelling():
-                        raise
+            await self.tasks.join(task_id)
             task = await self.store.get_task(task_id)
             if task is None:
                 raise UsageError(f"no task {task_id}")
@@ -217,42 +244,61 @@ class Engine:
                 with contextlib.suppress(StoreError):  # kept for the flush loop
                     await self.bus.flush()
                 return task
-            if (
-                task_id in self.unrecorded
-                and task_id not in self._workers
-                and self._states.get(task_id) in ev.END_STATES
-            ):
+            unrecorded = self.book.unrecorded(task_id)
+            state = self.book.state_of(task_id)
+            if unrecorded and not self.tasks.is_running(task_id) and state in ev.END_STATES:
                 # It ended here, but the store could not be told (a full disk).
                 raise StoreError(
-                    f"task {task_id} ended {self._states.get(task_id, '')} but that could not "
-                    f"be recorded: {self.unrecorded[task_id]}"
+                    f"task {task_id} ended {state} but that could not be recorded: {unrecorded}"
                 )
             await asyncio.sleep(0.1)
 
-    async def cancel(self, task_id: str, by: str = "operator") -> None:
-        task = await self._require(task_id)
-        task_id = task["id"]
-        if task["state"] in ev.END_STATES:
-            raise UsageError(f"task {task_id} already ended ({task['state']})")
-        await self.safety.audit(by, "cancel", task_id, {})
-        if task_id in self._states:
-            await control.halt_task(self, task_id, (ev.CANCELLED, f"cancelled by {by}"))
-        else:
-            await self.store.add_command("cancel", task_id, {"by": by})
+    def state_of(self, task_id: str) -> str:
+        """The task's state as this engine knows it ("" for one it never held)."""
+        return self.book.state_of(task_id)
 
-    async def pause(self, task_id: str, by: str = "operator") -> None:
-        """Hold the task before its next model or tool call (state unchanged)."""
-        await pausing.request(self, task_id, True, by)
-
-    async def resume(self, task_id: str, by: str = "operator") -> None:
-        await pausing.request(self, task_id, False, by)
+    def live(self, task_id: str) -> LiveTask | None:
+        """What this engine holds of the task now; None for one it never held."""
+        if not self.book.holds(task_id):
+            return None
+        run = self.worker.run_of(task_id)
+        return LiveTask(
+            state=self.book.state_of(task_id),
+            queued=task_id in self.tasks.queued(),
+            running=self.tasks.is_running(task_id),
+            steps=run.steps if run else 0,
+            process_groups=tuple(run.procs.pgids) if run else (),
+            waiting_on=tuple(self.desk.pending_of(task_id)),
+            paused=self.pauses.is_paused(task_id),
+        )
 
     async def activity(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Each task's latest step and whether it is paused (agent/activity.py)."""
-        from .activity import now_doing
+        return await now_doing(self.store, self.bus, task_ids)
 
-        return await now_doing(self, task_ids)
+    # -- control (agent/control.py) --------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        """The emergency stop is engaged: new work is held until re-armed."""
+        return self.control.stopped
 
+    async def cancel(self, task_id: str, by: str = "operator") -> None:
+        await self.control.cancel(await self._require(task_id), by)
+
+    async def pause(self, task_id: str, by: str = "operator") -> None:
+        """Hold the task before its next model or tool call (state unchanged)."""
+        await self.control.pause(task_id, True, by)
+
+    async def resume(self, task_id: str, by: str = "operator") -> None:
+        await self.control.pause(task_id, False, by)
+
+    async def emergency_stop(self, by: str = "operator") -> None:
+        await self.control.emergency_stop(by)
+
+    async def rearm(self, by: str = "operator") -> None:
+        await self.control.rearm(by)
+
+    # -- approvals (agent/approvals.py) ----------------------------------------------------
     async def recent_approvals(self, limit: int = 100) -> list[dict[str, Any]]:
         """Requests in every state, newest first, with who decided them."""
         return await self.store.approvals(None, limit=limit)
@@ -264,30 +310,24 @@ class Engine:
         self, approval_id: int, approved: bool, by: str = "operator", reason: str = ""
     ) -> dict[str, Any]:
         """First decider wins: the decided row, or AlreadyDecided naming who won."""
-        return await approvals.decide(self, approval_id, approved, by, reason)
+        return await self.desk.decide(approval_id, approved, by, reason)
 
     async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
         this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        return len(await approvals.decide_task(self, task, approved, by))
+        return len(await self.desk.decide_task(task, approved, by))
 
+    # -- rollback (agent/rollback.py) ------------------------------------------------------
     async def rollback(
         self, task_id: str, to_step: int | None = None, by: str = "operator"
     ) -> dict[str, Any]:
-        from .rollback import rollback_task
-
         task = await self._require(task_id)
-        return await rollback_task(self, task, to_step, by)
+        return await self.rollbacks.run(task, to_step, by)
 
-    async def emergency_stop(self, by: str = "operator") -> None:
-        await control.engage_stop(self.store, by, self.engine_id)
-        await control.halt_all(self, by)
-
-    async def rearm(self, by: str = "operator") -> None:
-        await control.lift_stop(self.store, by, self.engine_id)
-        self.stopped = False
-        self._wake.set()
+    async def _stop_and_wait(self, task_id: str, by: str) -> None:
+        await self.cancel(task_id, by=by)
+        await self.wait(task_id)
 
     # -- learnings (agent/learnings/book.py) ------------------------------------------------
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
@@ -299,7 +339,9 @@ class Engine:
         return await self.learnbook.by_kind()
 
     async def learning_stats(self, query: str | None = None) -> list[dict[str, Any]]:
-        """Each learning with provenance and measured effect (`learnings --stats --json`)."""
+        """Each learning with provenance and measured effect (`learnings --stats --json`,
+        the Self-Improvement panel): id, text, category, source_task, uses, success_with,
+        success_without, state, and the confidence interval and verdict behind them."""
         return await self.learnbook.stats(query)
 
     async def learning_counts(self) -> dict[str, int]:
@@ -315,33 +357,32 @@ class Engine:
             learning_id, action, by, text=self.safety.redact(text), reason=reason
         )
 
-    async def learnings_for_task(self, task_id: str, title: str) -> dict[str, Any]:
-        """The learnings a starting task is given (pinned, relevant, or none for a
-        holdout), recorded with it for measuring their effect."""
-        task = await self.store.get_task(task_id)
-        return await self.learnbook.select(task_id, title, (task or {}).get("workspace", ""))
+    async def relevant_learnings(
+        self, title: str, limit: int = 8, workspace: str | None = None
+    ) -> list[str]:
+        """The active learnings most relevant to `title`: a look, nothing recorded."""
+        return await self.learnbook.relevant(title, limit, workspace)
 
-    # -- views for panels and the API (agent/insights.py) ----------------------------------
+    # -- views for panels and the API (agent/views.py) -------------------------------------
     def capabilities(self) -> list[dict[str, Any]]:
-        return insights.capabilities(self)
+        return self.views.capabilities()
 
     async def recent_tool_use(self) -> dict[str, dict[str, Any]]:
-        return await insights.recent_tool_use(self)
+        return await self.views.recent_tool_use()
 
     async def metrics(self, days: int = 14) -> dict[str, Any]:
-        return await insights.metrics(self, days)
+        return await self.views.metrics(days)
 
     async def health(self, ping: bool = False) -> dict[str, Any]:
-        return await insights.health(self, ping)
+        return await self.views.health(ping)
 
     async def budget(self) -> dict[str, Any]:
-        return await insights.budget(self)
+        return await self.views.budget()
 
     async def audit_verify(self) -> tuple[bool, str]:
-        from .audit import verify
-
         return await verify(self.store)
 
+    # -- policy and audit ------------------------------------------------------------------
     @property
     def policy_mode(self) -> str:
         return self.safety.policy.mode
@@ -354,88 +395,14 @@ class Engine:
         self.safety.set_mode(mode)
         await self.safety.audit(by, "policy_mode", None, {"mode": mode})
 
-    # -- what TaskRun calls ----------------------------------------------------------------
     async def emit(self, task_id: str, type_: str, **payload: Any) -> None:
+        """An event into a task's stream (redacted, numbered, stored)."""
         self.bus.emit(task_id, type_, **payload)
-
-    def state_of(self, task_id: str) -> str:
-        return self._states.get(task_id, "")
-
-    async def transition(self, task_id: str, state: str, reason: str = "") -> None:
-        old = self._states.get(task_id, "")
-        if old == state:
-            return
-        if old and not ev.can_transition(old, state):
-            log.warning("odd transition %s -> %s for %s", old, state, task_id)
-        self._states[task_id] = state
-        fields: dict[str, Any] = {"state": state}
-        run = self._runs.get(task_id)
-        if run is not None:  # the row's counters are written per model call: settle them
-            fields.update(steps=run.steps, tokens=run.tokens, cost_usd=round(run.cost, 6))
-        if state in ev.END_STATES:
-            fields["finished_at"] = time.time()
-            if reason and state != ev.SUCCEEDED:
-                fields["error"] = self.safety.redact(reason)  # may quote tool output
-        if not await self.record_task(task_id, **fields):
-            return  # taken over by another engine: its record stands
-        payload = {"state": state, "previous": old}
-        if reason:
-            payload["reason"] = reason
-        self.bus.emit(task_id, ev.STATUS, **payload)
-
-    async def request_approval(
-        self, run: TaskRun, kind: str, summary: str, detail: dict[str, Any]
-    ) -> bool:
-        return await approvals.ask(self, run, kind, summary, detail)
-
-    async def analyse(self, root: Path) -> dict[str, Any]:
-        from .run import workspace_summary
-
-        return await asyncio.to_thread(workspace_summary, root)
-
-    async def relevant_learnings(
-        self, title: str, limit: int = 8, workspace: str | None = None
-    ) -> list[str]:
-        """The active learnings most relevant to `title`: a look, nothing recorded."""
-        return await self.learnbook.relevant(title, limit, workspace)
-
-    async def record_usage(self, run: TaskRun, model: str, usage: dict[str, Any]) -> None:
-        await self.store.add_usage(run.task_id, model, usage)
-        # The row's counters are for listings (the usage events carry every change live):
-        # refresh them at most every ROW_REFRESH_S; transitions settle the final numbers.
-        now = time.monotonic()
-        if now - run.row_written_at >= ROW_REFRESH_S:
-            run.row_written_at = now
-            await self.store.update_task(
-                run.task_id, tokens=run.tokens, cost_usd=round(run.cost, 6), steps=run.steps
-            )
-        self.bus.emit(
-            run.task_id,
-            ev.USAGE,
-            model=model,
-            total_cost_usd=round(run.cost, 6),
-            total_tokens=run.tokens,
-            **usage,
-        )
-        if await self.safety.over_daily_budget(usage.get("cost_usd", 0.0)):
-            raise TaskStopped(
-                ev.FAILED, "daily budget reached; raise engine.daily_budget_usd or wait"
-            )
-
-    def policy_decision(self, tool: Any, args: dict[str, Any]) -> tuple[str, str]:
-        return self.safety.decide(tool.name, args)
 
     async def audit(
         self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]
     ) -> None:
         await self.safety.audit(actor, action, task_id, detail)
-
-    async def checkpoint(self, run: TaskRun, label: str) -> str | None:
-        commit = await run.checkpoints.snapshot(label)
-        if commit:
-            run.checkpoint_steps.append({"step": run.steps, "commit": commit, "label": label})
-            self.bus.emit(run.task_id, ev.CHECKPOINT, step=run.steps, commit=commit, label=label)
-        return commit
 
     # -- internals -------------------------------------------------------------------------
     async def _require(self, task_id: str) -> dict[str, Any]:
@@ -443,43 +410,3 @@ class Engine:
         if task is None:
             raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
         return task
-
-    async def _complete(
-        self, task_id: str, success: bool, summary: str, changes: list[str] | None = None
-    ) -> None:
-        if self.bus.lost(task_id):
-            return
-        self.bus.emit(task_id, ev.COMPLETE, success=success, changes=changes or [], summary=summary)
-        # The summary is the model's own text, which may echo a secret it saw.
-        await self.record_task(task_id, summary=self.safety.redact(summary), changes=changes or [])
-        try:
-            await self.bus.flush()
-        except StoreError as exc:  # kept: the flush loop (or close) tries again
-            log.warning("task %s: events not stored yet: %s", task_id, exc)
-
-    async def record_task(self, task_id: str, **fields: Any) -> bool:
-        """Write the task's row as its owner: False if another engine took it over. A
-        store still locked after a few waits, or a full disk, is remembered, not raised:
-        the task still ends here, and `wait` says it could not be recorded."""
-        if self.bus.lost(task_id):
-            return False
-        owner = self.engine_id if self.bus.owns(task_id) else None
-        written, error = False, None
-        for _ in range(RECORD_TRIES):
-            try:
-                written, error = await self.store.update_task(task_id, owner=owner, **fields), None
-                break
-            except StoreFull as exc:
-                error = exc
-                break
-            except StoreError as exc:  # locked: another process holds the store that long
-                error = exc
-        if error is not None:
-            if task_id not in self.unrecorded:  # once per task: the cause does not change
-                log.error("task %s: %s", task_id, error)
-            self.unrecorded[task_id] = str(error)
-            return True
-        if owner is not None and not written:
-            self.bus.mark_lost(task_id)  # stops it here (control.task_lost)
-            return False
-        return True

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ CRASHPOINT_ENV = "LIVHANA_CRASHPOINT"
 def crashpoint(name: str) -> None:
     """Stop this process here when the test hook names this point (see the module doc)."""
     if os.environ.get(CRASHPOINT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # At this thread, not the process: a process-directed SIGSTOP may be taken by
+        # another thread, and this one (a worker switching files) ran on for a while.
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
 
 class Journal:

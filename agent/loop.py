@@ -1,7 +1,8 @@
 """The agent loop: plan, act through tools, verify, learn. Small on purpose.
 
-Everything the loop needs from the engine comes through `TaskRun` (agent/run.py): emitting
-events, asking the policy, checkpointing, limits. Control flow leaves the loop only by
+Everything the loop needs comes through `TaskRun` (agent/run.py), and everything the run
+needs from outside through its small `RunHost`: emitting events, asking the policy and
+the operator, usage, limits. Control flow leaves the loop only by
 returning an Outcome or by raising TaskStopped (cancel, stop, a limit).
 """
 

@@ -19,60 +19,77 @@ from . import events as ev
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .run import TaskRun
+    from .bus import EventBus
+    from .safety import Safety
     from .store import Store
+    from .taskbook import TaskBook
 
 PAUSED = "paused"  # event types: status-neutral, the task's state stays as it was
 RESUMED = "resumed"
 
 
-async def request(engine: Engine, task_id: str, pause: bool, by: str) -> None:
-    """Engine.pause / Engine.resume: checked, audited, recorded, applied by the owner."""
-    task = await engine.store.get_task(task_id)
-    if task is None:
-        raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
-    task_id = task["id"]
-    if task["state"] in ev.END_STATES:
-        raise UsageError(f"task {task_id} already ended ({task['state']})")
-    paused = task_id in await paused_tasks(engine.store, [task_id])
-    if pause and paused:
-        raise UsageError(f"task {task_id} is already paused")
-    if not pause and not paused:
-        raise UsageError(f"task {task_id} is not paused")
-    kind = "pause" if pause else "resume"
-    await engine.audit(by, kind, task_id, {})
-    if engine.state_of(task_id):  # ours: act now; the row (marked ours) is the record
-        await engine.store.add_command(kind, task_id, {"by": by, "engine": engine.engine_id})
-        apply(engine, task_id, pause, by)
-    else:
-        await engine.store.add_command(kind, task_id, {"by": by})
+class Pauses:
+    """The pause gates of this engine's tasks: a held task waits at its gate (`hold`)."""
 
+    def __init__(
+        self, store: Store, bus: EventBus, book: TaskBook, safety: Safety, engine_id: str
+    ) -> None:
+        self.store, self.bus, self.book, self.safety = store, bus, book, safety
+        self.engine_id = engine_id
+        self._gates: dict[str, asyncio.Event] = {}  # held tasks
 
-async def apply_command(engine: Engine, cmd: dict[str, Any], by: str) -> None:
-    """A pause/resume row written by another process, for one of this engine's tasks."""
-    state = engine.state_of(cmd["task_id"] or "")
-    if state and state not in ev.END_STATES:
-        apply(engine, cmd["task_id"], cmd["kind"] == "pause", by)
+    async def request(self, task_id: str, pause: bool, by: str) -> None:
+        """Engine.pause / Engine.resume: checked, audited, recorded, applied by the owner."""
+        task = await self.store.get_task(task_id)
+        if task is None:
+            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
+        task_id = task["id"]
+        if task["state"] in ev.END_STATES:
+            raise UsageError(f"task {task_id} already ended ({task['state']})")
+        paused = task_id in await paused_tasks(self.store, [task_id])
+        if pause and paused:
+            raise UsageError(f"task {task_id} is already paused")
+        if not pause and not paused:
+            raise UsageError(f"task {task_id} is not paused")
+        kind = "pause" if pause else "resume"
+        await self.safety.audit(by, kind, task_id, {})
+        if self.book.state_of(task_id):  # ours: act now; the row (marked ours) is the record
+            await self.store.add_command(kind, task_id, {"by": by, "engine": self.engine_id})
+            self.apply(task_id, pause, by)
+        else:
+            await self.store.add_command(kind, task_id, {"by": by})
 
+    async def apply_command(self, cmd: dict[str, Any], by: str) -> None:
+        """A pause/resume row written by another process, for one of this engine's tasks."""
+        state = self.book.state_of(cmd["task_id"] or "")
+        if state and state not in ev.END_STATES:
+            self.apply(cmd["task_id"], cmd["kind"] == "pause", by)
 
-def apply(engine: Engine, task_id: str, pause: bool, by: str) -> None:
-    gates = engine.paused
-    if pause and task_id not in gates:
-        gates[task_id] = asyncio.Event()
-        engine.bus.emit(task_id, PAUSED, by=by,
-                        message=f"paused by {by}: holds before its next step")
-    elif not pause and task_id in gates:
-        gates.pop(task_id).set()
-        engine.bus.emit(task_id, RESUMED, by=by, message=f"resumed by {by}")
+    def apply(self, task_id: str, pause: bool, by: str) -> None:
+        gates = self._gates
+        if pause and task_id not in gates:
+            gates[task_id] = asyncio.Event()
+            self.bus.emit(task_id, PAUSED, by=by,
+                          message=f"paused by {by}: holds before its next step")  # fmt: skip
+        elif not pause and task_id in gates:
+            gates.pop(task_id).set()
+            self.bus.emit(task_id, RESUMED, by=by, message=f"resumed by {by}")
 
-
-async def hold(run: TaskRun) -> None:
-    """Called before each model call and each tool call: wait here while paused."""
-    gate = run.engine.paused.get(run.task_id)
-    if gate is not None:
+    async def hold(self, task_id: str) -> bool:
+        """Called before each model call and each tool call: wait here while paused. True
+        if it waited (the run then checks whether it was stopped while held)."""
+        gate = self._gates.get(task_id)
+        if gate is None:
+            return False
         await gate.wait()
-        run.check()  # stopped while held (the worker is normally cancelled first)
+        return True
+
+    def is_paused(self, task_id: str) -> bool:
+        return task_id in self._gates
+
+    def forget(self, task_id: str) -> None:
+        """The task's worker ended: nothing of it stays held."""
+        self._gates.pop(task_id, None)
 
 
 async def paused_tasks(store: Store, task_ids: list[str]) -> set[str]:

@@ -1,31 +1,37 @@
-"""One task's run: the bridge between the small agent loop and the engine.
+"""One task's run: the bridge between the small agent loop and whoever hosts it.
 
-It owns the per-task state (model, tools, worktree, limits, counters) and turns each
-loop action into events, policy checks, checkpoints and limit checks.
+It owns the per-task state (model, tools, worktree, limits, checkpoints, counters) and
+turns each loop action into events, policy checks, checkpoints and limit checks. What it
+needs from outside is the small `RunHost` below: the engine's worker is one host
+(agent/worker.py), a test's tiny host another (tests/test_run_host.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from . import pausing, prompts
+from . import events as ev
+from . import prompts
 from .audit import call_args
 from .errors import TaskStopped, ToolError
 from .models.base import Model, ModelResponse
 from .outcome import Ledger, target_of
 from .procs import ProcessGroups
-from .tools.base import Tool, ToolContext, ToolResult, spec, truncate
+from .tools.base import Grant, Tool, ToolContext, ToolResult, spec, truncate
+from .verify import baseline, judge
 from .workspace import TaskTree
 
 if TYPE_CHECKING:
+    from .approvals import Decision
+    from .checkpoints import Checkpoints
     from .config import Config
-    from .engine import Engine
 
 WRAP_UP_AT = 0.8  # share of a budget at which the model is told to wrap up
 
@@ -56,17 +62,65 @@ def limits_for(config: Config, options: dict[str, Any]) -> Limits:
     )
 
 
+class RunHost(Protocol):
+    """What a run needs from whoever hosts it. Everything else (model, tools, worktree,
+    limits, checkpoints, counters) the run holds itself."""
+
+    config: Config
+
+    async def emit(self, task_id: str, type_: str, **payload: Any) -> None:
+        """An event into the task's stream."""
+
+    def stream(self, task_id: str, kind: str, text: str) -> None:
+        """A piece of the model's live thinking or text (agent/bus.py: deltas)."""
+
+    def end_stream(self, task_id: str) -> None:
+        """The model call that streamed ended."""
+
+    def state_of(self, task_id: str) -> str: ...
+
+    async def transition(self, task_id: str, state: str, reason: str = "") -> None: ...
+
+    async def hold(self, task_id: str) -> bool:
+        """Wait here while the task is paused; True if it waited."""
+
+    def policy(self, tool: str, args: dict[str, Any]) -> tuple[str, str]:
+        """(allow | ask | deny, the rule that decided)."""
+
+    async def ask(
+        self, task_id: str, approve_mode: str, kind: str, summary: str, detail: dict[str, Any]
+    ) -> Decision:
+        """An approval request, waited for until decided."""
+
+    async def audit(
+        self, actor: str, action: str, task_id: str | None, detail: dict[str, Any]
+    ) -> None: ...
+
+    async def record_usage(
+        self, task_id: str, model: str, usage: dict[str, Any], counters: dict[str, Any]
+    ) -> None:
+        """One model call's usage; raises TaskStopped when a shared budget is spent."""
+
+    async def learnings_for(self, task_id: str, title: str) -> dict[str, Any]:
+        """The lessons from earlier tasks given to this one, recorded with it:
+        `{"holdout": bool, "given": [{"id", "text", ...}], ...}` (agent/learnings/book.py)."""
+
+    def worktree_lock(self, repo: str) -> asyncio.Lock:
+        """Held around `git worktree add/remove` on `repo` (the test baseline's worktree)."""
+
+
 class TaskRun:
     def __init__(
         self,
-        engine: Engine,
+        host: RunHost,
         task: dict[str, Any],
         model: Model,
         tools: dict[str, Tool],
         tree: TaskTree,
         limits: Limits,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
-        self.engine = engine
+        self.host = host
         self.task_id: str = task["id"]
         self.title: str = task["title"]
         self.approve_mode: str = task["approve_mode"]
@@ -78,7 +132,7 @@ class TaskRun:
         self.ctx = ToolContext(
             root=tree.path,
             task_id=self.task_id,
-            config=engine.config,
+            config=host.config,
             emit=self.emit,
             procs=self.procs,
             ask=self.ask,
@@ -89,15 +143,12 @@ class TaskRun:
         self.cost = 0.0
         self.changed: set[str] = set()
         self.stop_reason: tuple[str, str] | None = None  # (state, reason) once cancelled/stopped
-        self.pending_approvals: list[int] = []
-        self.announced: set[int] = set()  # requests whose decision this run put in the stream
         self.ledger = Ledger()  # calls not done (denied, or an outside effect that failed)
         self._step_denied: str | None = None  # who denied the current step's call
         self._step_external = False  # the current step's call reaches outside the worktree
         self.context_tokens = 0
-        self.row_written_at = -1e9  # monotonic time the task row's counters were last written
         self.last_decision = ""  # who decided the latest approval: operator, rule, timeout
-        self.checkpoints: Any = None  # agent.checkpoints.Checkpoints, set by the worker
+        self.checkpoints = checkpoints  # None: no checkpoints (a test's host)
         self.checkpoint_steps: list[dict[str, Any]] = []
         self._last_calls: list[str] = []
         self._quiet_steps = 0
@@ -106,17 +157,28 @@ class TaskRun:
 
     # -- plumbing the loop uses ------------------------------------------------------------
     async def emit(self, type_: str, **payload: Any) -> None:
-        await self.engine.emit(self.task_id, type_, **payload)
+        await self.host.emit(self.task_id, type_, **payload)
 
     async def set_state(self, state: str, reason: str = "") -> None:
-        await self.engine.transition(self.task_id, state, reason)
+        await self.host.transition(self.task_id, state, reason)
+
+    def counters(self) -> dict[str, Any]:
+        """What the task row keeps of the run so far."""
+        return {"steps": self.steps, "tokens": self.tokens, "cost_usd": round(self.cost, 6)}
 
     async def ask(self, kind: str, summary: str, detail: dict[str, Any]) -> bool:
         """A request for the current step's call (the policy's, or one a tool asks itself,
-        like a database write), or a stall question. A no is remembered for the outcome."""
-        approved = await self.engine.request_approval(self, kind, summary, detail)
+        like a database write), a stall question, or the apply. A no is remembered for the
+        outcome."""
+        decision = await self.host.ask(self.task_id, self.approve_mode, kind, summary, detail)
+        approved, self.last_decision = decision.approved, decision.by
         # Tools word their own refusal from this (never a blanket "denied by operator").
-        self.ctx.state["decided_by"] = self.last_decision
+        self.ctx.state.decided_by = decision.by
+        tool = detail.get("tool")
+        # What this yes covers: the tool call of this step, once (agent/sandbox.py takes it).
+        self.ctx.state.grant = (
+            Grant(self.steps, tool, decision.by, decision.network) if approved and tool else None
+        )
         if kind != "stall":
             if not approved:
                 self._step_denied = self.last_decision
@@ -129,17 +191,15 @@ class TaskRun:
             raise TaskStopped(*self.stop_reason)
 
     async def opening_prompt(self) -> str:
-        analysis = await self.engine.analyse(self.tree.path)
+        analysis = await asyncio.to_thread(workspace_summary, self.tree.path)
         # Which learnings it gets (none for a holdout) is part of the task's record.
-        chosen = await self.engine.learnings_for_task(self.task_id, self.title)
+        chosen = await self.host.learnings_for(self.task_id, self.title)
         await self.emit("analysis", **analysis, learnings=chosen)
-        lessons = [item["text"] for item in chosen["given"]]
+        lessons = [str(item["text"]) for item in chosen.get("given", [])]
         return prompts.task_prompt(self.title, analysis["summary"], lessons)
 
     async def call_model(self, messages: list[dict[str, Any]], tools: bool = True) -> ModelResponse:
-        self.check()
-        await pausing.hold(self)  # a paused task waits here (agent/pausing.py)
-        bus = self.engine.bus
+        await self._hold()
         try:
             response = await self.model.complete(
                 system=prompts.SYSTEM,
@@ -150,7 +210,7 @@ class TaskRun:
                 on_delta=self._on_delta if tools else None,
             )
         finally:
-            bus.end_deltas(self.task_id)
+            self.host.end_stream(self.task_id)
         self.check()
         usage = response.usage
         self.tokens += (
@@ -166,14 +226,16 @@ class TaskRun:
                 + usage.cache_read_input_tokens
                 + usage.cache_creation_input_tokens
             )
-        await self.engine.record_usage(self, response.model or self.model.name, usage.as_dict())
+        await self.host.record_usage(
+            self.task_id, response.model or self.model.name, usage.as_dict(), self.counters()
+        )
         for block in response.content if tools else []:  # the learnings answer is not chat
             if block.get("type") == "thinking" and block.get("thinking"):
                 await self.emit("thinking", text=block["thinking"])
             elif block.get("type") == "text" and block.get("text"):
                 await self.emit("text", text=block["text"])
-        if tools and self.engine_state() == "planning":
-            await self.set_state("running")
+        if tools and self.host.state_of(self.task_id) == ev.PLANNING:
+            await self.set_state(ev.RUNNING)
         if self.cost > self.limits.max_cost_usd:
             raise TaskStopped(
                 "failed", f"cost limit reached: ${self.cost:.2f} > ${self.limits.max_cost_usd:.2f}"
@@ -186,7 +248,7 @@ class TaskRun:
 
     def _defaults(self) -> dict[str, str]:
         """The targets a call without one acts on: the first configured of each."""
-        config = self.engine.config
+        config = self.host.config
         return {
             "deploy_code": next(iter(config.deploy), ""),
             "query_database": next(iter(config.databases), ""),
@@ -204,10 +266,23 @@ class TaskRun:
         return reason
 
     def _on_delta(self, kind: str, text: str) -> None:
-        self.engine.bus.delta(self.task_id, kind, text)
+        self.host.stream(self.task_id, kind, text)
 
-    def engine_state(self) -> str:
-        return self.engine.state_of(self.task_id)
+    async def _hold(self) -> None:
+        """Stopped: end here. Paused: wait here (agent/pausing.py), then look again."""
+        self.check()
+        if await self.host.hold(self.task_id):
+            self.check()  # stopped while held (the worker is normally cancelled first)
+
+    async def checkpoint(self, label: str) -> str | None:
+        """A snapshot of the worktree, and a `checkpoint` event naming it (rollback's steps)."""
+        if self.checkpoints is None:
+            return None
+        commit = await self.checkpoints.snapshot(label)
+        if commit:
+            self.checkpoint_steps.append({"step": self.steps, "commit": commit, "label": label})
+            await self.emit(ev.CHECKPOINT, step=self.steps, commit=commit, label=label)
+        return commit
 
     def notes(self) -> list[dict[str, Any]]:
         """Extra text for the next user turn: the wrap-up warning, once."""
@@ -227,12 +302,11 @@ class TaskRun:
 
     # -- steps -----------------------------------------------------------------------------
     async def begin_step(self, name: str, args: dict[str, Any]) -> int:
-        self.check()
-        await pausing.hold(self)
+        await self._hold()
         if self.steps >= self.limits.max_steps:
             raise TaskStopped("failed", f"step limit reached: {self.limits.max_steps} steps")
         self.steps += 1
-        self.ctx.state["step"] = self.steps
+        self.ctx.state.step = self.steps
         self._step_denied, self._step_external = None, False
         target = (
             args.get("path")
@@ -250,11 +324,11 @@ class TaskRun:
         return self.steps
 
     async def authorize(self, tool: Tool, args: dict[str, Any]) -> None:
-        decision, rule = self.engine.policy_decision(tool, args)
+        decision, rule = self.host.policy(tool.name, args)
         if decision == "allow":
             return
         if decision == "deny":
-            await self.engine.audit(
+            await self.host.audit(
                 "policy", "tool_denied", self.task_id, {"tool": tool.name, "rule": rule}
             )
             self._step_denied = f"policy ({rule})"
@@ -279,7 +353,7 @@ class TaskRun:
             changed=result.changed,
             data=result.data,
         )
-        await self.engine.audit(
+        await self.host.audit(
             "agent",
             "tool_call",
             self.task_id,
@@ -289,13 +363,13 @@ class TaskRun:
         touched = bool(result.changed) or (
             tool is not None and tool.kind in ("exec", "test", "deploy")
         )
-        commit = await self.engine.checkpoint(self, f"step {step}") if touched else None
+        commit = await self.checkpoint(f"step {step}") if touched else None
         self.changed.update(result.changed)
         if tool is not None:
             external = self._step_external or (tool.kind == "deploy" and not args.get("dry_run"))
             target = target_of(tool.name, args, self._defaults())
             self.ledger.record(tool.name, target, result, self._step_denied, external)
-        progressed = self.ctx.state.get("progress_at_step") == step
+        progressed = self.ctx.state.progress_at_step == step
         self._quiet_steps = 0 if (commit or progressed) else self._quiet_steps + 1
         if self._quiet_steps >= self.limits.stall_steps:
             self._quiet_steps = 0
@@ -329,14 +403,12 @@ class TaskRun:
             await self.emit("verification", passed=None, evidence="no test suite found")
             return None, ""
         result = await self.tools["run_tests"].run({"command": command}, self.ctx)
-        await self.engine.checkpoint(self, "verification")
+        await self.checkpoint("verification")
         data = result.data
         passed = not result.is_error
         evidence = f"{command}: {data.get('passed', '?')} passed, {data.get('failed', '?')} failed"
         if not passed:
-            from .verify import baseline, judge
-
-            passed, note = judge(result, await baseline(self, command))
+            passed, note = judge(result, await self._baseline(command))
             evidence += f"; {note}" if note else ""
         await self.emit(
             "verification",
@@ -349,6 +421,20 @@ class TaskRun:
             command=command, failed=data.get("failed", "?"), output=truncate(result.output, 8000)
         )
         return passed, report
+
+
+    async def _baseline(self, command: str) -> ToolResult | None:
+        """The suite's result on the task's starting commit (run once, agent/verify.py)."""
+        state = self.ctx.state
+        if not state.baseline_run:
+            path = self.host.config.worktrees_dir / f"{self.task_id}-baseline"
+            # The worker's lock for worktree add/remove on this repository (keyed by the
+            # operator's checkout): two adds at once can read each other's half-made entry.
+            lock = self.host.worktree_lock(str(self.ctx.workspace or self.tree.path))
+            tests = self.tools["run_tests"]
+            state.baseline = await baseline(self.tree, self.ctx, tests, command, path, lock)
+            state.baseline_run = True
+        return state.baseline
 
 
 def _clip_input(args: dict[str, Any]) -> dict[str, Any]:

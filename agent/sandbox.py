@@ -26,14 +26,10 @@ from .sandbox_view import SANDBOX_HOME
 
 if TYPE_CHECKING:
     from .procs import Completed
-    from .tools.base import ToolContext
+    from .tools.base import Grant, ToolContext
 
-__all__ = ["SANDBOX_HOME", "GRANT", "bwrap_available", "sandbox_status", "sandbox_argv",
+__all__ = ["SANDBOX_HOME", "bwrap_available", "sandbox_status", "sandbox_argv",
            "child_env", "take_grant", "run_command"]  # fmt: skip
-
-# ctx.state key of an approval given to this step's tool call (set by agent/approvals.py):
-# {"step", "tool", "by", "network"}. Taken once, so it never covers a later command.
-GRANT = "approved_call"
 
 # Environment variables never handed to agent commands: a prompt-injected command must not
 # be able to read the operator's API keys...
@@ -146,13 +142,14 @@ def _withheld(name: str, value: str) -> bool:
     return redact_registered(value) != value
 
 
-def take_grant(ctx: ToolContext, tool: str) -> dict[str, Any] | None:
-    """The approval given to this step's call of `tool`, if any (consumed)."""
-    grant = ctx.state.get(GRANT)
-    if not grant or grant.get("tool") != tool or grant.get("step") != ctx.state.get("step"):
+def take_grant(ctx: ToolContext, tool: str) -> Grant | None:
+    """The approval given to this step's call of `tool`, if any (consumed: it never covers
+    a later command)."""
+    grant = ctx.state.grant
+    if grant is None or grant.tool != tool or grant.step != ctx.state.step:
         return None
-    ctx.state.pop(GRANT, None)
-    return dict(grant)
+    ctx.state.grant = None
+    return grant
 
 
 async def run_command(
@@ -162,7 +159,7 @@ async def run_command(
     network: bool,
     timeout_s: float,
     keep_secrets: bool = False,
-    grant: dict[str, Any] | None = None,
+    grant: Grant | None = None,
 ) -> Completed:
     """Run `command` in the task's worktree, sandboxed when possible.
 
@@ -181,7 +178,7 @@ async def run_command(
         if grant is None and not await ctx.ask(
             "command", f"run UNSANDBOXED: {command[:200]}", detail
         ):
-            raise ToolError(f"denied by {ctx.state.get('decided_by') or 'operator'}: not run")
+            raise ToolError(f"denied by {ctx.state.decided_by or 'operator'}: not run")
     argv = sandbox_argv(
         command,
         ctx.root,

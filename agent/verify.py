@@ -3,16 +3,18 @@ must not make every task fail. Only failures the task introduced count against i
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import re
+from asyncio import Lock
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import workspace
+from .tools.base import RunState
 
 if TYPE_CHECKING:
-    from .run import TaskRun
-    from .tools.base import ToolResult
+    from .tools.base import Tool, ToolContext, ToolResult
+    from .workspace import TaskTree
 
 # pytest's short summary ("FAILED tests/test_x.py::test_y - ..."), go ("--- FAIL: TestY"),
 # cargo ("test y ... FAILED"): names of failing tests, when the runner prints them.
@@ -25,28 +27,21 @@ def failed_names(output: str) -> set[str]:
     return {next(g for g in m.groups() if g) for m in _FAILED_NAMES.finditer(output)}
 
 
-async def baseline(run: TaskRun, command: str) -> ToolResult | None:
+async def baseline(
+    tree: TaskTree, ctx: ToolContext, run_tests: Tool, command: str, path: Path, lock: Lock
+) -> ToolResult | None:
     """The same test command on the task's starting commit, run once in a throwaway
-    worktree (never the operator's checkout). None when there is no git base to use."""
-    if "baseline" in run.ctx.state:
-        return run.ctx.state["baseline"]
-    result = None
-    tree = run.tree
-    if tree.is_git and tree.base_commit:
-        ws = run.engine.config.worktrees_dir
-        path = ws / f"{run.task_id}-baseline"
-        repo = tree.path
-        lock = run.engine.worktree_locks.setdefault(str(repo), asyncio.Lock())
+    worktree at `path` (never the operator's checkout). None when there is no git base to
+    use. `lock` is held around the worktree's add and remove."""
+    if not (tree.is_git and tree.base_commit):
+        return None
+    async with lock:
+        base_tree = await workspace.add_baseline(tree, path)
+    try:
+        return await run_tests.run({"command": command}, replace(ctx, root=path, state=RunState()))
+    finally:
         async with lock:
-            base_tree = await workspace.add_baseline(tree, path)
-        try:
-            ctx = dataclasses.replace(run.ctx, root=path, state={})
-            result = await run.tools["run_tests"].run({"command": command}, ctx)
-        finally:
-            async with lock:
-                await workspace.remove_baseline(tree, base_tree)
-    run.ctx.state["baseline"] = result
-    return result
+            await workspace.remove_baseline(tree, base_tree)
 
 
 def judge(after: ToolResult, before: ToolResult | None) -> tuple[bool, str]:

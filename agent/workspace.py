@@ -1,6 +1,6 @@
 """Where a task works: its own git worktree on branch livhana/<task-id>, so parallel tasks
 never touch each other or the operator's tree. A workspace that is not a git repo is
-copied to a scratch folder instead (tasks on it run one at a time; see Engine).
+copied to a scratch folder instead (tasks on it run one at a time: agent/wslock.py).
 
 A task worktree is the model's to write, its `.git` file included. So the engine never lets
 git find the repository from inside it: every call names the worktree's admin dir in the

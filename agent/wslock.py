@@ -24,6 +24,12 @@ from pathlib import Path
 
 POLL_S = 0.05  # how often a waiter re-tries the file lock held by another process
 
+# Our own, not `filelock`: its locks are re-entrant per object and, async, poll from an
+# executor thread per waiter; here a handle that never got the lock (cancelled while
+# waiting) must release nothing, waiters in one process queue on an asyncio.Lock so only
+# one polls the file, and the file names its holder for an operator. That is these 90
+# lines; filelock would save few of them and change those semantics.
+
 
 def lock_path(data_dir: Path, workspace: str) -> Path:
     key = hashlib.sha256(os.path.realpath(workspace).encode()).hexdigest()[:24]
@@ -87,9 +93,19 @@ def _try_lock(fd: int) -> bool:
 
 
 class WorkspaceLocks:
+    """The engine's locks on workspaces: `lock` (one task at a time on a plain folder, across
+    processes) and `worktree` (git worktree add/remove on one repository, in this process)."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self._inner: dict[str, asyncio.Lock] = {}
+        self._worktrees: dict[str, asyncio.Lock] = {}
+
+    def worktree(self, repo: str) -> asyncio.Lock:
+        """Held around `git worktree add/remove` on the repository checked out at `repo`:
+        a concurrent add can read another's half-made .git/worktrees entry and fail
+        ("failed to read commondir")."""
+        return self._worktrees.setdefault(repo, asyncio.Lock())
 
     def lock(self, workspace: str) -> WorkspaceLock:
         key = os.path.realpath(workspace)

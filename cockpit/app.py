@@ -23,11 +23,14 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 from textual.worker import Worker
 
+from agent.events import LIVE_STATES
+
 from . import hangup
 from .gc_pacing import GcPacer
 from .keys import escape_digits_are_alt
 from .messages import EngineEvents, EngineReady
 from .panels import PANELS
+from .textual_private import all_screens, no_update_delay, writer_queue
 from .themes import load_themes
 
 if TYPE_CHECKING:
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
     from .demo import DemoPlan
 
 escape_digits_are_alt()  # ESC+digit is alt+digit: see cockpit/keys.py
-LIVE = ("queued", "planning", "running", "verifying", "awaiting_approval", "applying")
 TICK_S = 0.1
 STARTUP_DELAY_S = 0.05
 FLOOD = 100  # events per tick above which the drain slows down
@@ -99,7 +101,9 @@ class CockpitApp(App[None]):
         self._live: dict[str, str] = {}
         self._approvals: set[int] = set()
         self._stop_requested = False
-        self._closing = False
+        # Not `_closing`: that name is Textual's own (MessagePump), and setting it stops
+        # the app's message loop.
+        self._engine_closing = False
         self._connecting: Worker[None] | None = None
         self.gc_pacer = GcPacer()  # full GC pauses at quiet moments (cockpit/gc_pacing.py)
         self._themes = load_themes()
@@ -119,7 +123,7 @@ class CockpitApp(App[None]):
         self.gc_pacer.start()
         self.set_interval(1.0, self.gc_pacer.tick)
         if not self.is_headless:
-            hangup.watch(asyncio.get_running_loop(), self.close_engine, self._driver)
+            hangup.watch(asyncio.get_running_loop(), self.close_engine, lambda: writer_queue(self))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
@@ -132,7 +136,7 @@ class CockpitApp(App[None]):
         self.set_timer(STARTUP_DELAY_S, self._start_engine)
 
     def _start_engine(self) -> None:
-        if self._closing:
+        if self._engine_closing:
             return
         self._connecting = self.run_worker(self._connect, group="engine")
 
@@ -150,7 +154,7 @@ class CockpitApp(App[None]):
             return
         self.engine = engine
         self.halted = engine.stopped
-        for task in await engine.list(states=list(LIVE), limit=1000):
+        for task in await engine.list(states=list(LIVE_STATES), limit=1000):
             self._live[task["id"]] = task["state"]
         self._approvals = {int(a["id"]) for a in await engine.pending_approvals()}
         self._update_counts()
@@ -162,7 +166,7 @@ class CockpitApp(App[None]):
         # Start-up objects live as long as the app: keep them out of the collector's scans,
         # so a full collection never stalls a key press (gen-2 pauses were the p95 tail).
         gc.freeze()
-        if self.demo is not None and not self._closing:
+        if self.demo is not None and not self._engine_closing:
             self.run_worker(
                 self._guard(self.demo.seed(engine, self.workspace), "demo"), group="demo"
             )
@@ -218,7 +222,7 @@ class CockpitApp(App[None]):
     def _track(self, event: dict[str, Any], ended: dict[str, str]) -> None:
         kind = event.get("type")
         if kind == "status":
-            if event.get("state") in LIVE:
+            if event.get("state") in LIVE_STATES:
                 self._live[event["task_id"]] = event["state"]
             else:
                 self._live.pop(event["task_id"], None)
@@ -232,10 +236,9 @@ class CockpitApp(App[None]):
         """A confirm dialog about a task that just ended closes (on every panel's stack)."""
         from .widgets.confirm import Confirm
 
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                if isinstance(screen, Confirm) and screen.task_id in ended:
-                    screen.task_ended(ended[screen.task_id])
+        for screen in all_screens(self):
+            if isinstance(screen, Confirm) and screen.task_id in ended:
+                screen.task_ended(ended[screen.task_id])
 
     def _update_counts(self) -> None:
         self.live_count = len(self._live)
@@ -252,9 +255,9 @@ class CockpitApp(App[None]):
         await self.close_engine()
 
     async def close_engine(self) -> None:
-        if self._closing:
+        if self._engine_closing:
             return
-        self._closing = True
+        self._engine_closing = True
         if self._connecting is not None:  # an engine still opening is closed too, not leaked
             with contextlib.suppress(Exception):
                 await self._connecting.wait()
@@ -302,16 +305,14 @@ class CockpitApp(App[None]):
         self.config.ui.theme = theme.name
         from agent.config import save_ui_settings
 
-        self.run_worker(asyncio.to_thread(save_ui_settings, self.config), group="settings")
+        saving = asyncio.to_thread(save_ui_settings, self.config)
+        self.run_worker(self._guard(saving, "theme not saved"), group="settings")
 
     def switch_mode(self, mode: str) -> Any:
         # Textual masks a mode switch with a 50 ms update delay; our panels are built once
         # and kept, so there is nothing to mask, and a panel key should repaint at once.
-        delay, self.delay_update = self.delay_update, lambda delay=0.0: None  # type: ignore[method-assign]
-        try:
+        with no_update_delay(self):
             return super().switch_mode(mode)
-        finally:
-            self.delay_update = delay  # type: ignore[method-assign]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -325,14 +325,14 @@ async def _settle_first(config: Any) -> None:
     """A view starts an engine (which writes) only to settle what a stopped process left
     (its tasks, a journaled apply): a store that cannot be written then (a full disk) is
     shown as it is, with a warning. Otherwise it only reads."""
-    from agent import control
     from agent.engine import Engine
     from agent.errors import StoreError
+    from agent.recovery import needs_recovery
     from agent.store import Store
 
     store = await Store.open(config.store_path, readonly=True)
     try:
-        if not await control.needs_recovery(store, config.data_dir):
+        if not await needs_recovery(store, config.data_dir):
             return
     finally:
         await store.close()

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from rich.markup import escape as rich_escape
-from textual._context import active_app
 from textual.theme import Theme
+
+from .textual_private import active_app
 
 # Colours are roles, not colour names: each names a theme variable ("$text-success") and is
 # resolved to the current theme's colour when a cell is formatted, so every theme in

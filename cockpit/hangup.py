@@ -28,7 +28,7 @@ _KEEP: list[int] = []
 def watch(
     loop: asyncio.AbstractEventLoop,
     close: Callable[[], Awaitable[Any]],
-    driver: Any,
+    writer_queue: Callable[[], Any],
     fd: int = 0,
 ) -> threading.Thread:
     """Start the watcher; `close` runs on `loop` when the terminal at `fd` hangs up, or
@@ -40,7 +40,7 @@ def watch(
         signal.signal(signal.SIGHUP, lambda *_: signalled.set())
     thread = threading.Thread(
         target=_watch,
-        args=(loop, close, driver, fd, signalled),
+        args=(loop, close, writer_queue, fd, signalled),
         name="hangup-watch",
         daemon=True,
     )
@@ -58,7 +58,7 @@ def hung_up(fd: int, timeout_ms: int = 0) -> bool:
 def _watch(
     loop: asyncio.AbstractEventLoop,
     close: Callable[[], Awaitable[Any]],
-    driver: Any,
+    writer_queue: Callable[[], Any],
     fd: int,
     signalled: threading.Event,
 ) -> None:
@@ -69,7 +69,7 @@ def _watch(
     except (OSError, ValueError):
         return
     _detach_terminal()
-    _drain_writer(driver)
+    _drain_writer(writer_queue())
     done = threading.Event()
 
     async def leave() -> None:
@@ -97,12 +97,11 @@ def _detach_terminal() -> None:
         os.dup2(quiet, 0)
 
 
-def _drain_writer(driver: Any) -> None:
+def _drain_writer(queue: Any) -> None:
     """Textual's writer thread may have died on EIO already, and then its full queue blocks
     the event loop: empty that queue from here, forever (this thread ends with the process).
-    Draining beside a live writer is harmless too: all output goes to /dev/null now.
-    (A private attribute, hence the getattr guards: a Textual without it just skips this.)"""
-    queue = getattr(getattr(driver, "_writer_thread", None), "_queue", None)
+    Draining beside a live writer is harmless too: all output goes to /dev/null now. (The
+    queue comes from cockpit/textual_private.py; None: this Textual has none to drain.)"""
     if queue is None:
         return
 

@@ -4,19 +4,17 @@ old name."""
 
 from __future__ import annotations
 
-from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
+
+from .textual_private import bindings_with_keymap, forget_escape_sequences
 
 DIGITS = "1234567890"
 
 
 def binding_for(node: DOMNode, binding_id: str) -> Binding | None:
     """The binding with this id on `node` (an app or a screen), with the keymap applied."""
-    app = node.app if not isinstance(node, App) else node
-    bindings = node._bindings.copy()
-    if app._keymap:
-        bindings.apply_keymap(app._keymap)
+    bindings = bindings_with_keymap(node)
     for key_bindings in bindings.key_to_bindings.values():
         for binding in key_bindings:
             if binding.id == binding_id:
@@ -40,7 +38,4 @@ def escape_digits_are_alt() -> None:
     operator leaving a field with Escape and pressing 3 got "£" typed into the field.
     Without the entries the parser reports them as alt+digit, which the app binds to the
     panel switches (and no text is typed with alt+digit)."""
-    from textual import _ansi_sequences
-
-    for digit in DIGITS:
-        _ansi_sequences.ANSI_SEQUENCES_KEYS.pop(f"\x1b{digit}", None)  # type: ignore[attr-defined]
+    forget_escape_sequences([f"\x1b{digit}" for digit in DIGITS])

@@ -62,6 +62,10 @@ def test_apply_never_destroys_untracked_or_ignored_files_the_issue_case(
     for path in ("localdata/", "newmodule/", "notes"):
         assert path in error
     assert "nothing was changed" in error
+    # The work is not lost with the refusal: the error names the branch that keeps it.
+    branch = error.split("stays on branch ", 1)[1].split()[0]
+    assert f"git merge {branch}" in error
+    assert "notes/todo.md" in git(repo, "show", "--stat", "--format=", branch)
 
     # Rollback says what is true: the workspace was never changed, the task stays failed.
     rolled = cli("rollback", task["id"])

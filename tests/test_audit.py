@@ -196,7 +196,7 @@ async def test_timeout_and_task_stop_decisions_are_audited(
     config.engine.approval_timeout_s = 0
     stopped = await engine.submit("deploy", repo, model=model, apply=False)
     await until(lambda: engine.store.approvals("pending", task_id=stopped))
-    await until(lambda: engine._runs.get(stopped) and engine._runs[stopped].pending_approvals)
+    await until(lambda: (engine.live(stopped) or None) and engine.live(stopped).waiting_on)
     await engine.cancel(stopped, by="bob")
     assert (await engine.wait(stopped))["state"] == ev.CANCELLED
     (denied,) = [r for r in await audit_rows(engine, stopped) if r["action"] == "deny"]

@@ -227,7 +227,7 @@ async def test_an_engine_whose_task_was_taken_stops_it_and_writes_nothing_more(
                        "'{}')", [task_id, last[0] + n, type_])  # fmt: skip
         db.commit()
     await until(lambda: not live_processes(mark), timeout=15)
-    await until(lambda: task_id not in engine._workers, timeout=15)
+    await until(lambda: not engine.live(task_id).running, timeout=15)
     await engine.bus.flush()
     events = await engine.store.task_events(task_id)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

@@ -50,7 +50,7 @@ async def test_pause_lets_the_running_command_finish_then_holds_until_resumed(
 ) -> None:
     engine = await engine_factory(counting(bash("sleep 1; echo slept"), READ, READ))
     task_id = await engine.submit("sleep then read", repo, approve="auto", apply=False)
-    await until(lambda: task_id in engine._runs and engine._runs[task_id].procs.pgids)
+    await until(lambda: (engine.live(task_id) or None) and engine.live(task_id).process_groups)
     await engine.pause(task_id)
 
     # The command is not killed: its output arrives, and then nothing more happens.
@@ -95,7 +95,7 @@ async def test_cancel_ends_a_paused_task_at_once(engine_factory: Any, repo: Path
     await engine.cancel(task_id, by="tester")
     task = await asyncio.wait_for(engine.wait(task_id), 2)
     assert task["state"] == ev.CANCELLED and "cancelled by tester" in task["error"]
-    assert not engine.paused  # nothing held is left behind
+    assert not engine.live(task_id).paused  # nothing held is left behind
 
 
 async def test_the_emergency_stop_ends_a_paused_task(engine_factory: Any, repo: Path) -> None:
@@ -139,7 +139,7 @@ async def test_pause_and_resume_from_another_process(engine_factory: Any, repo: 
     task_id = await engine.submit("read slowly", repo, approve="auto", apply=False)
     await until(lambda: CountingModel.calls == 1)  # the first model call is under way
     assert await asyncio.to_thread(other_process, "pause", task_id) == "pause ok True"
-    await until(lambda: task_id in engine.paused, 2)  # the owner picked the row up
+    await until(lambda: engine.live(task_id).paused, 2)  # the owner picked the row up
     await asyncio.sleep(1.5)  # the model call (1 s) returns; its tool call is held
     assert CountingModel.calls == 1
     assert ev.STEP not in await types(engine, task_id)

@@ -206,7 +206,7 @@ async def test_secrets_named_by_env_and_set_while_running_are_redacted(
     # Set from another process while this engine runs: it must learn the value now.
     stored = await asyncio.to_thread(cli, "secrets", "set", "late_one", input=late_secret + "\n")
     assert stored.returncode == 0, stored.stderr
-    await until(lambda: late_secret in engine.safety.redactor._labels, timeout=5)
+    await until(lambda: engine.safety.redact(late_secret) != late_secret, timeout=5)
     # Printed bare: no key=value shape to give them away, only the known values.
     command = (
         "printf '%s%s\\n' 'svc-Zk3Pq8' 'Lw2Xm7'; printf '%s%s\\n' 'late-Vault' '-R4t8Yq2'"

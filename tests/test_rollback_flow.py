@@ -211,11 +211,11 @@ async def test_rollback_of_a_running_task_stops_it_and_discards_its_work(
     engine = await engine_factory()
     task_id = await engine.submit("sleepy", repo, model=model)
     for _ in range(500):
-        run = engine._runs.get(task_id)
-        if run is not None and run.procs.pgids and run.steps == 2:
+        held = engine.live(task_id)
+        if held is not None and held.process_groups and held.steps == 2:
             break
         await asyncio.sleep(0.01)
-    pgids = run.procs.pgids
+    pgids = held.process_groups
     worktree = Path((await engine.get(task_id))["worktree"])
     result = await asyncio.wait_for(engine.rollback(task_id), 5)
     assert "discarded" in result["message"]

@@ -62,8 +62,9 @@ def sleep_script(tmp_path: Path, mark: str, count: int = 2, name: str = "s.json"
 async def running_sleepers(engine: Engine, task_id: str, mark: str, count: int = 2) -> list[int]:
     """Wait until the task's command is up; return every process group it owns."""
     await until(lambda: len(sleepers(mark)) >= count)
-    run = engine._runs[task_id]
-    return sorted(set(run.procs.pgids) | {p[1] for p in live_processes(mark)})
+    held = engine.live(task_id)
+    assert held is not None
+    return sorted(set(held.process_groups) | {p[1] for p in live_processes(mark)})
 
 
 def assert_all_gone(mark: str, pgids: list[int]) -> None:
@@ -147,7 +148,7 @@ async def test_stop_right_after_submit_still_stops_the_task(
     model = sleep_script(tmp_path, mark)
     engine = await engine_factory()
     task_id = await engine.submit("sleep", repo, model=model)
-    await until(lambda: task_id in engine._workers)  # dispatched, not yet running a step
+    await until(lambda: (engine.live(task_id) or None) and engine.live(task_id).running)  # dispatched, not yet running a step
     await engine.emergency_stop()
     task = await asyncio.wait_for(engine.wait(task_id), 5)
     assert task["state"] == ev.CANCELLED
@@ -162,7 +163,7 @@ async def test_cancel_right_after_dispatch_is_not_lost(
     model = sleep_script(tmp_path, mark)
     engine = await engine_factory()
     task_id = await engine.submit("sleep", repo, model=model)
-    await until(lambda: task_id in engine._workers)
+    await until(lambda: (engine.live(task_id) or None) and engine.live(task_id).running)
     await engine.cancel(task_id)
     task = await asyncio.wait_for(engine.wait(task_id), 5)
     assert task["state"] == ev.CANCELLED

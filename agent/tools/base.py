@@ -33,6 +33,35 @@ class ToolResult:
 
 
 @dataclass
+class Grant:
+    """An approval that covers one tool call: `tool` at step `step`, once (agent/sandbox.py
+    takes it, so it never covers a later command)."""
+
+    step: int
+    tool: str
+    by: str  # who said yes: an operator, or a rule (approve=auto)
+    network: bool  # an operator's yes to a request asked because of network use
+
+
+@dataclass
+class RunState:
+    """What a run and its tools share while a task runs. Typed fields, not a dict of
+    strings: a misspelt name is an error at once, not a silent miss."""
+
+    step: int = 0  # the current step's number (agent/run.py)
+    # Who decided the latest approval request: tools word their own refusal from it
+    # (never a blanket "denied by operator"; it may be the timeout, or nobody).
+    decided_by: str = ""
+    grant: Grant | None = None  # set by the run after a yes to this step's call
+    plan: list[dict[str, str]] = field(default_factory=list)  # update_plan's latest plan
+    plan_done: int = -1  # how many of its steps were done
+    progress_at_step: int | None = None  # the step at which the plan last moved on
+    # The test suite's result on the task's starting commit (agent/verify.py), once run.
+    baseline: ToolResult | None = None
+    baseline_run: bool = False
+
+
+@dataclass
 class ToolContext:
     root: Path  # the task's worktree; every path is relative to it
     task_id: str
@@ -40,7 +69,7 @@ class ToolContext:
     emit: Emit  # emit(type, **payload) -> event in the task's stream
     procs: ProcessGroups  # every child process goes through here so stop can kill it
     ask: AskApproval  # ask(kind, summary, detail) -> approved?
-    state: dict[str, Any] = field(default_factory=dict)  # per-task scratch (plan, ...)
+    state: RunState = field(default_factory=RunState)  # shared with the run (agent/run.py)
     # The operator's project the worktree was made from, as the engine knows it: the sandbox
     # finds the git dir to show from it (the worktree's own `.git` file is model-writable).
     workspace: Path | None = None

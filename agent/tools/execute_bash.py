@@ -37,13 +37,13 @@ class ExecuteBash:
         timeout = clamp_timeout(args.get("timeout_s"), ctx.config.engine.command_timeout_s)
         grant = sandbox.take_grant(ctx, self.name)
         network = ctx.config.sandbox.network
-        if grant and grant["network"] and not network:
+        if grant and grant.network and not network:
             # The operator said yes to a request that asked because of network use: that
             # one command gets the network (a rule's yes, approve=auto, does not).
             network = True
             await ctx.emit(
                 "warning",
-                message=f"network allowed for this command only: approved by {grant['by']}",
+                message=f"network allowed for this command only: approved by {grant.by}",
                 command=command,
                 network=True,
             )

@@ -345,7 +345,7 @@ async def _ask_write(ctx: ToolContext, name: str, sql: str, kind: str) -> bool:
 
 
 def _denied(ctx: ToolContext, name: str) -> ToolResult:
-    by = ctx.state.get("decided_by") or "operator"  # who said no: the timeout, nobody, ...
+    by = ctx.state.decided_by or "operator"  # who said no: the timeout, nobody, ...
     return ToolResult(
         f"denied by {by}: the statement writes to {name!r} and was not approved; "
         "nothing was changed",

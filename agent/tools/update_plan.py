@@ -51,13 +51,13 @@ class UpdatePlan:
                 raise ToolError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
             clean.append({"title": step["title"][:200], "status": status})
         done = sum(1 for s in clean if s["status"] == "done")
-        previous = ctx.state.get("plan_done", -1)
-        ctx.state["plan"] = clean
-        ctx.state["plan_done"] = done
+        previous = ctx.state.plan_done
+        ctx.state.plan = clean
+        ctx.state.plan_done = done
         await ctx.emit("plan", steps=clean)
         await ctx.emit("progress", completed=done, total=len(clean))
         if done > previous:
-            ctx.state["progress_at_step"] = ctx.state.get("step", 0)
+            ctx.state.progress_at_step = ctx.state.step
         return ToolResult(f"plan updated: {done}/{len(clean)} steps done")
 
 

@@ -13,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from agent.events import LIVE_STATES
+
 from .. import fmt
 from ..keys import key_for
 from ..widgets import EventLog, KeyedTable, put
@@ -20,9 +22,6 @@ from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
-
-LIVE = ["queued", "planning", "running", "verifying", "awaiting_approval", "applying"]
-
 
 class ActiveTasksScreen(PanelScreen):
     MODE = "active"
@@ -53,7 +52,7 @@ class ActiveTasksScreen(PanelScreen):
             yield EventLog(max_lines=300, id="peek")
 
     async def refresh_data(self, engine: Engine) -> None:
-        tasks = sorted(await engine.list(states=LIVE, limit=500), key=lambda t: t["created_at"])
+        tasks = sorted(await engine.list(states=list(LIVE_STATES), limit=500), key=lambda t: t["created_at"])
         doing = await engine.activity([t["id"] for t in tasks])
         self.paused = {task_id for task_id, now in doing.items() if now["paused"]}
         self._modes = {t["id"]: t["approve_mode"] for t in tasks}

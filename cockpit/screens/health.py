@@ -186,12 +186,10 @@ class HealthScreen(PanelScreen):
         return True
 
     async def _ping(self) -> None:
-        from agent import insights
-
         try:
             engine = self.engine
             if engine is not None:
-                self._last_ping = await insights.ping_model(engine)
+                self._last_ping = await engine.views.ping_model()
         finally:
             self._pinging = False
         self._paint()

@@ -17,6 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input, Select, Static
 
+from agent.events import END_STATES
+
 from .. import fmt
 from ..widgets import Confirm, EventLog, KeyedTable, put
 from .base import PanelScreen
@@ -24,7 +26,7 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
-ENDED = ["succeeded", "failed", "cancelled", "rolled_back", "interrupted"]
+ENDED = list(END_STATES)
 PAGE = 200
 DAY_FORMAT = "%Y-%m-%d"
 
@@ -123,8 +125,6 @@ class HistoryScreen(PanelScreen):
         self.query_one("#filter-warning").display = False
 
     async def refresh_data(self, engine: Engine) -> None:
-        from agent import insights
-
         state = self.query_one("#state", Select).value
         states = [str(state)] if state in ENDED else ENDED
         text = self.query_one("#text", Input).value.strip() or None
@@ -134,7 +134,7 @@ class HistoryScreen(PanelScreen):
         tasks = await engine.list(states=states, text=text, since=since, until=until, limit=PAGE)
         missing = [t["id"] for t in tasks
                    if t["state"] == "rolled_back" and t["id"] not in self._run_ends]
-        self._run_ends.update(await insights.run_ends(engine, missing))
+        self._run_ends.update(await engine.views.run_ends(missing))
         tasks.sort(key=lambda t: self._finished(t) or t["created_at"], reverse=True)
         self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({

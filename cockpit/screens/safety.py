@@ -115,8 +115,6 @@ class SafetyScreen(PanelScreen):
         self.request_refresh()
 
     async def refresh_data(self, engine: Engine) -> None:
-        from agent import insights
-
         budget = await engine.budget()
         spent, cap = float(budget.get("spent_today", 0)), float(budget.get("daily_cap", 0) or 0)
         self.query_one("#budget", ProgressBar).update(total=max(cap, 1e-9), progress=min(spent, cap))
@@ -125,7 +123,7 @@ class SafetyScreen(PanelScreen):
             f"{fmt.money(spent)} spent of {fmt.money(cap)} daily cap"
             + (f" · {fmt.money(task_cap)} per task" if task_cap else ""))
         midnight = dt.datetime.combine(dt.date.fromtimestamp(fmt.now()), dt.time()).timestamp()
-        spenders = spender_rows(await insights.spend_by_task(engine, midnight, TOP_SPENDERS))
+        spenders = spender_rows(await engine.views.spend_by_task(midnight, TOP_SPENDERS))
         table = self.query_one("#spenders", KeyedTable)
         table.sync(spenders)
         table.display = bool(spenders)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from textual.widgets import Static
 
@@ -13,12 +14,14 @@ from .keyed_table import KeyedTable
 
 __all__ = ["Confirm", "EventLog", "HaltBanner", "KeyedTable", "put"]
 
+_shown: WeakKeyDictionary[Static, Any] = WeakKeyDictionary()  # what `put` gave each Static
+
 
 def put(widget: Static, content: Any) -> None:
     """Update a Static only when its content changed; one of fixed height skips the
     relayout (under a stream of events, needless layouts were most of the UI's work)."""
-    if getattr(widget, "_put_last", None) == content:
+    if _shown.get(widget) == content:
         return
-    widget._put_last = content  # type: ignore[attr-defined]
+    _shown[widget] = content
     height = widget.styles.height
     widget.update(content, layout=not (height is not None and height.is_cells))

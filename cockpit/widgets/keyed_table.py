@@ -17,6 +17,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from ..textual_private import relayout_columns
+
 
 class KeyedTable(DataTable[Any]):
     DEFAULT_CSS = """
@@ -57,8 +59,7 @@ class KeyedTable(DataTable[Any]):
         if column.width != width or column.auto_width:
             column.auto_width = False
             column.width = width
-            self._require_update_dimensions = True
-            self._clear_caches()
+            relayout_columns(self)
             self.refresh()
 
     def notify_style_update(self) -> None:

@@ -85,7 +85,8 @@ async def main() -> None:
     config.engine.stall_steps = 10_000
     config.engine.max_steps = STEPS + 5
     engine = await Engine.open(config, role="bench", model_factory=lambda spec: ZeroLatencyModel())
-    engine.tools = {"search_codebase": Noop()}
+    engine.tools.clear()  # the worker and the views share this dict
+    engine.tools["search_codebase"] = Noop()
     setup0 = time.perf_counter()
     ids = [
         await engine.submit(f"bench task {i}", repo, approve="auto", apply=False)

@@ -37,13 +37,18 @@ QUERIES = 500
 GOAL_MS = 20.0
 WS = "/work/project"
 
-VERBS = ("run check read write fix update add remove keep avoid prefer split merge test "
-         "validate cache retry log parse render mock patch rename document").split()
-NOUNS = ("pagination config authentication session migration token router parser logger "
-         "build linter docs scheduler query endpoint cache fixture schema payload webhook "
-         "queue worker handler template serializer middleware index cursor batch").split()
-GLUE = ("the tests before after always code function file api error when with in for "
-        "first then so it is are").split()
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+VERBS = _words("run check read write fix update add remove keep avoid prefer split merge test "
+               "validate cache retry log parse render mock patch rename document")
+NOUNS = _words("pagination config authentication session migration token router parser logger "
+               "build linter docs scheduler query endpoint cache fixture schema payload webhook "
+               "queue worker handler template serializer middleware index cursor batch")
+GLUE = _words("the tests before after always code function file api error when with in for "
+              "first then so it is are")
 
 
 def vocabulary(rng: random.Random) -> list[str]:

@@ -97,7 +97,7 @@ async def start_round(engine: Any, repo: Path, tmp: Path) -> tuple[str, list[str
             raise SystemExit(f"only {sleeping(mark)} of {TASKS * PER_TASK} commands started")
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
-    groups = {pg for run in engine._runs.values() for pg in run.procs.pgids}
+    groups = {pg for t in ids if (held := engine.live(t)) for pg in held.process_groups}
     groups |= {pgid for _, pgid in live(mark)}
     return mark, ids, groups
 

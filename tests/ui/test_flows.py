@@ -70,7 +70,7 @@ async def test_approve_from_the_queue(tmp_path: Path) -> None:
         await pilot.press("a")
         await wait_for(pilot, lambda: "approved by operator" in panel_text(app), what="decision shown")
         task_id = apply["task_id"]
-        await wait_for(pilot, lambda: app.engine and app.engine._states.get(task_id) == "succeeded",
+        await wait_for(pilot, lambda: app.engine and app.engine.state_of(task_id) == "succeeded",
                        what="task applied")
         workspace = Path(app.workspace)
         assert "negative price" in (workspace / "shopcart" / "pricing.py").read_text()
@@ -98,13 +98,13 @@ async def test_emergency_stop_from_any_panel_kills_the_running_command(
         await ready(pilot, plan)
         engine = app.engine
         task_id = await engine.submit("Soak test the cart", app.workspace, approve="auto")
-        pgids = await wait_for(pilot, lambda: task_id in engine._runs and engine._runs[task_id].procs.pgids,
+        pgids = await wait_for(pilot, lambda: (engine.live(task_id) or None) and engine.live(task_id).process_groups,
                                what="the soak command running")
         await pilot.press(key)
         if key == "1":
             await pilot.press("n")  # a text field has focus: the stop still works (priority)
         await pilot.press("ctrl+x")
-        await wait_for(pilot, lambda: engine._states.get(task_id) == "cancelled", timeout=5,
+        await wait_for(pilot, lambda: engine.state_of(task_id) == "cancelled", timeout=5,
                        what="the task cancelled")
         for pgid in pgids:
             with pytest.raises(ProcessLookupError):
@@ -135,7 +135,7 @@ async def test_rollback_from_history(tmp_path: Path) -> None:
         await pilot.press("r")
         await pilot.pause(0.2)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.engine._states.get(fixed) == "rolled_back" or None,
+        await wait_for(pilot, lambda: app.engine.state_of(fixed) == "rolled_back" or None,
                        what="rolled back")
         assert page.read_text() == (WORKSPACE / "shopcart" / "pagination.py").read_text()
         await wait_for(pilot, lambda: "rolled back" in panel_text(app), what="history shows it")

@@ -72,7 +72,7 @@ async def test_active_tasks_shows_the_step_and_action_now_and_pauses_for_real(
         await ready(pilot, plan)
         engine = app.engine
         task_id = await engine.submit(SOAK, app.workspace, approve="auto")
-        await wait_for(pilot, lambda: task_id in engine._runs and engine._runs[task_id].procs.pgids,
+        await wait_for(pilot, lambda: (engine.live(task_id) or None) and engine.live(task_id).process_groups,
                        what="the soak command running")
         await pilot.press("2")
         table = app.screen.query_one("#live", KeyedTable)
@@ -82,15 +82,15 @@ async def test_active_tasks_shows_the_step_and_action_now_and_pauses_for_real(
         assert str(table.get_cell(task_id, "Now")).startswith("execute_bash sleep 600")
         table.move_cursor(row=table.get_row_index(task_id))
         await pilot.press("p")
-        await wait_for(pilot, lambda: task_id in engine.paused, what="paused in the engine")
+        await wait_for(pilot, lambda: engine.live(task_id).paused, what="paused in the engine")
         await wait_for(pilot, lambda: "paused" in str(table.get_cell(task_id, "State")),
                        what="paused shown")
-        assert engine._runs[task_id].procs.pgids  # the running command was not killed
+        assert engine.live(task_id).process_groups  # the running command was not killed
         assert await task_state(app, task_id) == "running"
         await wait_for(pilot, lambda: "paused by operator" in
                        log_text(app.screen.query_one("#peek", EventLog)), what="in the log")
         await pilot.press("p")
-        await wait_for(pilot, lambda: task_id not in engine.paused, what="resumed")
+        await wait_for(pilot, lambda: not engine.live(task_id).paused, what="resumed")
         await wait_for(pilot, lambda: "paused" not in str(table.get_cell(task_id, "State")),
                        what="resumed shown")
 
@@ -106,7 +106,7 @@ async def test_active_tasks_latest_log_catches_up_after_a_return(tmp_path: Path)
         await pilot.press("1")
         request = (await app.engine.pending_approvals())[0]
         await app.engine.decide(request["id"], False, by="cli")
-        await wait_for(pilot, lambda: app.engine._states.get(task_id) not in
+        await wait_for(pilot, lambda: app.engine.state_of(task_id) not in
                        ("awaiting_approval", None), what="decided")
         await idle(pilot)  # the decision's events went out while this panel was hidden
         seq = await store_seq(app, task_id)
@@ -128,7 +128,7 @@ async def test_a_confirm_closes_when_its_task_ends_first(tmp_path: Path) -> None
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
         await pilot.press("ctrl+x")  # the stop ends the task under the open dialog
-        await wait_for(pilot, lambda: engine._states.get(task_id) == "cancelled", what="cancelled")
+        await wait_for(pilot, lambda: engine.state_of(task_id) == "cancelled", what="cancelled")
         await wait_for(pilot, lambda: not isinstance(app.screen, Confirm), what="dialog closed")
         assert any("already ended (cancelled)" in n.message for n in app._notifications)
 
@@ -147,7 +147,7 @@ async def test_cancel_on_task_execution_asks_first(tmp_path: Path) -> None:
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="asked again")
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.engine._states.get(task_id) == "cancelled",
+        await wait_for(pilot, lambda: app.engine.state_of(task_id) == "cancelled",
                        what="cancelled")
 
 

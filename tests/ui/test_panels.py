@@ -15,7 +15,7 @@ from textual.color import Color
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
-from agent import insights
+from agent.views import Views
 from cockpit import fmt
 from cockpit.cli import build_parser
 from cockpit.themes import load_themes
@@ -91,18 +91,18 @@ async def test_a_theme_switch_repaints_the_tables_in_the_new_colours(tmp_path: P
 # -- 5: health pings the model itself, and fills the screen with what matters -----------
 async def test_health_pings_the_model_on_its_own_and_keeps_the_result(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real, live, most = getattr(insights, "ping_model", None), [0], [0]
+    real, live, most = getattr(Views, "ping_model", None), [0], [0]
 
-    async def counted(engine: Any) -> dict[str, Any]:
+    async def counted(views: Any) -> dict[str, Any]:
         live[0] += 1
         most[0] = max(most[0], live[0])
         try:
             assert real is not None
-            return await real(engine)
+            return await real(views)
         finally:
             live[0] -= 1
 
-    monkeypatch.setattr(insights, "ping_model", counted, raising=False)
+    monkeypatch.setattr(Views, "ping_model", counted, raising=False)
     app, plan = make_app(tmp_path, tasks=(FIXED, MIGRATE))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
@@ -311,8 +311,9 @@ EVENTS = [
 
 @pytest.mark.parametrize("theme", load_themes(), ids=lambda t: t.name)
 def test_event_log_lines_are_legible_on_every_theme(theme: Any) -> None:
-    from textual._context import active_app
     from textual.app import App
+
+    from cockpit.textual_private import active_app
 
     app: App[None] = App()
     app.register_theme(theme)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from agent import insights
+from agent.views import Views
 from cockpit.app import CockpitApp
 from cockpit.panels import PANELS
 from cockpit.widgets import event_log
@@ -40,10 +40,10 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     counter = itertools.count(1)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(f"{next(counter):02x}c0ffee" + "0" * 24))
     monkeypatch.setattr(CockpitApp, "_measure_lag", lambda self: None)
-    real_health = insights.health
+    real_health = Views.health
 
-    async def steady_health(engine: Any, ping: bool = False) -> dict[str, Any]:
-        health = await real_health(engine, ping)
+    async def steady_health(views: Any, ping: bool = False) -> dict[str, Any]:
+        health = await real_health(views, ping)
         health["disk_free_bytes"] = 100 << 30
         health["store"]["size_bytes"] = 1 << 20
         health["store"]["db_bytes"] = health["store"]["wal_bytes"] = 1 << 19
@@ -52,15 +52,15 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
             row["pid"], row["host"] = 4242, "host"
         return health
 
-    monkeypatch.setattr(insights, "health", steady_health)
-    real_budget = insights.budget
+    monkeypatch.setattr(Views, "health", steady_health)
+    real_budget = Views.budget
 
-    async def steady_budget(engine: Any) -> dict[str, Any]:
+    async def steady_budget(views: Any) -> dict[str, Any]:
         # A few cents of a $50 cap is a sub-cell bar whose half-cell rounding flickered
         # under load; the budget's own behaviour is tested in test_panels.py.
-        return {**await real_budget(engine), "spent_today": 0.0}
+        return {**await real_budget(views), "spent_today": 0.0}
 
-    monkeypatch.setattr(insights, "budget", steady_budget)
+    monkeypatch.setattr(Views, "budget", steady_budget)
     real_render = event_log.render
 
     def steady_render(event: dict[str, Any], show_thinking: bool = False) -> Any:
