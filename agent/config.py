@@ -136,6 +136,23 @@ class APIConfig:
     port: int = field(default=4002, metadata={"min": 1, "max": 65535})
 
 
+GC_AUTO = ("daily", "start", "off")
+
+
+@dataclass
+class GCConfig:
+    """Pruning what ended tasks leave on disk (agent/prune.py)."""
+
+    keep_days: float = _ranged(14.0, 0, 36_500)  # leftovers of tasks ended longer ago go
+    auto: str = "daily"  # daily: at most once a day; start: at each start; off: only `gc`
+
+    def __post_init__(self) -> None:
+        if self.auto not in GC_AUTO:
+            raise ConfigError(
+                f"config: 'config.gc.auto' must be one of {', '.join(GC_AUTO)}, got {_got(self.auto)}"
+            )
+
+
 @dataclass
 class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -143,6 +160,7 @@ class Config:
     ui: UIConfig = field(default_factory=UIConfig)
     api: APIConfig = field(default_factory=APIConfig)
     learnings: LearningsConfig = field(default_factory=LearningsConfig)
+    gc: GCConfig = field(default_factory=GCConfig)
     deploy: dict[str, DeployTarget] = field(default_factory=dict)
     databases: dict[str, DatabaseConfig] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)

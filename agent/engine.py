@@ -12,6 +12,9 @@ a small interface, and none reaches into another or back up to the engine:
     rollback  agent/rollback.py   undoing a task, or its steps after N
     recovery  agent/recovery.py   after a crash: dead engines' tasks, cut-short applies
     views     agent/views.py      read-only views for the panels (metrics, health, ...)
+    radar     agent/conflicts.py  live tasks changing the same files, changes landed on them
+    rebaser   agent/rebase.py     the apply request, and the rebase it offers on a conflict
+    pruner    agent/prune.py      removing what ended tasks left on disk ([gc])
 
 Below them: the task book (agent/taskbook.py: each task's state, row and status events),
 the event bus, the store, safety (policy, redaction, audit, budgets) and the tools.
@@ -38,6 +41,7 @@ from .audit import verify
 from .bus import EventBus
 from .changes import Changes
 from .config import Config, task_caps_problem
+from .conflicts import Radar
 from .control import Control
 from .dispatch import Dispatcher
 from .errors import StopActive, StoreError, UsageError
@@ -45,6 +49,8 @@ from .learnings.book import LearningBook
 from .models import model_factory_for
 from .models.base import Model
 from .pausing import Pauses
+from .prune import Pruner
+from .rebase import Rebaser
 from .recovery import Recovery
 from .rollback import Rollback
 from .safety import Safety
@@ -105,11 +111,13 @@ class Engine:
         self.desk = ApprovalDesk(config, store, bus, book, safety)
         self.changes = Changes(config)
         self.pauses = Pauses(store, bus, book, safety, engine_id)
+        self.radar = Radar(store, self.changes)
+        self.rebaser = Rebaser(store, bus, book, safety, self.changes, self.radar, self.desk)
         # Learnings: picked for each task, measured, changed by the operator (agent/learnings/).
         self.learnbook = LearningBook(store, config.learnings, audit=safety.audit)
         self.worker = Worker(config, store, bus, book, self.desk, safety, self.changes,
                              self.locks, self.pauses, self.tools, model_factory,
-                             self.learnbook)  # fmt: skip
+                             self.rebaser, self.learnbook)  # fmt: skip
         self.tasks = Dispatcher(self.worker, book, bus, safety, config.engine.max_concurrent)
         self.control = Control(config, store, bus, book, self.tasks, self.worker, self.desk,
                                self.pauses, safety, engine_id)  # fmt: skip
@@ -119,6 +127,7 @@ class Engine:
                                   self.recovery, self._stop_and_wait)  # fmt: skip
         self.views = Views(config, store, bus, safety, self.tools, model_factory,
                            lambda: self.tasks.held)  # fmt: skip
+        self.pruner = Pruner(config, store, safety, self.changes, self.locks, engine_id, role)
         self.scheduler: Scheduler | None = None  # timed jobs: see `attach_scheduler`
         self._loops: list[asyncio.Task[None]] = []
 
@@ -145,7 +154,8 @@ class Engine:
         await self.bus.start()
         await self.recovery.journals()  # first: an apply cut short is finished or undone
         await self.recovery.dead_engines()
-        loops = {"dispatch": self.tasks.loop(), "control": self.control.loop()}
+        loops = {"dispatch": self.tasks.loop(), "control": self.control.loop(),
+                 "gc": self.pruner.loop()}  # [gc] auto (agent/prune.py)  # fmt: skip
         if self.scheduler is not None:
             loops["scheduler"] = self.scheduler.run()
         self._loops = [asyncio.create_task(work, name=name) for name, work in loops.items()]
@@ -362,6 +372,33 @@ class Engine:
     ) -> list[str]:
         """The active learnings most relevant to `title`: a look, nothing recorded."""
         return await self.learnbook.relevant(title, limit, workspace)
+
+    # -- conflicts between tasks, and the disk they use -------------------------------------
+    async def conflicts(self, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:
+        """Live tasks that change files another live task on their workspace changes, or
+        that a change landed on since they started: task id -> what (agent/conflicts.py).
+        `max_age`: an answer that many seconds old will do (panels polling)."""
+        return await self.radar.all(max_age)
+
+    async def rebase(self, task_id: str, by: str = "operator") -> dict[str, Any]:
+        """Have a task waiting to apply rebased onto its workspace's HEAD by its worker, which
+        then asks to apply what would land now (agent/rebase.py); the decided request."""
+        return await self.rebaser.request(task_id, by)
+
+    async def keep(self, task_id: str, by: str = "operator") -> dict[str, Any]:
+        """Leave a task waiting to apply on its branch, unapplied; the decided request."""
+        return await self.rebaser.keep(task_id, by)
+
+    async def gc(self, dry_run: bool = False, by: str = "operator") -> dict[str, Any]:
+        """Prune (or list) what ended tasks left past [gc] keep_days (agent/prune.py)."""
+        return await self.pruner.collect(dry_run, by)
+
+    async def disk_usage(self) -> dict[str, Any]:
+        """Bytes the tasks' worktrees, checkpoints, journals and the store take in the data
+        dir (agent/diskuse.py; pruned by agent/prune.py)."""
+        from .diskuse import disk_usage
+
+        return await disk_usage(self.config, self.store)
 
     # -- views for panels and the API (agent/views.py) -------------------------------------
     def capabilities(self) -> list[dict[str, Any]]:

@@ -136,7 +136,7 @@ class Views:
         daemons = [e for e in engines if e["role"] == "daemon"]
         beat = min((now - e["heartbeat"] for e in daemons), default=None)
         model: dict[str, Any] = {
-            "name": self.config.self.model,
+            "name": self.config.engine.model,
             "reachable": None,
             "latency_ms": None,
         }
@@ -211,7 +211,7 @@ class Views:
         checked = {"checked_at": time.time()}
         try:
             # The factory may import the SDK (a few hundred ms): in a thread, not on the loop.
-            model = await asyncio.to_thread(self._model_factory, self.config.self.model)
+            model = await asyncio.to_thread(self._model_factory, self.config.engine.model)
             ping = getattr(model, "ping", None)
             try:
                 if ping is None:
@@ -227,8 +227,8 @@ class Views:
     async def budget(self) -> dict[str, Any]:
         return {
             "spent_today": round(await self.safety.spent_today(), 4),
-            "daily_cap": self.config.self.daily_budget_usd,
-            "task_cap": self.config.self.max_cost_usd,
+            "daily_cap": self.config.engine.daily_budget_usd,
+            "task_cap": self.config.engine.max_cost_usd,
         }
 
 

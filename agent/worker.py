@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .learnings.book import LearningBook
     from .models.base import Model
     from .pausing import Pauses
+    from .rebase import Rebaser
     from .safety import Safety
     from .store import Store
     from .taskbook import TaskBook
@@ -57,12 +58,14 @@ class Worker:
         pauses: Pauses,
         tools: dict[str, Tool],
         model_factory: Callable[[str], Model],
+        rebaser: Rebaser,
         learnbook: LearningBook,
     ) -> None:
         self.config, self.store, self.bus, self.book = config, store, bus, book
         self.desk, self.safety, self.changes, self.locks = desk, safety, changes, locks
         self.pauses, self.tools, self.model_factory = pauses, tools, model_factory
-        self.learnbook = learnbook
+        self.rebaser = rebaser  # the apply request, and the rebase it offers (agent/rebase.py)
+        self.learnbook = learnbook  # which learnings a task is given (agent/learnings/)
         self._runs: dict[str, TaskRun] = {}
         # Remembered by task, not only on its run: a task still preparing its worktree has
         # no run yet, and its worker must still end with this reason.
@@ -213,13 +216,9 @@ class Worker:
                 await self.book.transition(task_id, ev.SUCCEEDED)
                 await self.book.complete(task_id, True, f"{outcome.summary}\n({note})", files)
                 return
-            refused = await self.changes.links_outside(ws, tree, task, files)
-            summary = f"Apply {len(files)} changed file(s) to {ws}"
-            detail = {"diff": patch, "files": files, "branch": tree.branch}
-            if refused:  # the apply refuses them: the operator sees so before deciding
-                summary += f"; refused: {len(refused)} symlink(s) pointing outside the workspace"
-                detail["refused_links"] = refused
-            approved = await run.ask("apply", summary, detail)
+            # The card names what else changes these files; a change that landed on them
+            # meanwhile is offered a rebase first (agent/rebase.py).
+            approved = await self.rebaser.ask_apply(run, task, tree, patch, files)
             if not approved:
                 by = run.last_decision  # the operator, nobody (stdin closed), the timeout, a rule
                 reason = f"changes not applied (denied by {by}); kept on branch {tree.branch}"
@@ -286,6 +285,10 @@ class Worker:
             self.changes.release(op)
             raise
         self.changes.settle(op)
+        try:  # the workspace's other pending apply requests now overlap with this change
+            await self.rebaser.refresh_cards(task["workspace"], skip=task_id)
+        except Exception as exc:  # a note on other cards must never change how this one ended
+            log.warning("task %s: other apply requests not refreshed: %s", task_id, exc)
 
     async def _changes(
         self, run: TaskRun, tree: workspace.TaskTree, final: bool = True

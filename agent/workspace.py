@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import CockpitError, UsageError
 from .gitcmd import Git, GitError, git, is_git_repo
+from .worktreeinclude import copy_included, recorded
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "node_modules", ".venv", "venv", "__pycache__")
 DIFF_LIMIT = 60_000  # the approval card shows a bounded patch
@@ -128,7 +129,9 @@ async def prepare(workspace: Path, task_id: str, worktrees_dir: Path) -> TaskTre
         branch = f"livhana/{task_id}"
         repo = Git(workspace)
         await repo.run("worktree", "add", "-q", "-b", branch, str(target), head)
-        return TaskTree(target, branch, head, True, await _found_admin(repo, target))
+        admin = await _found_admin(repo, target)
+        await copy_included(workspace, target, admin)  # .worktreeinclude (agent/worktreeinclude.py)
+        return TaskTree(target, branch, head, True, admin)
     own = worktrees_dir.parent.resolve()  # the data dir: never copy it into itself
 
     def ignore(folder: str, names: list[str]) -> set[str]:
@@ -165,7 +168,7 @@ async def commit_all(tree: TaskTree, message: str) -> str | None:
     if not tree.is_git:
         return None
     g = _tree_git(tree)
-    await g.stage_all()
+    await _stage(g, tree)
     head, base_tree = (await g.text("rev-parse", "HEAD^{commit}", "HEAD^{tree}")).split()
     staged = (await g.text("write-tree")).strip()
     if staged == base_tree:
@@ -173,6 +176,16 @@ async def commit_all(tree: TaskTree, message: str) -> str | None:
     commit = (await g.text("commit-tree", staged, "-p", head, "-m", message)).strip()
     await g.run("update-ref", "-m", f"commit: {message}", "HEAD", commit, head)
     return commit
+
+
+async def _stage(g: Git, tree: TaskTree) -> None:
+    """Stage the task's work: everything, except the ignored files `.worktreeinclude`
+    copied in (dropped from the index whatever the worktree's `.gitignore` says now)."""
+    await g.stage_all()
+    if included := recorded(tree.git_dir):
+        await g.run(
+            "update-index", "-z", "--force-remove", "--stdin", stdin=b"\0".join(included) + b"\0"
+        )
 
 
 async def has_changes(tree: TaskTree) -> bool:
@@ -190,7 +203,7 @@ async def diff(tree: TaskTree, limit: int = DIFF_LIMIT) -> tuple[str, list[str]]
     """The task's change against its base, as a patch and a list of paths."""
     if tree.is_git and tree.base_commit:
         g = _tree_git(tree)
-        await g.stage_all()
+        await _stage(g, tree)
         base = tree.base_commit
         # No external diff, no textconv: the worktree's attributes are the model's.
         patch = await g.text(

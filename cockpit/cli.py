@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("name", nargs="?", help="the secret's name (not for list)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
+    from .cli_worktrees import add_parsers  # gc, rebase, keep
+
+    add_parsers(sub)
     return p
 
 
@@ -224,6 +227,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from .run_command import run_task
 
         return asyncio.run(run_task(config, args))
+    from . import cli_worktrees
+
+    if args.command in cli_worktrees.COMMANDS:
+        return asyncio.run(cli_worktrees.run(config, args))
     return asyncio.run(store_command(config, args))
 
 

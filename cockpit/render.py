@@ -23,6 +23,7 @@ OUTPUT_LINES = 6  # a tool result keeps its first lines in the log, not one run-
 OUTPUT_WIDTH = 200
 LEARNED = (("patterns", "pattern"), ("improvements", "improvement"), ("nextSteps", "next step"))
 PAUSED, RESUMED = "paused", "resumed"  # agent/pausing.py: status-neutral event types
+REBASED = "rebase"  # agent/rebase.py: a task moved onto the workspace's new HEAD
 
 Event = dict[str, Any]
 
@@ -352,6 +353,7 @@ SHOWN: dict[str, Shown] = {
     ev.LEARNING: Shown(_learning, _learning_log),
     ev.CHECKPOINT: Shown(_checkpoint, _marked_log),
     ev.ROLLBACK: Shown(_said, _marked_log),
+    REBASED: Shown(_said, _marked_log),
     ev.WARNING: Shown(_said, _alert_log),
     ev.ERROR: Shown(_said, _alert_log),
     PAUSED: Shown(_said, _held_log),

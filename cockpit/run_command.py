@@ -159,13 +159,16 @@ async def _prompt(engine: Any, event: dict[str, Any]) -> None:
             return
     else:
         now = watch.result()
-    if now["state"] == "pending":  # the request changed (a step rollback): asked anew
+    if now["state"] == "pending":  # the request changed (a step rollback, a conflict noted)
         sys.stderr.write(f"\n(request {approval_id} changed; it is shown again)\n")
-    else:
-        sys.stderr.write(
-            f"\n(withdrawn: request {approval_id} was {verdict(now)}; "
-            "an answer typed for it is not used)\n"
-        )
+        sys.stderr.flush()
+        # Asked anew here: a change made by another process sends no event to this one.
+        await _prompt(engine, event)
+        return
+    sys.stderr.write(
+        f"\n(withdrawn: request {approval_id} was {verdict(now)}; "
+        "an answer typed for it is not used)\n"
+    )
     sys.stderr.flush()
 
 

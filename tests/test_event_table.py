@@ -9,11 +9,12 @@ import pytest
 
 from agent import events as ev
 from agent.pausing import PAUSED, RESUMED
+from agent.rebase import REBASE_EVENT
 from cockpit import render
 from cockpit.widgets import event_log
 
 TYPES = [v for k, v in vars(ev).items() if k.isupper() and isinstance(v, str)
-         and k not in ev.ALL_STATES and v not in ev.ALL_STATES] + [PAUSED, RESUMED]  # fmt: skip
+         and k not in ev.ALL_STATES and v not in ev.ALL_STATES] + [PAUSED, RESUMED, REBASE_EVENT]  # fmt: skip
 
 
 def test_every_event_type_has_a_row() -> None:
@@ -39,6 +40,15 @@ def test_pause_and_resume_read_as_words_not_json() -> None:
     paused = {"type": PAUSED, "by": "cli", "message": "paused by cli: holds before its next step"}
     assert render.describe(paused) == "paused: paused by cli: holds before its next step"
     assert event_log.render(paused).plain == "‖ paused by cli: holds before its next step"
+
+
+def test_a_rebase_reads_as_words_not_json() -> None:
+    rebased = {"type": REBASE_EVENT, "onto": "9f8e7d6c5b4a", "commit": "1a2b3c4d5e6f",
+               "message": "rebased onto HEAD 9f8e7d6c5b: branch livhana/ab12 now holds it"}
+    assert render.describe(rebased) == (
+        "rebase: rebased onto HEAD 9f8e7d6c5b: branch livhana/ab12 now holds it")
+    assert event_log.render(rebased).plain == (
+        "◆ rebase rebased onto HEAD 9f8e7d6c5b: branch livhana/ab12 now holds it")
 
 
 def test_the_cli_summary_never_loads_textual() -> None:

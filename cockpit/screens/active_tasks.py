@@ -23,6 +23,10 @@ from .base import PanelScreen
 if TYPE_CHECKING:
     from agent.engine import Engine
 
+CONFLICT_MARK = "⚠"
+RADAR_AGE_S = 2.0  # the conflict radar (git under it) is asked at most this often
+
+
 class ActiveTasksScreen(PanelScreen):
     MODE = "active"
     CSS_PATH = "active_tasks.tcss"
@@ -40,6 +44,7 @@ class ActiveTasksScreen(PanelScreen):
         self.peeking: str | None = None
         self.paused: set[str] = set()
         self._modes: dict[str, str] = {}
+        self.conflicts: dict[str, list[dict[str, Any]]] = {}  # task id -> its overlaps
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
@@ -49,6 +54,7 @@ class ActiveTasksScreen(PanelScreen):
             yield Static("[dim]No live tasks. Submit one on Task Execution "
                          f"({key_for(self.app, 'panel.tasks', '1')}).[/]",
                          id="empty", classes="empty-state")
+            yield Static("", id="conflict")  # the peeked task's overlaps (agent/conflicts.py)
             yield EventLog(max_lines=300, id="peek")
 
     async def refresh_data(self, engine: Engine) -> None:
@@ -56,12 +62,15 @@ class ActiveTasksScreen(PanelScreen):
         doing = await engine.activity([t["id"] for t in tasks])
         self.paused = {task_id for task_id, now in doing.items() if now["paused"]}
         self._modes = {t["id"]: t["approve_mode"] for t in tasks}
+        self.conflicts = await engine.conflicts(max_age=RADAR_AGE_S)
         table = self.query_one("#live", KeyedTable)
         table.sync({t["id"]: (t["id"][:8], fmt.state(t["state"], paused=t["id"] in self.paused),
                               str(max(t["steps"], doing[t["id"]]["step"])), fmt.elapsed(t),
-                              fmt.money(t["cost_usd"]), fmt.cell(t["title"], 30),
+                              fmt.money(t["cost_usd"]),
+                              _titled(t["title"], t["id"] in self.conflicts),
                               _now(doing[t["id"]]))
                     for t in tasks})
+        self._show_conflict()
         self.query_one("#empty").display = not tasks
         if self.peeking is None and tasks:
             self.peek(table.selected_key or tasks[0]["id"])
@@ -88,7 +97,15 @@ class ActiveTasksScreen(PanelScreen):
         log.follow(task_id)
         mode = self._modes.get(task_id)
         log.border_title = f"latest from {task_id[:8]}" + (f" · approve {mode}" if mode else "")
+        self._show_conflict()
         self.catch_up()
+
+    def _show_conflict(self) -> None:
+        """The peeked task's overlaps with other tasks, above its log (hidden when none)."""
+        clashes = self.conflicts.get(self.peeking or "", [])
+        line = self.query_one("#conflict", Static)
+        line.display = bool(clashes)
+        put(line, conflict_text(clashes))
 
     def catch_up(self) -> None:
         """The peeked task's events that the log has not shown (first look, or a return)."""
@@ -134,6 +151,27 @@ class ActiveTasksScreen(PanelScreen):
             self.paused.add(task_id)
             self.act(lambda e: e.pause(task_id),
                      done=f"Paused {task_id[:8]}: it holds before its next step")
+
+
+def _titled(title: str, clashing: bool) -> str:
+    """The Task cell, marked when the task changes files another task changes too."""
+    if not clashing:
+        return fmt.cell(title, 30)
+    return f"{fmt.paint(CONFLICT_MARK, 'bold $text-warning')} {fmt.cell(title, 28)}"
+
+
+def conflict_text(clashes: list[dict[str, Any]]) -> str:
+    """'⚠ conflict: shared.py, app.py — task 1a2b3c4d (running) also changes shared.py; …'"""
+    from agent.conflicts import who
+
+    if not clashes:
+        return ""
+    paths = sorted({p for c in clashes for p in c["paths"]})
+    shown = ", ".join(paths[:6]) + (f" (+{len(paths) - 6})" if len(paths) > 6 else "")
+    withs = "; ".join(f"{who(c)} {'changed' if c['applied'] else 'also changes'} "
+                      f"{', '.join(c['paths'][:3])}" for c in clashes[:3])  # fmt: skip
+    head = fmt.paint(f"{CONFLICT_MARK} conflict: {shown}", "bold $text-warning")
+    return f"{head} [dim]—[/] {fmt.escape(withs)}"
 
 
 def _now(doing: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ class ApprovalsScreen(PanelScreen):
         Binding("a", "decide(True)", "Approve", id="approvals.approve"),
         Binding("d", "decide(False)", "Deny", id="approvals.deny"),
         Binding("A", "approve_kind", "Approve all of kind", id="approvals.approve_kind"),
+        Binding("R", "rebase", "Rebase", id="approvals.rebase"),
     ]
 
     def __init__(self) -> None:
@@ -136,6 +137,17 @@ class ApprovalsScreen(PanelScreen):
             return
         self._decide([row], approved)
 
+    def action_rebase(self) -> None:
+        """A task waiting to apply: rebase it onto the workspace's HEAD; its apply request
+        comes back with what would land (the second apply's choice; `d` keeps it)."""
+        row = self._selected()
+        if row is None or row["kind"] not in ("apply", "rebase"):
+            self.notify("Select a pending apply or rebase request first.", severity="warning")
+            return
+        task_id = row["task_id"]
+        self.act(lambda e: e.rebase(task_id, by="operator"),
+                 done=f"Rebasing {task_id[:8]} onto HEAD: its apply request comes back")
+
     def action_approve_kind(self) -> None:
         row = self._selected()
         if row is None:
@@ -213,12 +225,15 @@ def approve_all_question(kind: str, rows: list[dict[str, Any]]) -> str:
 def detail_text(detail: dict[str, Any]) -> Text:
     """A request's detail: the diff (coloured, never wrapped), or the `$ command` line
     then the rest of its input and the rule that asked."""
+    clash = conflict_text(detail)
     if detail.get("diff"):
         files = ", ".join(detail.get("files", []))
-        text = Text(f"files: {files}\n\n", style="bold", no_wrap=True, overflow="ignore")
+        text = Text(no_wrap=True, overflow="ignore")
+        text.append_text(clash)
+        text.append(f"files: {files}\n\n", style="bold")
         text.append_text(diff_text(detail["diff"]))
         return text
-    text = Text()
+    text = clash
     given = detail.get("input") if isinstance(detail.get("input"), dict) else {}
     command = detail.get("command") or given.get("command")
     if command:
@@ -230,10 +245,25 @@ def detail_text(detail: dict[str, Any]) -> Text:
         text.append(str(given["sql"]), style="bold yellow")
         text.append("\n")
     rest = {k: v for k, v in given.items() if k not in ("command", "sql")}
-    rest.update({k: v for k, v in detail.items() if k not in ("input", "command")})
+    rest.update({k: v for k, v in detail.items() if k not in ("input", "command", *CARD_ONLY)})
     for key, value in rest.items():
         text.append(f"{key}: ", style="dim")
         text.append(f"{value}\n")
+    return text
+
+
+CARD_ONLY = ("conflict", "note", "apply_summary")  # shown by conflict_text, or in the summary
+
+
+def conflict_text(detail: dict[str, Any]) -> Text:
+    """What the request's task overlaps with (agent/conflicts.py), and the choices."""
+    text = Text()
+    clash = detail.get("conflict") or {}
+    note = clash.get("note") or detail.get("note")
+    if note:
+        text.append("⚠ conflict\n", style="bold " + fmt.resolve("$text-warning"))
+        text.append(f"{note}\n", style=fmt.resolve("$text-warning"))
+        text.append("R rebase onto HEAD · d keep it on its branch · a approve\n\n", style="dim")
     return text
 
 
@@ -253,4 +283,5 @@ def _decision(row: dict[str, Any]) -> str:
     if state == "pending":
         return fmt.paint("pending", "bold $text-warning")
     tone = "ok" if state == "approved" else "bad" if state == "denied" else "muted"
-    return f"{fmt.paint(state, tone)} by {fmt.escape(row.get('decided_by') or '?')}"
+    said = {"rebase": "rebase", "kept on its branch": "kept"}.get(row.get("reason") or "", state)
+    return f"{fmt.paint(said, tone)} by {fmt.escape(row.get('decided_by') or '?')}"

@@ -90,6 +90,27 @@ def cards(h: dict[str, Any], lag_ms: float, ping: dict[str, Any] | None = None,
     }
 
 
+def disk_text(usage: dict[str, Any]) -> str:
+    """'worktrees 12.3 MB (4) · checkpoints 2.1 MB (5) · journals 0 B · store 1.2 MB ·
+    total 15.6 MB' and, below, the last gc (agent/diskuse.py, agent/prune.py)."""
+    if not usage or usage.get("measuring"):
+        return "[dim]measuring…[/]"
+    parts = []
+    for key, label in (("worktrees", "worktrees"), ("shadow", "checkpoints"),
+                       ("journals", "journals"), ("store", "store")):  # fmt: skip
+        part = usage.get(key) or {}
+        count = f" ({part['count']})" if part.get("count") else ""
+        parts.append(f"{label} [b]{fmt.size(part.get('bytes'))}[/]{count}")
+    line = " · ".join(parts) + f" · total [b]{fmt.size(usage.get('total_bytes'))}[/]"
+    last = usage.get("last_gc") or {}
+    if last.get("at"):
+        gc = (f"last gc {fmt.ago(last['at'])} by {fmt.escape(last.get('by', '?'))}, freed "
+              f"{fmt.size(last.get('freed_bytes'))}")  # fmt: skip
+    else:
+        gc = "no gc yet"
+    return f"{line}\n[dim]{gc} · `livhana-cockpit gc --dry-run` lists what it would free[/]"
+
+
 def engine_rows(engines: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
     now = fmt.now()
     return {str(x.get("id")): (fmt.cell(x.get("role", "?"), 8), str(x.get("pid", "?")),
@@ -121,6 +142,7 @@ class HealthScreen(PanelScreen):
         self._pinging = False
         self._ping_timer: Timer | None = None
         self._health: dict[str, Any] = {}
+        self._disk: dict[str, Any] = {}
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
@@ -129,6 +151,8 @@ class HealthScreen(PanelScreen):
                     card = Static("[dim]…[/]", id=f"card-{key}", classes="card")
                     card.border_title = title
                     yield card
+            yield Label("Disk used in the data dir", classes="section-title")
+            yield Static("[dim]measuring…[/]", id="task-disk")
             yield Label("Engines on this store", classes="section-title")
             yield KeyedTable(("Role", 8), ("PID", 8), ("Host", 24), ("Started", 11),
                              ("Heartbeat", 10), id="engines", cursor_type="none")
@@ -161,6 +185,7 @@ class HealthScreen(PanelScreen):
 
     async def refresh_data(self, engine: Engine) -> None:
         self._health = await engine.health()
+        self._disk = await engine.disk_usage()
         self._paint()
 
     def _paint(self) -> None:
@@ -169,6 +194,7 @@ class HealthScreen(PanelScreen):
         for key, (level, body) in cards(self._health, self.cockpit.loop_lag_ms,
                                         self._last_ping, self._pinging).items():
             put(self.query_one(f"#card-{key}", Static), f"{mark(level)}\n{body}")
+        put(self.query_one("#task-disk", Static), disk_text(self._disk))
         self.query_one("#engines", KeyedTable).sync(engine_rows(self._health.get("engines", [])))
         failures = failure_rows(self._health.get("recent_failures", []))
         table = self.query_one("#failures", KeyedTable)

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
+from agent import diskuse
+from agent.engine import Engine
 from agent.views import Views
 from cockpit.app import CockpitApp
 from cockpit.panels import PANELS
@@ -61,6 +63,16 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         return {**await real_budget(views), "spent_today": 0.0}
 
     monkeypatch.setattr(Views, "budget", steady_budget)
+
+    async def steady_disk(engine: Any) -> dict[str, Any]:
+        # Measured at once (never "measuring…"), in pinned sizes: blocks differ by machine.
+        usage = diskuse.measure(engine.config.data_dir, engine.config.store_path)
+        for n, part in enumerate(("worktrees", "shadow", "journals", "store")):
+            usage[part]["bytes"] = (n + 1) << 20
+        usage.update(total_bytes=10 << 20, last_gc=None)
+        return usage
+
+    monkeypatch.setattr(Engine, "disk_usage", steady_disk)
     real_render = event_log.render
 
     def steady_render(event: dict[str, Any], show_thinking: bool = False) -> Any:
