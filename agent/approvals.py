@@ -293,7 +293,7 @@ class ApprovalDesk:
                 by,
                 "approve" if approved else "deny",
                 row["task_id"],
-                {"approval_id": approval_id, "kind": row["kind"]},
+                {"approval_id": approval_id, "kind": row["kind"], **({"reason": reason} if reason else {})},
             )
             return row
         row = await self.store.get_approval(approval_id)
@@ -305,7 +305,7 @@ class ApprovalDesk:
         )
 
     async def decide_task(
-        self, task: dict[str, Any], approved: bool, by: str
+        self, task: dict[str, Any], approved: bool, by: str, reason: str = ""
     ) -> list[dict[str, Any]]:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID): the rows
         this call decided. AlreadyDecided when it decided none of them, or lost some (then
@@ -319,7 +319,7 @@ class ApprovalDesk:
         lost: list[str] = []
         for row in pending:
             try:
-                won.append(await self.decide(row["id"], approved, by))
+                won.append(await self.decide(row["id"], approved, by, reason))
             except AlreadyDecided as exc:
                 lost.append(str(exc))
         if lost:

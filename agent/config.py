@@ -64,6 +64,7 @@ def task_caps_problem(max_steps: object, max_cost: object) -> str | None:
 @dataclass
 class EngineConfig:
     model: str = DEFAULT_MODEL
+    workspace: str = ""  # the daemon's (and the API's) project folder when none is given
     max_concurrent: int = _ranged(4, 1, 256)
     max_steps: int = _ranged(60, 1, MAX_STEPS_CEILING)
     max_tokens: int = _ranged(3_000_000, 1, 10**10)  # per task, input+output
@@ -132,8 +133,16 @@ class LearningsConfig:
 
 @dataclass
 class APIConfig:
+    enabled: bool = False  # the cockpit serves the API too (the daemon does unless --no-api)
     host: str = "127.0.0.1"
     port: int = field(default=4002, metadata={"min": 1, "max": 65535})
+    allow_remote: bool = False  # a non-loopback host needs this (or --api-allow-remote)
+    # Browser origins allowed to call the API (a web UI you trust); any other Origin: 403.
+    allowed_origins: list[str] = field(default_factory=list)
+    # Folders API requests may name as their workspace (empty: any but root, home, system).
+    workspaces: list[str] = field(default_factory=list)
+    rate_limit: float = _ranged(50.0, 0, 100_000, above=True)  # requests/s per token
+    rate_burst: int = _ranged(200, 1, 1_000_000)
 
 
 GC_AUTO = ("daily", "start", "off")
@@ -154,6 +163,29 @@ class GCConfig:
 
 
 @dataclass
+class BigQueryConfig:
+    """Export to BigQuery (agent/export): off unless both project and dataset are set.
+    Credentials: the keyring's `bigquery_credentials` (a service-account JSON key), else
+    Application Default Credentials (none with `api_endpoint`: an emulator or a test)."""
+
+    project: str = ""
+    dataset: str = ""
+    location: str = ""  # where a new dataset is made ("": BigQuery's default)
+    api_endpoint: str = ""  # tests or private endpoints
+    interval_s: float = _ranged(30.0, 0.05, DAY_S)  # gather and send this often
+    batch_rows: int = _ranged(500, 1, 10_000)  # rows per insertAll request
+    retry_base_s: float = _ranged(2.0, 0.01, 3600)  # first backoff; doubles each failure
+    retry_max_s: float = _ranged(300.0, 0.01, DAY_S)
+    timeout_s: float = _ranged(30.0, 0.1, 3600)  # per BigQuery request
+    pull_learnings: bool = True  # bring teammates' learnings into this store
+    origin: str = ""  # how this machine's rows are marked ("": user@host)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.project.strip() and self.dataset.strip())
+
+
+@dataclass
 class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
@@ -161,6 +193,7 @@ class Config:
     api: APIConfig = field(default_factory=APIConfig)
     learnings: LearningsConfig = field(default_factory=LearningsConfig)
     gc: GCConfig = field(default_factory=GCConfig)
+    bigquery: BigQueryConfig = field(default_factory=BigQueryConfig)
     deploy: dict[str, DeployTarget] = field(default_factory=dict)
     databases: dict[str, DatabaseConfig] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)

@@ -130,6 +130,7 @@ class Engine:
         self.pruner = Pruner(config, store, safety, self.changes, self.locks, engine_id, role)
         self.scheduler: Scheduler | None = None  # timed jobs: see `attach_scheduler`
         self._loops: list[asyncio.Task[None]] = []
+        self.exporter: Any = None  # the BigQuery export (agent/export), when configured
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -159,6 +160,10 @@ class Engine:
         if self.scheduler is not None:
             loops["scheduler"] = self.scheduler.run()
         self._loops = [asyncio.create_task(work, name=name) for name, work in loops.items()]
+        if self.config.bigquery.enabled:  # lazy: the client loads only when configured
+            from .export import start_export
+
+            self.exporter = start_export(self)
 
     def attach_scheduler(self, scheduler: Scheduler) -> None:
         """Run `scheduler` beside the engine's own loops, from now (or from `start`) until
@@ -168,6 +173,8 @@ class Engine:
             self._loops.append(asyncio.create_task(scheduler.run(), name="scheduler"))
 
     async def close(self, reason: str = "engine shut down") -> None:
+        if self.exporter is not None:  # never waits on BigQuery (agent/export/warehouse.py)
+            await self.exporter.stop()
         for task in self._loops:
             task.cancel()
         await self.control.interrupt_all(reason)
@@ -189,6 +196,7 @@ class Engine:
         max_steps: int | None = None,
         max_cost: float | None = None,
         apply: bool = True,
+        by: str = "operator",
     ) -> str:
         # Undecodable argv bytes arrive as lone surrogates: written out (\xe9), not dropped.
         # Redacted before anything keeps or shows it (store, events, audit, commit messages).
@@ -221,9 +229,7 @@ class Engine:
         await self.bus.own(task_id)
         self.book.enter(task_id, ev.QUEUED)
         self.bus.emit(task_id, ev.STATUS, state=ev.QUEUED, title=title, workspace=str(ws))
-        await self.safety.audit(
-            "operator", "submit", task_id, {"title": title, "workspace": str(ws)}
-        )
+        await self.safety.audit(by, "submit", task_id, {"title": title, "workspace": str(ws)})
         self.tasks.enqueue(task_id)
         return task_id
 
@@ -322,11 +328,13 @@ class Engine:
         """First decider wins: the decided row, or AlreadyDecided naming who won."""
         return await self.desk.decide(approval_id, approved, by, reason)
 
-    async def decide_task(self, task_id: str, approved: bool, by: str = "operator") -> int:
+    async def decide_task(
+        self, task_id: str, approved: bool, by: str = "operator", reason: str = ""
+    ) -> int:
         """Decide every pending request of a task (the CLI's approve/deny TASK_ID): how many
         this call decided; AlreadyDecided (naming the winners) for any it lost."""
         task = await self._require(task_id)
-        return len(await self.desk.decide_task(task, approved, by))
+        return len(await self.desk.decide_task(task, approved, by, reason))
 
     # -- rollback (agent/rollback.py) ------------------------------------------------------
     async def rollback(
@@ -341,8 +349,15 @@ class Engine:
 
     # -- learnings (agent/learnings/book.py) ------------------------------------------------
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
-        """Every learning (merged lessons, active and retired) with its teachings."""
-        return await self.learnbook.rows(query)
+        """Every learning (merged lessons, active and retired) with its teachings; a
+        teammate's (pulled from BigQuery) carry their `origin`."""
+        from .export.pull import annotate
+
+        return await annotate(self.store, await self.learnbook.rows(query))
+
+    async def export_status(self) -> dict[str, Any]:
+        """The BigQuery export: lag, what waits, the last error (System Health)."""
+        return await self.views.export_status()
 
     async def learnings_by_kind(self) -> dict[str, list[str]]:
         """The active learnings as `{"patterns", "improvements", "nextSteps"}` (the seed's)."""
@@ -352,7 +367,14 @@ class Engine:
         """Each learning with provenance and measured effect (`learnings --stats --json`,
         the Self-Improvement panel): id, text, category, source_task, uses, success_with,
         success_without, state, and the confidence interval and verdict behind them."""
-        return await self.learnbook.stats(query)
+        from .export.pull import annotate
+
+        stats = await self.learnbook.stats(query)
+        for s in stats:  # annotate tells ours from a teammate's by the tasks that taught it
+            s["task_ids"] = [t for t in s["source_tasks"] if t]
+        for s in await annotate(self.store, stats):
+            s.pop("task_ids")
+        return stats
 
     async def learning_counts(self) -> dict[str, int]:
         """Distinct learnings by state, and how many teachings were merged into them."""

@@ -74,12 +74,22 @@ def literal_trie(words: list[str]) -> str:
         node[""] = {}
 
     def build(node: dict) -> str:  # type: ignore[type-arg]
-        ends = "" in node
-        alts = [re.escape(c) + build(child) for c, child in sorted(node.items()) if c]
-        if not alts:
-            return ""
+        # A run of single-child nodes is walked, not recursed into: the depth is the number
+        # of branches on a path, so a secret of thousands of characters (a service-account
+        # key) cannot exhaust the recursion limit.
+        chain = []
+        while True:
+            ends = "" in node
+            kids = [(c, child) for c, child in sorted(node.items()) if c]
+            if len(kids) != 1 or ends:
+                break
+            chain.append(re.escape(kids[0][0]))
+            node = kids[0][1]
+        if not kids:
+            return "".join(chain)
+        alts = [re.escape(c) + build(child) for c, child in kids]
         body = alts[0] if len(alts) == 1 and not ends else "(?:" + "|".join(alts) + ")"
-        return body + "?" if ends else body  # greedy: the longer word wins
+        return "".join(chain) + (body + "?" if ends else body)  # greedy: the longer word wins
 
     return build(trie)
 

@@ -1,4 +1,6 @@
-"""OS-keyring secrets, stored under the service "livhana-cockpit".
+"""OS-keyring secrets, all under ONE service name, "livhana-cockpit": the Anthropic key,
+the HTTP API's signing secret, the BigQuery service account and any connector's credential
+(KNOWN lists the ones the cockpit itself uses; any other name is a connector's).
 
 The keyring API cannot list entries, so the names we set are kept in an index entry
 ("__names__", a JSON list); `known_secret_values()` uses it to hand every secret to the
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import CockpitError, MissingKeyError, UsageError
@@ -24,6 +27,8 @@ SERVICE = "livhana-cockpit"
 INDEX_NAME = "__names__"
 ANTHROPIC_KEY_NAME = "anthropic_api_key"
 ANTHROPIC_KEY_ENV = "ANTHROPIC_API_KEY"
+JWT_SECRET_NAME = "api_jwt_secret"
+BIGQUERY_CREDENTIALS_NAME = "bigquery_credentials"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Environment variables whose value is a secret by its name: ...KEY, ...TOKEN, ...SECRET,
 # ...PASSWORD (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, PGPASSWORD, DJANGO_SECRET_KEY, ...).
@@ -46,24 +51,59 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-_FIX = (
-    "set ANTHROPIC_API_KEY in the environment instead, or install a keyring backend (the "
-    "Secret Service, or `pip install keyrings.alt` for a file-based one)"
-)
+@dataclass(frozen=True)
+class Known:
+    """A secret the cockpit itself uses: what it is for, and what to do without a keyring."""
+
+    name: str
+    title: str
+    purpose: str
+    instead: str  # the way around a missing keyring, for this secret
+
+
+KNOWN: tuple[Known, ...] = (
+    Known(ANTHROPIC_KEY_NAME, "Anthropic API key", "the model (Claude)",
+          "set ANTHROPIC_API_KEY in the environment instead"),
+    Known(JWT_SECRET_NAME, "HTTP API signing secret", "signs the daemon API's tokens",
+          "the API keeps it in a file only you can read (0600) in the data dir instead"),
+    Known(BIGQUERY_CREDENTIALS_NAME, "BigQuery service account",
+          "the BigQuery export and BigQuery databases (a JSON key file)",
+          "use Application Default Credentials instead (`gcloud auth application-default login`)"),
+)  # fmt: skip
+KNOWN_BY_NAME = {k.name: k for k in KNOWN}
+_BACKENDS = ("install a keyring backend (the Secret Service: `apt install gnome-keyring`; or "
+             "`pip install keyrings.alt` for a file-based one)")  # fmt: skip
+_FIX = f"set ANTHROPIC_API_KEY in the environment instead, or {_BACKENDS}"
+
+
+def known(name: str) -> Known:
+    """What `name` is: one of KNOWN, or a connector's credential."""
+    return KNOWN_BY_NAME.get(name) or Known(
+        name, name, "a connector's credential (redacted wherever it shows up)",
+        "pass it to the tool that needs it through its own configuration")  # fmt: skip
+
+
+def fix_for(name: str | None) -> str:
+    """What to do on a machine without a keyring, for `name` (None: in general)."""
+    if name is None or name == ANTHROPIC_KEY_NAME:
+        return _FIX
+    return f"{known(name).instead}, or {_BACKENDS}"
 
 
 def _call(op: str, method: str, *args: str) -> Any:
     """Run one keyring call, turning any backend failure into a one-line error."""
+    subject = args[0] if args and args[0] != INDEX_NAME else None
     try:
         import keyring
 
-        _check_backend(keyring.get_keyring(), op)
+        _check_backend(keyring.get_keyring(), op, subject)
         return getattr(keyring, method)(SERVICE, *args)
     except SecretStoreError:
         raise
     except Exception as exc:  # backends raise anything: KeyringError, D-Bus, OSError...
         if type(exc).__name__ == "NoKeyringError":  # a headless box without Secret Service
-            raise SecretStoreError(f"no OS keyring on this machine ({op}): {_FIX}") from None
+            raise SecretStoreError(
+                f"no OS keyring on this machine ({op}): {fix_for(subject)}") from None
         raise SecretStoreError(f"OS keyring unavailable ({op}): {_one_line(exc)}") from None
 
 
@@ -71,7 +111,7 @@ def backend_name(backend: Any) -> str:
     return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
 
-def _check_backend(backend: Any, op: str) -> None:
+def _check_backend(backend: Any, op: str, subject: str | None = None) -> None:
     """A backend that cannot keep anything is no keyring: null (`keyring --disable`), fail,
     or a chainer with nothing to chain."""
     from keyring.backends import chainer, fail, null
@@ -80,8 +120,22 @@ def _check_backend(backend: Any, op: str) -> None:
     if isinstance(backend, null.Keyring | fail.Keyring) or empty_chain:
         nothing = "; nothing was stored" if op == "write" else ""
         raise SecretStoreError(
-            f"no OS keyring on this machine ({backend_name(backend)}){nothing}: {_FIX}"
+            f"no OS keyring on this machine ({backend_name(backend)}){nothing}: "
+            f"{fix_for(subject)}"
         )
+
+
+def keyring_problem() -> str | None:
+    """Why secrets cannot be kept here (one line naming the fix), or None when they can."""
+    try:
+        import keyring
+
+        _check_backend(keyring.get_keyring(), "check")
+    except SecretStoreError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"OS keyring unavailable: {_one_line(exc)}"
+    return None
 
 
 def describe_backend() -> str:
@@ -124,7 +178,7 @@ def set_secret(name: str, value: str) -> None:
     _call("write", "set_password", name, value)
     if _call("read back", "get_password", name) != value:
         raise SecretStoreError(
-            f"the OS keyring did not keep {name} (nothing was stored): {_FIX}"
+            f"the OS keyring did not keep {name} (nothing was stored): {fix_for(name)}"
         )
     names = _names()
     if name not in names:
@@ -164,6 +218,46 @@ def list_secrets() -> list[tuple[str, bool]]:
         if present or name in indexed:
             found.append((name, present))
     return found
+
+
+def mask(name: str, value: str) -> str:
+    """What `secrets get` shows: enough to tell two values apart, never enough to use one.
+    A service-account key shows whose it is."""
+    if name == BIGQUERY_CREDENTIALS_NAME:
+        try:
+            info = json.loads(value)
+        except ValueError:
+            info = None
+        if isinstance(info, dict) and info.get("client_email"):
+            key_id = str(info.get("private_key_id") or "")
+            return (f"service account {info['client_email']} (project "
+                    f"{info.get('project_id') or '?'}, key …{key_id[-4:]})")  # fmt: skip
+    n = len(value)
+    if n >= 20:
+        shown = f"{value[:4]}…{value[-4:]}"
+    elif n >= 10:
+        shown = f"…{value[-2:]}"
+    else:
+        shown = "•" * 6
+    return f"{shown} ({n} characters)"
+
+
+def secret_parts(value: str) -> list[str]:
+    """The value, and for a JSON key its secret fields on their own (a private key printed
+    alone must be redacted as well as the whole file)."""
+    parts = [value]
+    if value.lstrip().startswith("{"):
+        try:
+            info = json.loads(value)
+        except ValueError:
+            return parts
+        if isinstance(info, dict):
+            for field in ("private_key", "private_key_id", "client_secret", "refresh_token"):
+                item = info.get(field)
+                if isinstance(item, str) and item.strip():
+                    parts.append(item)
+                    parts += [line for line in item.splitlines() if len(line) >= 40]
+    return parts
 
 
 def anthropic_api_key() -> str | None:
@@ -209,8 +303,9 @@ def known_secret_values() -> list[str]:
         # The Anthropic key may have been stored outside our index (plain `keyring set`).
         for name in [ANTHROPIC_KEY_NAME, *_names()]:
             value = _call("read", "get_password", name)
-            if value and value not in values:
-                values.append(value)
+            for part in secret_parts(value) if value else []:
+                if part not in values:
+                    values.append(part)
     except SecretStoreError:
         pass
     return values

@@ -165,9 +165,16 @@ class Views:
                 "heartbeat_age_s": round(beat, 1) if beat is not None else None,
             },
             "disk_free_bytes": shutil.disk_usage(self.config.data_dir).free,
+            "export": await self.export_status(),
             "engines": engines,
             "stopped": self._stopped(),
         }
+
+    async def export_status(self) -> dict[str, Any]:
+        """The BigQuery export: lag, what waits, the last error (System Health)."""
+        from .export import export_status  # lazy: off by default
+
+        return await export_status(self.store, self.config.bigquery)
 
     async def _store_counts(self) -> dict[str, int]:
         """What the store holds, cheaply: events are append-only (never deleted), so their

@@ -160,6 +160,8 @@ class CockpitApp(App[None]):
         self._update_counts()
         self.engine_status = "demo" if self.demo else "ready"
         self.run_worker(self._listen(engine), group="listen")
+        if self.config.api.enabled:  # `[api] enabled = true`: this cockpit serves the API
+            self.run_worker(self._serve_api(engine), group="api")
         if self._stop_requested:
             await engine.emergency_stop()
         self.screen_stack[0].post_message(EngineReady())
@@ -197,6 +199,21 @@ class CockpitApp(App[None]):
     async def _listen(self, engine: Engine) -> None:
         async for event in engine.subscribe(None, transient=True):  # + live deltas
             self._pending.append(event)
+
+    async def _serve_api(self, engine: Engine) -> None:
+        """The HTTP API on this cockpit's engine (cockpit/api); what it says, it says here."""
+        from .api.server import serve_api
+
+        api = self.config.api
+
+        def say(line: str) -> None:
+            self.notify(line.removeprefix("livhana-cockpit: "), title="HTTP API", timeout=8)
+
+        try:
+            await serve_api(engine, self.config, host=api.host, port=api.port,
+                            allow_remote=api.allow_remote, workspace=self.workspace, notice=say)
+        except Exception as exc:  # the cockpit stays up without it, and says why
+            self.notify(str(exc), title="HTTP API", severity="error", timeout=30)
 
     def _tick(self) -> None:
         """Drain the live events to the visible panel, and mirror the engine's stop flag.
@@ -261,6 +278,9 @@ class CockpitApp(App[None]):
         if self._connecting is not None:  # an engine still opening is closed too, not leaked
             with contextlib.suppress(Exception):
                 await self._connecting.wait()
+        for worker in self.workers.cancel_group(self, "api"):  # its streams end first
+            with contextlib.suppress(Exception):
+                await worker.wait()
         engine, self.engine = self.engine, None
         if engine is not None:
             await engine.close()
@@ -296,6 +316,13 @@ class CockpitApp(App[None]):
             self.screen.set_focus(None)
         self.switch_mode(mode)
 
+    def action_secrets(self) -> None:
+        """The secrets dialog (cockpit/screens/secrets.py), from any panel."""
+        from .screens.secrets import SecretsDialog
+
+        if not isinstance(self.screen, SecretsDialog):
+            self.push_screen(SecretsDialog())
+
     def action_set_theme(self, name: str) -> None:
         self.theme = name
 
@@ -326,6 +353,10 @@ class CockpitApp(App[None]):
             "Emergency stop", "Kill all running work and hold new work", self.action_emergency_stop
         )
         yield SystemCommand("Re-arm", "Release the emergency stop", self.action_rearm)
+        yield SystemCommand(
+            "Secrets", "Set, test and remove keys and credentials (OS keyring)",
+            self.action_secrets,
+        )
         for theme in self._themes:
             yield SystemCommand(
                 f"Theme: {theme.name}",

@@ -47,8 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where the store and config live")
     p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
     p.add_argument(
-        "--daemon", action="store_true", help="headless engine: heartbeat, obeys stop/cancel (schedules and HTTP API: not yet)"
+        "--daemon", action="store_true", help="headless engine: queued tasks, stop/cancel, HTTP API"
     )
+    d = p.add_argument_group("daemon")
+    d.add_argument("--workspace", dest="daemon_workspace", type=Path,
+                   help="the daemon's project folder (API tasks that name none run here)")
+    d.add_argument("--api-host", help="where the HTTP API listens (default 127.0.0.1)")
+    d.add_argument("--api-port", type=_whole(0, 65535), help="its port (default 4002; 0: any free)")
+    d.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
+    d.add_argument("--api-allow-remote", action="store_true",
+                   help="allow a non-loopback --api-host (the API is then reachable by others)")
     p.add_argument(
         "--demo", action="store_true", help="cockpit with a sample project, no API key needed"
     )
@@ -103,9 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole(0, MAX_STEPS_CEILING),
         help="return the task's worktree to after step N",
     )
-    sec = sub.add_parser("secrets", help="API keys in the OS keyring")
-    sec.add_argument("action", choices=("set", "get", "delete", "list"))
+    sec = sub.add_parser(
+        "secrets", help="keys and credentials in the OS keyring (one service: livhana-cockpit)",
+        description="anthropic_api_key: the model; api_jwt_secret: the HTTP API's tokens; "
+        "bigquery_credentials: a service-account JSON key; any other name: a connector's.")
+    sec.add_argument("action", choices=("set", "get", "delete", "list", "test"))
     sec.add_argument("name", nargs="?", help="the secret's name (not for list)")
+    sec.add_argument("--from-file", type=Path, metavar="FILE",
+                     help="set: the value is this file's content (a JSON key)")
+    sec.add_argument("--reveal", action="store_true",
+                     help="get: print the value itself, not its masked form")
+    tok = sub.add_parser("token", help="bearer tokens for the HTTP API")
+    tok.add_argument("action", choices=("create",))
+    tok.add_argument("--scope", choices=("operator", "viewer"), default="operator",
+                     help="operator: may act; viewer: may only read (default operator)")
+    tok.add_argument("--ttl", default="8h", help="how long it is valid: 30m, 8h, 7d (default 8h)")
+    tok.add_argument("--subject", help="who it is for, as audited (default: user@host)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
     au.add_argument("action", choices=("verify",))
     from .cli_worktrees import add_parsers  # gc, rebase, keep
@@ -211,7 +232,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.daemon:
         from .daemon import run_daemon
 
-        return run_daemon(config)
+        return run_daemon(config, args)
+    if args.command == "token":
+        from .api.tokens import token_command
+
+        return token_command(config.data_dir, args.scope, args.ttl, args.subject)
     if not args.command:
         from .app import run_app
 
@@ -241,32 +266,74 @@ def secrets_command(args: argparse.Namespace) -> int:
     from agent.errors import UsageError
 
     if args.action == "list":
-        for name, present in secrets.list_secrets():
+        found = secrets.list_secrets()
+        for name, present in found:
             print(name if present else f"{name}  (named in the index, but the keyring lost it)")
+        if not found:  # stdout stays empty for scripts; the operator still gets an answer
+            print(f"no secrets in the OS keyring under {secrets.SERVICE}", file=sys.stderr)
         return 0
     if not args.name:
         raise UsageError(f"secrets {args.action} needs a NAME")
+    if args.from_file is not None and args.action != "set":
+        raise UsageError("--from-file is for `secrets set`")
+    if args.reveal and args.action != "get":
+        raise UsageError("--reveal is for `secrets get`")
     if args.action == "set":
-        if sys.stdin.isatty():
-            import getpass
+        value = _secret_value(args)
+        if args.name == secrets.BIGQUERY_CREDENTIALS_NAME:
+            from agent.gcp import parse_service_account
 
-            value = getpass.getpass(f"value for {args.name}: ")
-        else:
-            value = sys.stdin.readline().rstrip("\n")
-        if not value:
-            raise UsageError("empty value: nothing stored")
+            parse_service_account(value)  # a key that cannot work is refused, not stored
         secrets.set_secret(args.name, value)
         print(f"stored {args.name} in the OS keyring ({secrets.describe_backend()})")
     elif args.action == "get":
         value = secrets.get_secret(args.name)
         if value is None:
             raise UsageError(f"no secret named {args.name}")
-        print(value)
+        print(value if args.reveal else f"{args.name}: {secrets.mask(args.name, value)}")
+    elif args.action == "test":
+        return _test_secret(args)
     elif not secrets.delete_secret(args.name):
         raise UsageError(f"no secret named {args.name}")
     else:
         print(f"deleted {args.name} from the OS keyring")
     return 0
+
+
+def _secret_value(args: argparse.Namespace) -> str:
+    """The value to store: a file's content, a hidden prompt, or all of stdin (a pipe)."""
+    from agent.errors import UsageError
+
+    if args.from_file is not None:
+        try:
+            value = args.from_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise UsageError(f"cannot read {args.from_file}: {why}") from None
+    elif sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(f"value for {args.name}: ")
+    else:
+        value = sys.stdin.read().rstrip("\r\n")
+    if not value:
+        raise UsageError("empty value: nothing stored")
+    return value
+
+
+def _test_secret(args: argparse.Namespace) -> int:
+    """`secrets test NAME`: one real, cheap call with the stored value (agent/secret_checks)."""
+    from agent.config import load_config
+    from agent.secret_checks import check_secret
+
+    config = load_config(args.data_dir, args.config)
+    ok, message = asyncio.run(check_secret(args.name, config))
+    if ok:
+        print(f"{args.name}: ok: {message}")
+        return 0
+    said = message if message.startswith(args.name) else f"{args.name}: {message}"
+    print(f"livhana-cockpit: {said}", file=sys.stderr)
+    return 4
 
 
 async def control_command(args: argparse.Namespace) -> int:

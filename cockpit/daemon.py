@@ -10,21 +10,24 @@ import sys
 from typing import Any
 
 
-def run_daemon(config: Any) -> int:
-    return asyncio.run(_main(config))
+def run_daemon(config: Any, args: Any = None) -> int:
+    return asyncio.run(_main(config, args))
 
 
-async def _main(config: Any) -> int:
+async def _main(config: Any, args: Any = None) -> int:
     from agent.engine import Engine
+
+    from .api.service import api_service
 
     engine = await Engine.open(config, role="daemon")
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
-    print(f"livhana-cockpit daemon {engine.engine_id} running on {config.store_path}", file=sys.stderr)
     try:
-        await done.wait()
+        async with api_service(engine, config, args):  # the HTTP API, unless --no-api
+            print(f"livhana-cockpit daemon {engine.engine_id} running on {config.store_path}", file=sys.stderr)
+            await done.wait()
     finally:
         await engine.close(reason="daemon shut down")
     return 0

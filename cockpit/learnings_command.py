@@ -99,11 +99,11 @@ async def show(engine: Any, args: argparse.Namespace) -> int:
         rows = [(str(s["id"]), state_of(s), s["category"], str(s["uses"]),
                  rate(s["succeeded_with"], s["tasks_with"]),
                  rate(s["succeeded_without"], s["tasks_without"]), effect_cell(s),
-                 clip(s["text"])) for s in stats]
+                 text_of(s)) for s in stats]
     else:
         head = ("ID", "STATE", "CATEGORY", "USED", "TAUGHT", "LEARNING")
         rows = [(str(s["id"]), state_of(s), s["category"], str(s["uses"]), str(s["taught"]),
-                 clip(s["text"])) for s in stats]
+                 text_of(s)) for s in stats]
     table([head, *rows])
     print()
     print(summary(counts))
@@ -145,6 +145,12 @@ def effect_cell(s: dict[str, Any]) -> str:
         return s["verdict"]
     return (f"{s['effect'] * 100:+.0f} ({conf['low'] * 100:+.0f}..{conf['high'] * 100:+.0f}) "
             f"{s['verdict']}")
+
+
+def text_of(s: dict[str, Any]) -> str:
+    """The learning's text, and the teammate it came from (pulled from BigQuery)."""
+    origin = f"  (from {s['origin']})" if s.get("origin") else ""
+    return clip(s["text"], TEXT_WIDTH - len(origin)) + origin
 
 
 def clip(text: str, width: int = TEXT_WIDTH) -> str:

@@ -687,6 +687,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        auth = self.headers.get("x-api-key") or (self.headers.get("authorization") or ""
+                                                 ).removeprefix("Bearer ")  # fmt: skip
+        key = self.owner.api_key
+        if not auth or (key is not None and auth != key):  # the real API checks every route
+            self._json(401, _error(401, "invalid x-api-key"))
+            return
         if self.path.split("?")[0].rstrip("/") == "/v1/models":
             model = {
                 "type": "model",

@@ -22,8 +22,9 @@ def test_help_documents_exit_codes() -> None:
 def test_secrets_round_trip_through_the_keyring_never_echoing_on_set() -> None:
     stored = cli("secrets", "set", "anthropic_api_key", input="sk-ant-test-123456\n")
     assert stored.returncode == 0 and "sk-ant" not in stored.stdout + stored.stderr
-    got = cli("secrets", "get", "anthropic_api_key")
-    assert got.stdout.strip() == "sk-ant-test-123456"
+    got = cli("secrets", "get", "anthropic_api_key")  # masked: a look never shows the key
+    assert got.stdout.strip() == "anthropic_api_key: …56 (18 characters)"
+    assert cli("secrets", "get", "anthropic_api_key", "--reveal").stdout == "sk-ant-test-123456\n"
     assert cli("secrets", "delete", "anthropic_api_key").returncode == 0
     missing = cli("secrets", "get", "anthropic_api_key")
     assert missing.returncode == 2 and "no secret" in missing.stderr

@@ -240,3 +240,16 @@ def test_encodings_leave_ordinary_output_alone() -> None:
     ]
     for text in texts:
         assert r.redact(text) == text
+
+
+def test_a_secret_of_thousands_of_characters_is_known_and_redacted() -> None:
+    """A service-account key (a 2-3 KB JSON) is one secret: learning it must not exhaust
+    the recursion limit (the engine could not start), and it is hidden whole and encoded."""
+    import base64
+    import secrets as rand
+
+    key = json.dumps({"type": "service_account", "private_key": rand.token_hex(1500)})
+    r = Redactor({"bigquery_credentials": key})
+    assert r.redact(f"key: {key}!") == "key: [REDACTED:bigquery_credentials]!"
+    encoded = base64.b64encode(key.encode()).decode()
+    assert key not in r.redact(encoded) and "REDACTED:bigquery_credentials" in r.redact(encoded)

@@ -622,10 +622,12 @@ class Store:
     async def lesson_counts(self) -> dict[str, int]:
         """Distinct learnings (lessons) by state, and the teachings merged into them."""
         row = await self._one(
-            "SELECT (SELECT COUNT(*) FROM lessons) AS lessons, "
-            "(SELECT COUNT(*) FROM lessons WHERE state = 'active') AS active, "
-            "(SELECT COUNT(*) FROM lessons WHERE state = 'retired') AS retired, "
-            "(SELECT COUNT(*) FROM lessons WHERE pinned = 1) AS pinned, "
+            f"SELECT (SELECT COUNT(*) FROM lessons WHERE {lessons.TAUGHT}) AS lessons, "
+            f"(SELECT COUNT(*) FROM lessons WHERE state = 'active' AND {lessons.TAUGHT}) "
+            "AS active, "
+            f"(SELECT COUNT(*) FROM lessons WHERE state = 'retired' AND {lessons.TAUGHT}) "
+            "AS retired, "
+            f"(SELECT COUNT(*) FROM lessons WHERE pinned = 1 AND {lessons.TAUGHT}) AS pinned, "
             "(SELECT COUNT(*) FROM learnings WHERE lesson_id IS NOT NULL) AS taught"
         )
         counts = {k: int(v or 0) for k, v in dict(row).items()} if row else {}
@@ -735,6 +737,11 @@ class Store:
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         cur = await self._exec(sql, params)
         return int(cur.lastrowid or 0)
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` as one write transaction (in the writer's thread): all of
+        it is stored, or none. `work` must not await, and should be quick."""
+        return await self._write(work)
 
     async def create_function(self, name: str, n_args: int, fn: Callable[..., Any]) -> None:
         """A Python function SQL can call in writes (the audit chain's hash)."""

@@ -28,13 +28,18 @@ LESSON_COLUMNS = (
     "s.restored_at"
 )
 
+# A lesson no one teaches any more (a teammate's, withdrawn: agent/export/pull.py) is
+# kept, retired, for the relevance index to drop, and is no longer listed or counted.
+TAUGHT = "EXISTS (SELECT 1 FROM learnings AS t WHERE t.lesson_id = lessons.id)"
+
 # Each lesson with its teachings (oldest first) and the uses counted before uses were
 # recorded per task (`learnings.uses`, a plain counter in stores made before this).
 WITH_TEACHINGS = (
     f"SELECT {LESSON_COLUMNS}, COUNT(l.id) AS taught, COALESCE(SUM(l.uses), 0) AS legacy_uses, "
     "json_group_array(l.task_id) AS task_ids, json_group_array(l.text) AS said "
     "FROM lessons AS s LEFT JOIN (SELECT * FROM learnings ORDER BY id) AS l "
-    "ON l.lesson_id = s.id {where} GROUP BY s.id ORDER BY s.last_taught_at DESC, s.id DESC "
+    "ON l.lesson_id = s.id {where} GROUP BY s.id HAVING COUNT(l.id) > 0 "
+    "ORDER BY s.last_taught_at DESC, s.id DESC "
     "LIMIT ?"
 )
 

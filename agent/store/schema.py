@@ -122,7 +122,44 @@ MIGRATIONS: list[str] = [
     DROP INDEX events_task_seq;
     CREATE UNIQUE INDEX events_task_seq ON events(task_id, seq);
     """,
-    # 3: learnings with provenance and a measured effect (agent/learnings/). A `lessons`
+    # 3: the BigQuery export (agent/export). The outbox holds rows made from the store's
+    # records (redacted) until BigQuery has them: a row is unique per (source, row_key), so
+    # gathering twice queues it once; sent rows stay a day, then go. Cursors and digests
+    # say what has been gathered already. learning_origins marks learnings pulled from a
+    # teammate's machine (they are never exported back).
+    """
+    CREATE TABLE export_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        row_key TEXT NOT NULL,
+        row TEXT NOT NULL,
+        record_ts REAL NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at REAL,
+        rejected TEXT,
+        UNIQUE (source, row_key)
+    );
+    CREATE INDEX export_outbox_pending ON export_outbox(sent_at, rejected, id);
+    CREATE TABLE export_cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL);
+    CREATE TABLE export_digests (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE learning_origins (
+        learning_id INTEGER PRIMARY KEY,
+        origin TEXT NOT NULL,
+        machine_id TEXT NOT NULL,
+        remote_key TEXT NOT NULL UNIQUE,
+        remote_row TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        pulled_at REAL NOT NULL
+    );
+    """,
+    # 4: learnings with provenance and a measured effect (agent/learnings/). A `lessons`
     # row is one piece of advice however many tasks taught it in whatever words: each
     # teaching stays a `learnings` row (its task, its own words) pointing at its lesson.
     # `lesson_uses` holds, per task, the lessons that were relevant to it and whether it

@@ -170,17 +170,9 @@ def format_table(columns: list[str], rows: list[Any], more: bool) -> str:
 
 
 def _bq_client(cfg: DatabaseConfig) -> Any:
-    from google.cloud import bigquery  # heavy: only when a BigQuery database is queried
+    from ..gcp import bigquery_client  # the keyring's service account, else ADC
 
-    if not cfg.api_endpoint:
-        return bigquery.Client(project=cfg.project or None)
-    from google.auth.credentials import AnonymousCredentials
-
-    return bigquery.Client(
-        project=cfg.project or "local",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": cfg.api_endpoint},
-    )
+    return bigquery_client(cfg.project, cfg.api_endpoint)
 
 
 def _bq_job_config(client: Any, cfg: DatabaseConfig, dry_run: bool) -> Any:

@@ -1,6 +1,7 @@
 """8 · System Health: model reachability and latency, API key, store size and integrity,
-sandbox, daemon heartbeat, disk space and the cockpit's own event-loop lag; below, what the
-store holds, the engines sharing it and the latest failures.
+sandbox, daemon heartbeat, disk space and the cockpit's own event-loop lag; below, the
+BigQuery export (its lag and last error), the engines sharing the store and the latest
+failures. `k` opens the secrets dialog (cockpit/screens/secrets.py).
 
 The model is pinged on its own when the panel opens and then every minute while it is
 shown (one ping at a time, in a worker); the last result stays up, with its age, until
@@ -90,6 +91,37 @@ def cards(h: dict[str, Any], lag_ms: float, ping: dict[str, Any] | None = None,
     }
 
 
+EXPORT_SLOW_S = 600.0  # an export lag beyond this is worth a look
+
+
+def export_line(x: dict[str, Any]) -> tuple[str, str]:
+    """(level, markup) of the BigQuery export: off, or its lag, what waits, the last error."""
+    e = fmt.escape
+    if not x.get("enabled"):
+        return UNKNOWN, fmt.paint("off: set [bigquery] project and dataset in config.toml to "
+                                  "share with your team", "muted")  # fmt: skip
+    pending, rejected, lag = int(x.get("pending") or 0), int(x.get("rejected") or 0), x.get("lag_s")
+    error, error_at, sent_at = x.get("last_error"), x.get("last_error_at"), x.get("last_sent_at")
+    ok_at = x.get("last_ok_at") or sent_at  # BigQuery's last answer (a send or a pull)
+    failing = bool(error) and (not ok_at or (error_at or 0) > ok_at)
+    level = BAD if failing else WARN if rejected or (lag or 0) > EXPORT_SLOW_S else OK
+    parts = [f"{e(x.get('project', ''))}.{e(x.get('dataset', ''))}",
+             f"lag {fmt.duration(lag)} · {fmt.count(pending)} waiting" if pending
+             else "nothing waiting"]
+    if rejected:
+        parts.append(fmt.paint(f"{fmt.count(rejected)} rejected", "warn"))
+    parts.append(f"last sent {fmt.ago(sent_at)}" if sent_at else "nothing sent yet")
+    retry = x.get("backoff_until")
+    if failing and retry and retry > fmt.now():
+        parts.append(f"retry in {fmt.duration(retry - fmt.now())}")
+    lines = [" · ".join(parts)]
+    if error:
+        past = "" if failing else " [dim](since recovered)[/]"
+        lines.append(f"last error {fmt.ago(error_at)}{past}: "
+                     + fmt.paint(fmt.short(error, 200), "bad" if failing else "muted"))  # fmt: skip
+    return level, "\n".join(lines)
+
+
 def disk_text(usage: dict[str, Any]) -> str:
     """'worktrees 12.3 MB (4) · checkpoints 2.1 MB (5) · journals 0 B · store 1.2 MB ·
     total 15.6 MB' and, below, the last gc (agent/diskuse.py, agent/prune.py)."""
@@ -134,7 +166,8 @@ class HealthScreen(PanelScreen):
     MODE = "health"
     CSS_PATH = "health.tcss"
     POLL_S = 3.0
-    BINDINGS = [Binding("p", "ping", "Ping model", id="health.ping")]
+    BINDINGS = [Binding("p", "ping", "Ping model", id="health.ping"),
+                Binding("k", "app.secrets", "Secrets", id="health.secrets")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,6 +184,8 @@ class HealthScreen(PanelScreen):
                     card = Static("[dim]…[/]", id=f"card-{key}", classes="card")
                     card.border_title = title
                     yield card
+            yield Label("BigQuery export", classes="section-title")
+            yield Static("[dim]…[/]", id="export")
             yield Label("Disk used in the data dir", classes="section-title")
             yield Static("[dim]measuring…[/]", id="task-disk")
             yield Label("Engines on this store", classes="section-title")
@@ -194,6 +229,8 @@ class HealthScreen(PanelScreen):
         for key, (level, body) in cards(self._health, self.cockpit.loop_lag_ms,
                                         self._last_ping, self._pinging).items():
             put(self.query_one(f"#card-{key}", Static), f"{mark(level)}\n{body}")
+        level, line = export_line(self._health.get("export") or {})
+        put(self.query_one("#export", Static), f"{mark(level)} {line}")
         put(self.query_one("#task-disk", Static), disk_text(self._disk))
         self.query_one("#engines", KeyedTable).sync(engine_rows(self._health.get("engines", [])))
         failures = failure_rows(self._health.get("recent_failures", []))

@@ -59,6 +59,7 @@ class SafetyScreen(PanelScreen):
     BINDINGS = [
         Binding("r", "rearm", "Re-arm", id="safety.rearm"),
         Binding("v", "verify", "Verify audit", id="safety.verify"),
+        Binding("k", "app.secrets", "Secrets", id="safety.secrets"),
     ]
 
     def __init__(self) -> None:
