@@ -118,6 +118,22 @@ class UIConfig:
 
 
 @dataclass
+class LearningsConfig:
+    """How learnings are given and measured (agent/learnings/)."""
+
+    # Share of tasks run without any learning (pinned ones aside): the baseline.
+    holdout: float = _ranged(0.10, 0, 1)
+    limit: int = _ranged(8, 0, 100)  # most learnings given to one task, pinned ones aside
+    # Cosine of a task's title and a learning from which the learning is relevant to it
+    # (given, or counted as a comparable task without it).
+    min_relevance: float = _ranged(0.1, 0, 1)
+    # Tasks with an outcome needed on each side (with / without) before any effect is
+    # claimed, or a learning retired for one.
+    min_tasks: int = _ranged(5, 1, 1_000_000)
+    auto_retire: bool = True  # retire a learning whose effect is clearly negative
+
+
+@dataclass
 class APIConfig:
     enabled: bool = False  # the cockpit serves the API too (the daemon does unless --no-api)
     host: str = "127.0.0.1"
@@ -215,6 +231,7 @@ class Config:
     improve: ImproveConfig = field(default_factory=ImproveConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    learnings: LearningsConfig = field(default_factory=LearningsConfig)
     gc: GCConfig = field(default_factory=GCConfig)
     bigquery: BigQueryConfig = field(default_factory=BigQueryConfig)
     deploy: dict[str, DeployTarget] = field(default_factory=dict)

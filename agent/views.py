@@ -69,13 +69,15 @@ class Views:
         for r in rows:
             span = spans.get(r["id"]) or timing.NOT_STARTED
             r["secs"], r["working"], r["waiting"] = span.total_s, span.working_s, span.waiting_s
+        # Distinct learnings (merged lessons, agent/learnings/): what `learnings` lists.
         learn = await self.store.fetch(
             "SELECT date(created_at, 'unixepoch', 'localtime') AS day, COUNT(*) AS n "
-            "FROM learnings GROUP BY day"
+            "FROM lessons GROUP BY day"
         )
         learn_before = await self.store.fetch(
-            "SELECT COUNT(*) AS n FROM learnings WHERE created_at < ?", [since]
+            "SELECT COUNT(*) AS n FROM lessons WHERE created_at < ?", [since]
         )
+        learn_counts = await self.store.lesson_counts()
         spent = await self.store.fetch(
             "SELECT date(ts, 'unixepoch', 'localtime') AS day, SUM(cost_usd) AS c FROM usage "
             "WHERE ts >= ? GROUP BY day",
@@ -122,7 +124,10 @@ class Views:
             "live": len(rows) - ended,
             "success_rate": round(by_state[ev.SUCCEEDED] / ended, 3) if ended else None,
             "cost_usd": round(sum(cost.values()), 4),
-            "learnings": total_learn,
+            "learnings": learn_counts["lessons"],
+            "learnings_active": learn_counts["active"],
+            "learnings_retired": learn_counts["retired"],
+            "learnings_merged": learn_counts["merged"],
             "working_s": round(sum(r["working"] for r in rows if r["state"] in ev.END_STATES), 1),
             "waiting_s": round(sum(r["waiting"] for r in rows if r["state"] in ev.END_STATES), 1),
         }
@@ -187,7 +192,7 @@ class Views:
             "SELECT (SELECT COUNT(*) FROM tasks) AS tasks, "
             "(SELECT COALESCE(MAX(id), 0) FROM events) AS events, "
             "(SELECT COUNT(*) FROM approvals WHERE state = 'pending') AS pending_approvals, "
-            "(SELECT COUNT(*) FROM learnings) AS learnings, "
+            "(SELECT COUNT(*) FROM lessons) AS learnings, "
             "(SELECT COUNT(*) FROM audit) AS audit_records"
         ))[0]
         return {k: int(v or 0) for k, v in row.items()}

@@ -104,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("tasks", "live tasks"),
         ("history", "finished tasks"),
-        ("learnings", "what the agent has learned"),
         ("metrics", "cost and success"),
         ("capabilities", "the agent's tools and their policy"),
         ("approvals", "pending approval requests"),
@@ -115,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("history", "tasks"):
             sp.add_argument("--limit", type=_whole(1, 100_000), default=50, metavar="N",
                             help="show at most N tasks, newest first (default: 50)")
+    from .learnings_command import add_parser as add_learnings
+
+    add_learnings(sub)
     for name, text in (
         ("approve", "approve the pending requests of a task"),
         ("deny", "deny the pending requests of a task"),
@@ -439,7 +441,11 @@ VIEWS = ("tasks", "history", "learnings", "metrics", "capabilities", "approvals"
 async def store_command(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
 
-    if args.command in VIEWS:
+    if args.command == "learnings":
+        from .learnings_command import check_args
+
+        check_args(args)
+    if args.command in VIEWS and not getattr(args, "action", None):
         await _settle_first(config)
         return await _view(config, args)
     engine = await Engine.open(config, role="cli")
@@ -534,6 +540,12 @@ async def _store_command(engine: Any, args: argparse.Namespace) -> int:
     from .task_ids import resolve
 
     cmd = args.command  # stop, rearm and audit: control_command (they need no engine)
+    if cmd == "learnings":  # listing (--stats, the seed's --json) or pin/edit/retire/...
+        from . import learnings_command
+
+        if args.action:
+            return await learnings_command.change(engine, args)
+        return await learnings_command.show(engine, args)
     if cmd in LISTINGS:
         return await show(engine, cmd, args)
     # A typed id or prefix becomes the full id first, or a one-line "no task", "ambiguous"

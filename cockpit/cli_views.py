@@ -1,6 +1,7 @@
-"""The command line's listings (tasks, history, learnings, metrics, capabilities, approvals)
-as text tables with headers, in the cockpit's words and formats (cockpit/fmt.py): "rolled
-back", "56%", "$0.0093", "1m27s". `--json` prints the data as it is, untouched.
+"""The command line's listings (tasks, history, metrics, capabilities, approvals; learnings
+live in cockpit/learnings_command.py) as text tables with headers, in the cockpit's words
+and formats (cockpit/fmt.py): "rolled back", "56%", "$0.0093", "1m27s". `--json` prints
+the data as it is, untouched.
 
 An empty listing says what there is instead ("no live tasks (3 in history)"), so an
 operator is never told "nothing" while something exists elsewhere.
@@ -30,6 +31,9 @@ TOTALS = (
     ("success_rate", "success"),
     ("cost_usd", "cost"),
     ("learnings", "learnings"),
+    ("learnings_active", "learnings active"),
+    ("learnings_retired", "learnings retired"),
+    ("learnings_merged", "merged near-duplicates"),
     ("working_s", "working"),
     ("waiting_s", "waiting for you"),
 )
@@ -95,17 +99,6 @@ async def history(engine: Any, args: Any) -> tuple[Any, list[str]]:
     return data, table(headers, rows)
 
 
-async def learnings(engine: Any, args: Any) -> tuple[Any, list[str]]:
-    data = await engine.learnings()
-    if not data:
-        return data, ["no learnings yet: they are collected when a task ends"]
-    rows = [(CATEGORY.get(r["category"], r["category"]), r.get("taught") or 1, r["uses"],
-             fmt.ago(r.get("created_at")),
-             r["text"] + (f"  (from {r['origin']})" if r.get("origin") else ""))
-            for r in data]  # fmt: skip
-    return data, table(("Category", "Tasks", "Used", "Age", "Learning"), rows)
-
-
 async def approvals(engine: Any, args: Any) -> tuple[Any, list[str]]:
     data = await engine.pending_approvals()
     if not data:
@@ -145,5 +138,5 @@ def _total(key: str, value: Any) -> str:
     return str(value)
 
 
-VIEWS = {"tasks": tasks, "history": history, "learnings": learnings, "metrics": metrics,
+VIEWS = {"tasks": tasks, "history": history, "metrics": metrics,
          "capabilities": capabilities, "approvals": approvals}  # fmt: skip

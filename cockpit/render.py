@@ -127,13 +127,38 @@ def _status_log(event: Event, _thinking: bool) -> Text:
 
 
 def _analysis(event: Event) -> str:
-    return f"analysis: {event.get('summary', '')}"
+    chosen = event.get("learnings")
+    note = ""
+    if isinstance(chosen, dict):
+        given = chosen.get("given") or []
+        if chosen.get("holdout"):
+            note = " [learnings: holdout, run without them as a baseline]"
+        elif given:
+            note = f" [learnings given: {', '.join(str(g.get('id')) for g in given)}]"
+    return f"analysis: {event.get('summary', '')}{note}"
 
 
 def _analysis_log(event: Event, _thinking: bool) -> Text:
     fmt, Text = _ui()
     summary = fmt.escape(fmt.short(event.get("summary", ""), 200))
-    return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {summary}")
+    given = given_note(event.get("learnings"))
+    note = f" [dim]· {fmt.escape(given)}[/]" if given else ""
+    return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {summary}{note}")
+
+
+def given_note(chosen: Any) -> str:
+    """What the task was given of the learnings (the analysis event's `learnings`)."""
+    if not isinstance(chosen, dict):
+        return ""
+    if chosen.get("error"):
+        return "no learnings (the store could not be read)"
+    given = chosen.get("given") or []
+    if chosen.get("holdout"):
+        pinned = f"; {len(given)} pinned given" if given else ""
+        return f"holdout: runs without learnings, as a baseline{pinned}"
+    if not given:
+        return "no learning relevant"
+    return f"{len(given)} learning{'' if len(given) == 1 else 's'} given"
 
 
 def _thinking(event: Event) -> str:
@@ -310,7 +335,10 @@ def learned_items(event: Event) -> list[tuple[str, str]]:
 
 def _learning(event: Event) -> str:
     items = learned_items(event)
-    return f"learned {words.plural(len(items), 'item')}:" if items else "learned nothing new"
+    merged = f" ({event['merged']} already known: merged)" if event.get("merged") else ""
+    if not items:
+        return f"learned nothing new{merged}"
+    return f"learned {words.plural(len(items), 'item')}{merged}:"
 
 
 def _learning_more(event: Event, room: int) -> list[str]:
@@ -331,8 +359,10 @@ def _learning_log(event: Event, _thinking: bool) -> Text:
         return Text.from_markup(f"{fmt.paint('◆ learning', 'accent')} "
                                 f"{fmt.escape(fmt.short(str(body), 160))}")
     learned = fmt.paint(f"◆ learned {', '.join(counts)}:", "accent")
+    merged = int(event.get("merged") or 0)
+    note = f" [dim]({merged} already known: merged)[/]" if merged else ""
     return Text.from_markup(f"{learned} "
-                            f"{fmt.escape(fmt.short(first, 160))}")
+                            f"{fmt.escape(fmt.short(first, 160))}{note}")
 
 
 def _checkpoint(event: Event) -> str:

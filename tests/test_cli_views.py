@@ -53,8 +53,8 @@ def test_listings_speak_the_cockpits_words_with_headers(repo: Path, tmp_path: Pa
     assert "succeeded" in rows[second]
 
     learnings = cli("learnings").stdout.splitlines()
-    assert learnings[0].split() == ["Category", "Tasks", "Used", "Age", "Learning"]
-    assert any(line.startswith("pattern") and LEARNED["patterns"][0] in line
+    assert learnings[0].split() == ["ID", "State", "Category", "Used", "Taught", "Learning"]
+    assert any(" pattern " in line and LEARNED["patterns"][0] in line
                for line in learnings[1:])  # fmt: skip
 
     metrics = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1)

@@ -27,7 +27,7 @@ NARROW = 110  # below this many columns the two columns stack
 NO_DAEMON = ("[b]No daemon running[/]: the schedules run under `livhana-cockpit --daemon`. "
              "Now: `livhana-cockpit improve daily`.")
 NO_LEARNINGS = "[dim]No measured learnings yet.[/]"
-# Main's engine before the learnings work (issue 10, item 1) has no `learning_stats`.
+# An engine without `learning_stats` (an ImproveHost in a test) measures no effects: say so.
 NOT_MEASURED = "[dim]This engine does not measure learnings' effect yet.[/]"
 NO_PROPOSALS = ("[dim]No proposals yet: `livhana-cockpit improve weekly` (or the weekly "
                 "schedule) turns the week's insights into proposals.[/]")

@@ -118,6 +118,17 @@ def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: flo
     plot.refresh()
 
 
+def learnings_line(t: dict[str, Any]) -> str:
+    """'3 learnings (3 more merged)': the count `learnings` lists, and the merged ones."""
+    line = fmt.plural(t.get("learnings", 0), "learning")
+    extra = []
+    if t.get("learnings_merged"):
+        extra.append(f"{t['learnings_merged']} more merged")
+    if t.get("learnings_retired"):
+        extra.append(f"{t['learnings_retired']} retired")
+    return f"{line} ({', '.join(extra)})" if extra else line
+
+
 def _line(plt: Any, ys: list[float | None], colour: Any, label: str | None) -> None:
     for n, run in enumerate(runs(ys)):
         xs_run, ys_run = [x for x, _ in run], [y for _, y in run]
@@ -141,7 +152,7 @@ def totals_text(t: dict[str, Any]) -> str:
     if t.get("working_s") is not None:
         lines.append(f"working {fmt.duration(t['working_s'])}")
         lines.append(f"waiting for you {fmt.duration(t.get('waiting_s') or 0)}")
-    lines.append(fmt.plural(t.get("learnings", 0), "learning"))
+    lines.append(learnings_line(t))
     return "\n".join(lines)
 
 
