@@ -32,14 +32,16 @@ def add_parsers(sub: Any) -> None:
                      help="compute and print everything, write nothing")
     imp.add_argument("--json", action="store_true", help="one JSON object on stdout")
     prop = sub.add_parser("proposals", help="proposals of the weekly/monthly jobs")
-    prop.add_argument("action", nargs="?", choices=("accept", "reject"))
-    prop.add_argument("proposal_id", nargs="?", metavar="ID")
-    prop.add_argument("--json", action="store_true")
+    prop.add_argument("action", nargs="?", choices=("accept", "reject"),
+                      help="accept (it then runs as a task) or reject a proposal; none: list them")
+    prop.add_argument("proposal_id", nargs="?", metavar="ID", help="the proposal's id")
+    prop.add_argument("--json", action="store_true", help="print the data as JSON")
     prop.add_argument("--all", action="store_true", help="decided ones too")
     sch = sub.add_parser("schedules", help="the job schedules, or their past runs (--runs)")
-    sch.add_argument("--json", action="store_true")
+    sch.add_argument("--json", action="store_true", help="print the data as JSON")
     sch.add_argument("--runs", action="store_true", help="past scheduled runs")
-    sch.add_argument("--limit", type=int, default=50)
+    sch.add_argument("--limit", type=int, default=50, metavar="N",
+                     help="with --runs: at most N runs, newest first (default: 50)")
 
 
 def dispatch(config: Any, args: argparse.Namespace) -> int:
