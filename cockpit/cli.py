@@ -232,11 +232,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         store = _store_path(args)
         fresh = store is not None and not store.exists()
-        try:
-            code = dispatch(args)
-        finally:
-            if fresh and store is not None and store.exists():
-                _say_new_store(args, store)
+        code = dispatch(args)
+        # Said when the command got through; a refusal stays the one line that says why.
+        if fresh and store is not None and store.exists():
+            _say_new_store(args, store)
         sys.stdout.flush()  # here, where a closed pipe can still be handled
     except CockpitError as exc:
         print(f"livhana-cockpit: {exc}", file=sys.stderr)

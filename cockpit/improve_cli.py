@@ -148,16 +148,21 @@ async def proposals(config: Any, args: argparse.Namespace) -> int:
     if not rows:
         print("no proposals yet (they come from `livhana-cockpit improve weekly|monthly`)")
         return 0
-    for p in rows:
-        state = p["state"] + (f" (task {p['task_id']} {p.get('task_state') or ''})".rstrip()
-                              if p.get("task_id") else "")
-        print(f"{p['id']}  {state:<10} {p['impact']:>6}/{p['effort']:<6} {p['title']}")
+    from .text_table import table
+
+    lines = table(("ID", "State", "Impact/effort", "Proposal"), [
+        (p["id"], p["state"] + (f" (task {p['task_id']} {p.get('task_state') or ''})".rstrip()
+                                if p.get("task_id") else ""),
+         f"{p['impact']}/{p['effort']}", p["title"]) for p in rows])
+    print("\n".join(lines))
     return 0
 
 
 async def schedules(config: Any, args: argparse.Namespace) -> int:
     from agent import control
     from agent.improve import records, views
+
+    from .text_table import table
 
     async with control.open_store(config.data_dir, readonly=True) as store:
         if args.runs:
@@ -175,15 +180,14 @@ async def schedules(config: Any, args: argparse.Namespace) -> int:
     if args.runs:
         if not data:
             print("no scheduled runs yet (the daemon runs them: livhana-cockpit --daemon)")
-        for r in data:
-            why = f"  {r['error']}" if r["error"] else ""
-            print(f"{r['job']:<8} due {_clock(r['scheduled_for'])}  started "
-                  f"{_clock(r['started_at'])}  {r['outcome']}{why}")
+            return 0
+        print("\n".join(table(("Job", "Due", "Started", "Outcome", "Error"), [
+            (r["job"], _clock(r["scheduled_for"]), _clock(r["started_at"]), r["outcome"],
+             r["error"] or "") for r in data])))
         return 0
-    for r in data:
-        cron = r["cron"] or "(disabled)"
-        print(f"{r['job']:<8} {cron:<14} next {_clock(r['next_run'])}  last "
-              f"{_clock(r['last_run'])} {r['last_outcome'] or ''}".rstrip())
+    print("\n".join(table(("Job", "Cron", "Next run", "Last run", "Last outcome"), [
+        (r["job"], r["cron"] or "(disabled)", _clock(r["next_run"]), _clock(r["last_run"]),
+         r["last_outcome"] or "") for r in data])))
     return 0
 
 

@@ -133,7 +133,9 @@ def test_the_seeds_story_end_to_end(world: Any, tmp_path: Path) -> None:
     # It waits for the operator.
     listed = run(world, "proposals", "--json")
     assert [(p["id"], p["state"]) for p in listed] == [(proposal["id"], "pending")]
-    assert "pending" in run(world, "proposals")
+    plain = run(world, "proposals").splitlines()
+    assert plain[0].split() == ["ID", "State", "Impact/effort", "Proposal"]  # a header, as listings have
+    assert plain[1].split()[:2] == [proposal["id"], "pending"]
     # Accepted once; a second decision says who decided first.
     assert "accepted proposal" in run(world, "proposals", "accept", proposal["id"][:4])
     again = cli("proposals", "reject", proposal["id"], env=world.env())
