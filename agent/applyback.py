@@ -146,7 +146,7 @@ async def apply(
     if tip is None or base is None:
         raise ApplyError(f"apply refused: unknown task branch {task_branch} or base {base_commit}")
     task_id = task_id or task_branch.rsplit("/", 1)[-1]
-    message = f"livhana: {title or 'task ' + task_id} (task {task_id})"
+    message = commit_message(title, task_id, task_branch)
     branch = await repo.out("symbolic-ref", "-q", "--short", "HEAD", check=False)
     record: dict[str, Any] = {"kind": "git", "workspace": str(repo.top), "branch": branch or None}
     record.update(pre_apply_head=head, applied_commit=None, files=[], message=message)
@@ -189,6 +189,30 @@ async def apply(
         why=f"livhana: apply task {task_id}", result=record, keep_open=keep_journal,
     )  # fmt: skip
     return {**record, **({"journal": op} if op else {})}
+
+
+SUBJECT_CHARS = 72  # what `git log --oneline` and most tools show whole
+
+
+def commit_message(title: str, task_id: str, branch: str | None = None) -> str:
+    """A subject line that fits (the task, shortened at a word boundary when it must be,
+    and its id), then the whole task in the body, wrapped at 72 columns. With `branch`:
+    the apply's commit, naming the task branch it came from."""
+    import textwrap
+
+    from .clip import clip
+
+    title = " ".join(title.split())
+    tail = f" (task {task_id})"
+    room = SUBJECT_CHARS - len("livhana: ") - len(tail)
+    subject = f"livhana: {clip(title, room) if title else 'task ' + task_id}{tail}"
+    body = textwrap.fill(title, 72, break_long_words=False, break_on_hyphens=False)
+    lines = [subject, ""]
+    if body:
+        lines += [body, ""]
+    lines.append(f"Applied by Liv Hana Cockpit from branch {branch} (task {task_id})." if branch
+                 else f"Made by Liv Hana Cockpit (task {task_id}).")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 async def rollback_applied(

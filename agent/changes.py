@@ -58,7 +58,7 @@ class Changes:
     ) -> dict[str, Any]:
         if tree.is_git and tree.branch and tree.base_commit:
             return await applyback.apply(
-                ws, tree.branch, tree.base_commit, title=task["title"][:60], task_id=task["id"],
+                ws, tree.branch, tree.base_commit, title=task["title"], task_id=task["id"],
                 journal_dir=self.journal_dir, keep_journal=True,
             )  # fmt: skip
         # A copied plain folder: the task's change is its tree now against its first

@@ -118,6 +118,22 @@ class UIConfig:
 
 
 @dataclass
+class LearningsConfig:
+    """How learnings are given and measured (agent/learnings/)."""
+
+    # Share of tasks run without any learning (pinned ones aside): the baseline.
+    holdout: float = _ranged(0.10, 0, 1)
+    limit: int = _ranged(8, 0, 100)  # most learnings given to one task, pinned ones aside
+    # Cosine of a task's title and a learning from which the learning is relevant to it
+    # (given, or counted as a comparable task without it).
+    min_relevance: float = _ranged(0.1, 0, 1)
+    # Tasks with an outcome needed on each side (with / without) before any effect is
+    # claimed, or a learning retired for one.
+    min_tasks: int = _ranged(5, 1, 1_000_000)
+    auto_retire: bool = True  # retire a learning whose effect is clearly negative
+
+
+@dataclass
 class APIConfig:
     enabled: bool = False  # the cockpit serves the API too (the daemon does unless --no-api)
     host: str = "127.0.0.1"
@@ -149,6 +165,41 @@ class GCConfig:
 
 
 @dataclass
+class ImproveConfig:
+    # Log files the daily job reads: globs relative to the workspace (or absolute).
+    logs: list[str] = field(default_factory=lambda: ["logs/**/*.log", "*.log"])
+    # Accepted proposals run as tasks at most this many at a time (`improve auto`, daemon).
+    auto_concurrent: int = _ranged(1, 1, 64)
+    # The daemon runs accepted proposals by itself (they still wait for apply approval).
+    auto_run: bool = True
+    # A signature this many times its usual daily rate (and at least `spike_min` times in
+    # the last day) is a spike; one never seen in the baseline needs `spike_min` alone.
+    spike_factor: float = _ranged(5.0, 1, 10_000, above=True)
+    spike_min: int = _ranged(3, 1, 1_000_000)
+    slow_tool_s: float = _ranged(30.0, 0, DAY_S, above=True)  # a tool call slower is slow
+    max_proposals: int = _ranged(5, 1, 100)  # per model call
+
+
+@dataclass
+class SchedulesConfig:
+    """Cron expressions, local time; "" disables the job."""
+
+    daily: str = "0 2 * * *"
+    weekly: str = "0 6 * * 1"
+    monthly: str = "0 8 1 * *"
+
+
+@dataclass
+class NotifyConfig:
+    """How a scheduled run that produced proposals or failed is announced, besides the
+    toast in an open cockpit."""
+
+    desktop: bool = False  # notify-send, when installed
+    webhook: str = ""  # POSTed a JSON summary; may hold a token: never logged
+    timeout_s: float = _ranged(5.0, 0, 120, above=True)
+
+
+@dataclass
 class BigQueryConfig:
     """Export to BigQuery (agent/export): off unless both project and dataset are set.
     Credentials: the keyring's `bigquery_credentials` (a service-account JSON key), else
@@ -177,6 +228,10 @@ class Config:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     api: APIConfig = field(default_factory=APIConfig)
+    improve: ImproveConfig = field(default_factory=ImproveConfig)
+    schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    learnings: LearningsConfig = field(default_factory=LearningsConfig)
     gc: GCConfig = field(default_factory=GCConfig)
     bigquery: BigQueryConfig = field(default_factory=BigQueryConfig)
     deploy: dict[str, DeployTarget] = field(default_factory=dict)
@@ -295,6 +350,17 @@ def load_config(data_dir: Path | None = None, config_path: Path | None = None) -
     raw.pop("data_dir", None)
     raw.pop("config_path", None)
     config: Config = _build(Config, raw, "config")
+    if "schedules" in raw:  # the defaults are valid: croniter loads only for the operator's
+        from .cron import check_cron
+
+        for job in ("daily", "weekly", "monthly"):
+            if problem := check_cron(getattr(config.schedules, job)):
+                raise ConfigError(f"config: 'schedules.{job}' {problem}")
+    if "notify" in raw and config.notify.webhook:
+        from .notify import check_webhook
+
+        if problem := check_webhook(config.notify.webhook):
+            raise ConfigError(f"config: 'notify.webhook' {problem}")
     config.data_dir = data_dir
     config.config_path = path
     return config

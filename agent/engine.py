@@ -45,6 +45,7 @@ from .conflicts import Radar
 from .control import Control
 from .dispatch import Dispatcher
 from .errors import StopActive, StoreError, UsageError
+from .learnings.book import LearningBook
 from .models import model_factory_for
 from .models.base import Model
 from .pausing import Pauses
@@ -63,6 +64,7 @@ from .wslock import WorkspaceLocks
 
 log = logging.getLogger(__name__)
 APPROVE_MODES = ("ask", "auto", "deny")
+LOOPS_CLOSE_S = 4.0  # how long `close` lets its loops (a scheduler) finish after the cancel
 
 
 class Scheduler(Protocol):
@@ -98,7 +100,7 @@ class Engine:
         self.store = store
         self.role = role
         self.engine_id = engine_id = f"{role}-{uuid.uuid4().hex[:8]}"
-        model_factory = model_factory or model_factory_for(config)
+        self._model_factory = model_factory = model_factory or model_factory_for(config)
         self.safety = safety = Safety(config, store)
         self.bus = bus = EventBus(store, safety.redact, owner=engine_id)
         # The row's counters of a running task come from its run (the worker's).
@@ -112,9 +114,11 @@ class Engine:
         self.pauses = Pauses(store, bus, book, safety, engine_id)
         self.radar = Radar(store, self.changes)
         self.rebaser = Rebaser(store, bus, book, safety, self.changes, self.radar, self.desk)
+        # Learnings: picked for each task, measured, changed by the operator (agent/learnings/).
+        self.learnbook = LearningBook(store, config.learnings, audit=safety.audit)
         self.worker = Worker(config, store, bus, book, self.desk, safety, self.changes,
                              self.locks, self.pauses, self.tools, model_factory,
-                             self.rebaser)  # fmt: skip
+                             self.rebaser, self.learnbook)  # fmt: skip
         self.tasks = Dispatcher(self.worker, book, bus, safety, config.engine.max_concurrent)
         self.control = Control(config, store, bus, book, self.tasks, self.worker, self.desk,
                                self.pauses, safety, engine_id)  # fmt: skip
@@ -174,6 +178,8 @@ class Engine:
             await self.exporter.stop()
         for task in self._loops:
             task.cancel()
+        if self._loops:  # a scheduler records its runs as interrupted on the way out
+            await asyncio.wait(self._loops, timeout=LOOPS_CLOSE_S)
         await self.control.interrupt_all(reason)
         await self.bus.close()
         try:
@@ -344,19 +350,58 @@ class Engine:
         await self.cancel(task_id, by=by)
         await self.wait(task_id)
 
-    # -- learnings -------------------------------------------------------------------------
+    # -- learnings (agent/learnings/book.py) ------------------------------------------------
     async def learnings(self, query: str | None = None) -> list[dict[str, Any]]:
-        """Merged learnings; a teammate's (pulled from BigQuery) carry their `origin`."""
+        """Every learning (merged lessons, active and retired) with its teachings; a
+        teammate's (pulled from BigQuery) carry their `origin`."""
         from .export.pull import annotate
 
-        return await annotate(self.store, await self.store.learnings(query))
+        return await annotate(self.store, await self.learnbook.rows(query))
 
     async def export_status(self) -> dict[str, Any]:
         """The BigQuery export: lag, what waits, the last error (System Health)."""
         return await self.views.export_status()
 
-    async def relevant_learnings(self, title: str, limit: int = 8) -> list[str]:
-        return await self.worker.learnings_for(title, limit)
+    async def learnings_by_kind(self) -> dict[str, list[str]]:
+        """The active learnings as `{"patterns", "improvements", "nextSteps"}` (the seed's)."""
+        return await self.learnbook.by_kind()
+
+    async def learning_stats(self, query: str | None = None) -> list[dict[str, Any]]:
+        """Each learning with provenance and measured effect (`learnings --stats --json`,
+        the Self-Improvement panel): id, text, category, source_task, uses, success_with,
+        success_without, state, and the confidence interval and verdict behind them."""
+        from .export.pull import annotate
+
+        stats = await self.learnbook.stats(query)
+        for s in stats:  # annotate tells ours from a teammate's by the tasks that taught it
+            s["task_ids"] = [t for t in s["source_tasks"] if t]
+        for s in await annotate(self.store, stats):
+            s.pop("task_ids")
+        return stats
+
+    async def learning_counts(self) -> dict[str, int]:
+        """Distinct learnings by state, and how many teachings were merged into them."""
+        return await self.learnbook.counts()
+
+    async def change_learning(
+        self, learning_id: int, action: str, *, text: str = "", reason: str = "",
+        by: str = "operator",
+    ) -> dict[str, Any]:
+        """pin, unpin, edit (`text`), retire or restore one learning; audited."""
+        return await self.learnbook.change(
+            learning_id, action, by, text=self.safety.redact(text), reason=reason
+        )
+
+    async def relevant_learnings(
+        self, title: str, limit: int = 8, workspace: str | None = None
+    ) -> list[str]:
+        """The active learnings most relevant to `title`: a look, nothing recorded."""
+        return await self.learnbook.relevant(title, limit, workspace)
+
+    def make_model(self, spec: str | None = None) -> Model:
+        """A model made the way tasks get theirs (scripted in tests, Anthropic otherwise),
+        for calls outside a task: the self-improvement jobs (agent/improve/)."""
+        return self._model_factory(spec or self.config.engine.model)
 
     # -- conflicts between tasks, and the disk they use -------------------------------------
     async def conflicts(self, max_age: float = 0.0) -> dict[str, list[dict[str, Any]]]:
@@ -430,5 +475,5 @@ class Engine:
     async def _require(self, task_id: str) -> dict[str, Any]:
         task = await self.store.get_task(task_id)
         if task is None:
-            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
+            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit history`)")
         return task

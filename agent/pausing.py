@@ -42,7 +42,7 @@ class Pauses:
         """Engine.pause / Engine.resume: checked, audited, recorded, applied by the owner."""
         task = await self.store.get_task(task_id)
         if task is None:
-            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit tasks`)")
+            raise UsageError(f"no task {task_id!r} (see `livhana-cockpit history`)")
         task_id = task["id"]
         if task["state"] in ev.END_STATES:
             raise UsageError(f"task {task_id} already ended ({task['state']})")

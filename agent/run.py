@@ -101,8 +101,9 @@ class RunHost(Protocol):
     ) -> None:
         """One model call's usage; raises TaskStopped when a shared budget is spent."""
 
-    async def learnings_for(self, title: str) -> list[str]:
-        """Lessons from earlier tasks worth giving this one."""
+    async def learnings_for(self, task_id: str, title: str) -> dict[str, Any]:
+        """The lessons from earlier tasks given to this one, recorded with it:
+        `{"holdout": bool, "given": [{"id", "text", ...}], ...}` (agent/learnings/book.py)."""
 
     def worktree_lock(self, repo: str) -> asyncio.Lock:
         """Held around `git worktree add/remove` on `repo` (the test baseline's worktree)."""
@@ -191,8 +192,10 @@ class TaskRun:
 
     async def opening_prompt(self) -> str:
         analysis = await asyncio.to_thread(workspace_summary, self.tree.path)
-        await self.emit("analysis", **analysis)
-        lessons = await self.host.learnings_for(self.title)
+        # Which learnings it gets (none for a holdout) is part of the task's record.
+        chosen = await self.host.learnings_for(self.task_id, self.title)
+        await self.emit("analysis", **analysis, learnings=chosen)
+        lessons = [str(item["text"]) for item in chosen.get("given", [])]
         return prompts.task_prompt(self.title, analysis["summary"], lessons)
 
     async def call_model(self, messages: list[dict[str, Any]], tools: bool = True) -> ModelResponse:
@@ -414,6 +417,7 @@ class TaskRun:
             evidence=evidence,
             command=command,
             counts={k: data.get(k) for k in ("passed", "failed")},
+            failures=data.get("failures") or [],
         )
         report = prompts.VERIFY_FAILED.format(
             command=command, failed=data.get("failed", "?"), output=truncate(result.output, 8000)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import timing
 from .tools import spec
 
 if TYPE_CHECKING:
@@ -63,17 +64,21 @@ class Views:
             "finished_at, cost_usd FROM tasks WHERE created_at >= ? AND kind = 'task'",
             [since],
         )
-        ends = await self.run_ends([r["id"] for r in rows if r["state"] == ev.ROLLED_BACK])
+        # Working and waiting-for-the-operator time from each run's own events: a rollback
+        # later moves finished_at, but neither figure (agent/timing.py).
+        spans = await timing.timings(self.store, [r["id"] for r in rows])
         for r in rows:
-            end = ends.get(r["id"]) if r["state"] == ev.ROLLED_BACK else r["finished_at"]
-            r["secs"] = end - r["started_at"] if end and r["started_at"] else 0
+            span = spans.get(r["id"]) or timing.NOT_STARTED
+            r["secs"], r["working"], r["waiting"] = span.total_s, span.working_s, span.waiting_s
+        # Distinct learnings (merged lessons, agent/learnings/): what `learnings` lists.
         learn = await self.store.fetch(
             "SELECT date(created_at, 'unixepoch', 'localtime') AS day, COUNT(*) AS n "
-            "FROM learnings GROUP BY day"
+            "FROM lessons GROUP BY day"
         )
         learn_before = await self.store.fetch(
-            "SELECT COUNT(*) AS n FROM learnings WHERE created_at < ?", [since]
+            "SELECT COUNT(*) AS n FROM lessons WHERE created_at < ?", [since]
         )
+        learn_counts = await self.store.lesson_counts()
         spent = await self.store.fetch(
             "SELECT date(ts, 'unixepoch', 'localtime') AS day, SUM(cost_usd) AS c FROM usage "
             "WHERE ts >= ? GROUP BY day",
@@ -92,6 +97,8 @@ class Views:
                 "tasks_per_day",
                 "success_rate",
                 "avg_duration_s",
+                "avg_working_s",
+                "avg_waiting_s",
                 "cost_per_day",
                 "learnings_total",
             )
@@ -102,8 +109,10 @@ class Views:
             ok = [t for t in ended if t["state"] == ev.SUCCEEDED]
             out["tasks_per_day"].append(len(tasks))
             out["success_rate"].append(round(len(ok) / len(ended), 3) if ended else None)
-            secs = [t["secs"] for t in ended if t["secs"] > 0]
-            out["avg_duration_s"].append(round(sum(secs) / len(secs), 1) if secs else None)
+            ran = [t for t in ended if t["secs"] > 0]
+            for key, field in (("avg_duration_s", "secs"), ("avg_working_s", "working"),
+                               ("avg_waiting_s", "waiting")):  # fmt: skip
+                out[key].append(round(sum(t[field] for t in ran) / len(ran), 1) if ran else None)
             out["cost_per_day"].append(round(cost.get(day, 0.0), 4))
             total_learn += learned.get(day, 0)
             out["learnings_total"].append(total_learn)
@@ -116,7 +125,12 @@ class Views:
             "live": len(rows) - ended,
             "success_rate": round(by_state[ev.SUCCEEDED] / ended, 3) if ended else None,
             "cost_usd": round(sum(cost.values()), 4),
-            "learnings": total_learn,
+            "learnings": learn_counts["lessons"],
+            "learnings_active": learn_counts["active"],
+            "learnings_retired": learn_counts["retired"],
+            "learnings_merged": learn_counts["merged"],
+            "working_s": round(sum(r["working"] for r in rows if r["state"] in ev.END_STATES), 1),
+            "waiting_s": round(sum(r["waiting"] for r in rows if r["state"] in ev.END_STATES), 1),
         }
         return {"days": labels, **out, "totals": totals}
 
@@ -179,25 +193,15 @@ class Views:
             "SELECT (SELECT COUNT(*) FROM tasks) AS tasks, "
             "(SELECT COALESCE(MAX(id), 0) FROM events) AS events, "
             "(SELECT COUNT(*) FROM approvals WHERE state = 'pending') AS pending_approvals, "
-            "(SELECT COUNT(*) FROM learnings) AS learnings, "
+            "(SELECT COUNT(*) FROM lessons) AS learnings, "
             "(SELECT COUNT(*) FROM audit) AS audit_records"
         ))[0]
         return {k: int(v or 0) for k, v in row.items()}
 
-    async def run_ends(self, task_ids: list[str]) -> dict[str, float]:
-        """When each task's run ended (its first end state). A rollback later moves the row's
-        finished_at to the rollback's time; how long the task ran is what this keeps."""
-        if not task_ids:
-            return {}
-        marks = ", ".join("?" for _ in task_ids)
-        ran = [s for s in ev.END_STATES if s != ev.ROLLED_BACK]
-        rows = await self.store.fetch(
-            f"SELECT task_id, MIN(ts) AS ended FROM events WHERE task_id IN ({marks}) "
-            f"AND type = ? AND json_extract(data, '$.state') IN ({', '.join('?' for _ in ran)}) "
-            "GROUP BY task_id",
-            [*task_ids, ev.STATUS, *ran],
-        )
-        return {r["task_id"]: float(r["ended"]) for r in rows}
+    async def timings(self, task_ids: list[str]) -> dict[str, timing.Timing]:
+        """How long each task worked and waited for the operator, from its own events
+        (History, the header): a later rollback changes neither figure."""
+        return await timing.timings(self.store, task_ids)
 
     async def spend_by_task(self, since: float, limit: int = 5) -> list[dict[str, Any]]:
         """The tasks that spent most since `since` (Safety Controls: top spenders today)."""

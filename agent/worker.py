@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import workspace
+from .applyback import commit_message
 from .errors import CockpitError, TaskStopped
 from .fileswitch import ApplyError, to_the_end
 from .gitcmd import is_git_repo
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .bus import EventBus
     from .changes import Changes
     from .config import Config
+    from .learnings.book import LearningBook
     from .models.base import Model
     from .pausing import Pauses
     from .rebase import Rebaser
@@ -58,11 +60,13 @@ class Worker:
         tools: dict[str, Tool],
         model_factory: Callable[[str], Model],
         rebaser: Rebaser,
+        learnbook: LearningBook,
     ) -> None:
         self.config, self.store, self.bus, self.book = config, store, bus, book
         self.desk, self.safety, self.changes, self.locks = desk, safety, changes, locks
         self.pauses, self.tools, self.model_factory = pauses, tools, model_factory
         self.rebaser = rebaser  # the apply request, and the rebase it offers (agent/rebase.py)
+        self.learnbook = learnbook  # which learnings a task is given (agent/learnings/)
         self._runs: dict[str, TaskRun] = {}
         # Remembered by task, not only on its run: a task still preparing its worktree has
         # no run yet, and its worker must still end with this reason.
@@ -155,13 +159,11 @@ class Worker:
                 ev.FAILED, "daily budget reached; raise engine.daily_budget_usd or wait"
             )
 
-    async def learnings_for(self, title: str, limit: int = 8) -> list[str]:
-        rows = [r for r in await self.store.learnings(limit=200) if r["category"] != "nextStep"]
-        words = {w for w in title.lower().split() if len(w) > 3}
-        rows.sort(key=lambda r: -len(words & set(r["text"].lower().split())))
-        chosen = rows[:limit]
-        await self.store.mark_learnings_used([r["id"] for r in chosen])
-        return [r["text"] for r in chosen]
+    async def learnings_for(self, task_id: str, title: str) -> dict[str, Any]:
+        """The learnings a starting task is given (pinned, relevant, or none for a
+        holdout), recorded with it for measuring their effect (agent/learnings/book.py)."""
+        task = await self.store.get_task(task_id)
+        return await self.learnbook.select(task_id, title, (task or {}).get("workspace", ""))
 
     def worktree_lock(self, repo: str) -> asyncio.Lock:
         return self.locks.worktree(repo)
@@ -196,7 +198,7 @@ class Worker:
             await run.checkpoint("start")
             outcome = await run_agent(run)
             await self._save_learnings(task_id, outcome.learnings)
-            await workspace.commit_all(tree, f"livhana: {task['title'][:60]} (task {task_id})")
+            await workspace.commit_all(tree, commit_message(task["title"], task_id))
             patch, files = await self._changes(run, tree)
             # A call was denied or a deploy failed: not succeeded, not applied.
             if outcome.shortfall:
@@ -334,8 +336,10 @@ class Worker:
         ]
         if not items:
             return
-        await self.store.add_learnings(task_id, items)
-        self.bus.emit(task_id, ev.LEARNING, **learnings)
+        saved = await self.store.add_learnings(task_id, items)
+        # How many said what an earlier learning already says (merged into it: counted once).
+        merged = sum(1 for item in saved if item["merged"])
+        self.bus.emit(task_id, ev.LEARNING, **learnings, merged=merged)
 
 
 async def drop_if_unchanged(

@@ -174,7 +174,7 @@ async def commit_all(tree: TaskTree, message: str) -> str | None:
     if staged == base_tree:
         return head
     commit = (await g.text("commit-tree", staged, "-p", head, "-m", message)).strip()
-    await g.run("update-ref", "-m", f"commit: {message}", "HEAD", commit, head)
+    await g.run("update-ref", "-m", f"commit: {message.splitlines()[0]}", "HEAD", commit, head)
     return commit
 
 

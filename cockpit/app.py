@@ -189,6 +189,9 @@ class CockpitApp(App[None]):
                         title="⚑ Waiting", severity="warning", timeout=8)
         self.engine_status = "demo" if self.demo else "ready"
         self.run_worker(self._listen(engine), group="listen")
+        from .notices import watch_runs  # toasts for the daemon's scheduled runs
+
+        self.run_worker(watch_runs(self, engine), group="notices")
         if self.config.api.enabled:  # `[api] enabled = true`: this cockpit serves the API
             self.run_worker(self._serve_api(engine), group="api")
         if self._stop_requested:

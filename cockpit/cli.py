@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import sys
@@ -30,6 +29,10 @@ exit codes:
   130 interrupted (Ctrl-C)"""
 
 
+TASK_ID_HELP = ("the task's id, or a unique prefix of at least 4 characters "
+                "(`livhana-cockpit history` lists them)")
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad arguments are one line (with where to look), not a usage dump and an error."""
 
@@ -44,14 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data-dir", type=Path, help="where the store and config live")
-    p.add_argument("--config", type=Path, help="config file (default: DATA_DIR/config.toml)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="where the store and config live (default: $LIVHANA_DATA_DIR, else "
+                        "the platform's user data dir)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="config file (default: DATA_DIR/config.toml)")
     p.add_argument(
-        "--daemon", action="store_true", help="headless engine: queued tasks, stop/cancel, HTTP API"
+        "--daemon", action="store_true",
+        help="headless engine: the schedules, accepted proposals and queued tasks, "
+        "stop/cancel, HTTP API",
     )
     d = p.add_argument_group("daemon")
-    d.add_argument("--workspace", dest="daemon_workspace", type=Path,
-                   help="the daemon's project folder (API tasks that name none run here)")
+    d.add_argument("--workspace", dest="daemon_workspace", type=Path, metavar="DIR",
+                   help="the daemon's project folder: its jobs and proposals work on it, and "
+                   "API tasks that name none run here (default: .)")
+    d.add_argument("--install-service", action="store_true",
+                   help="write a systemd user unit for the daemon (not enabled)")
     d.add_argument("--api-host", help="where the HTTP API listens (default 127.0.0.1)")
     d.add_argument("--api-port", type=_whole(0, 65535), help="its port (default 4002; 0: any free)")
     d.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
@@ -74,11 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how approval requests are answered (ask: prompt here)",
     )
     run.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    run.add_argument("--model", help="model id, or scripted:FILE for a replayed script")
+    run.add_argument("--model", metavar="ID",
+                     help="model id, or scripted:FILE for a replayed script")
     run.add_argument(
-        "--max-steps", type=_whole(1, MAX_STEPS_CEILING), help="step cap for this task"
+        "--max-steps", type=_whole(1, MAX_STEPS_CEILING), metavar="N",
+        help="step cap for this task",
     )
-    run.add_argument("--max-cost", type=_positive_usd, help="USD cap for this task")
+    run.add_argument("--max-cost", type=_positive_usd, metavar="USD",
+                     help="USD cap for this task")
     run.add_argument(
         "--no-apply",
         action="store_true",
@@ -90,45 +104,57 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("tasks", "live tasks"),
         ("history", "finished tasks"),
-        ("learnings", "what the agent has learned"),
         ("metrics", "cost and success"),
         ("capabilities", "the agent's tools and their policy"),
         ("approvals", "pending approval requests"),
     ):
-        sp = sub.add_parser(name, help=text)
-        sp.add_argument("--json", action="store_true")
+        sp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sp.add_argument("--json", action="store_true",
+                        help="print the data as JSON instead of a table")
         if name in ("history", "tasks"):
-            sp.add_argument("--limit", type=_whole(1, 100_000), default=50)
-    for name in ("approve", "deny", "cancel"):
-        sp = sub.add_parser(name, help=f"{name} a task (its pending approvals, for approve/deny)")
-        sp.add_argument("task_id")
-    rb = sub.add_parser("rollback", help="undo a task exactly")
-    rb.add_argument("task_id")
+            sp.add_argument("--limit", type=_whole(1, 100_000), default=50, metavar="N",
+                            help="show at most N tasks, newest first (default: 50)")
+    from .learnings_command import add_parser as add_learnings
+
+    add_learnings(sub)
+    for name, text in (
+        ("approve", "approve the pending requests of a task"),
+        ("deny", "deny the pending requests of a task"),
+        ("cancel", "cancel a live task (it stops at its next check)"),
+    ):
+        sp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sp.add_argument("task_id", metavar="TASK_ID", help=TASK_ID_HELP)
+    rb = sub.add_parser("rollback", help="undo a task exactly", description="Undo a task exactly.")
+    rb.add_argument("task_id", metavar="TASK_ID", help=TASK_ID_HELP)
     rb.add_argument(
         "--to-step",
         type=_whole(0, MAX_STEPS_CEILING),
+        metavar="N",
         help="return the task's worktree to after step N",
     )
     sec = sub.add_parser(
         "secrets", help="keys and credentials in the OS keyring (one service: livhana-cockpit)",
         description="anthropic_api_key: the model; api_jwt_secret: the HTTP API's tokens; "
         "bigquery_credentials: a service-account JSON key; any other name: a connector's.")
-    sec.add_argument("action", choices=("set", "get", "delete", "list", "test"))
+    sec.add_argument("action", choices=("set", "get", "delete", "list", "test"),
+                     help="set (prompts for the value), get, delete, list or test")
     sec.add_argument("name", nargs="?", help="the secret's name (not for list)")
     sec.add_argument("--from-file", type=Path, metavar="FILE",
                      help="set: the value is this file's content (a JSON key)")
     sec.add_argument("--reveal", action="store_true",
                      help="get: print the value itself, not its masked form")
     tok = sub.add_parser("token", help="bearer tokens for the HTTP API")
-    tok.add_argument("action", choices=("create",))
+    tok.add_argument("action", choices=("create",), help="create: print a new token")
     tok.add_argument("--scope", choices=("operator", "viewer"), default="operator",
                      help="operator: may act; viewer: may only read (default operator)")
     tok.add_argument("--ttl", default="8h", help="how long it is valid: 30m, 8h, 7d (default 8h)")
     tok.add_argument("--subject", help="who it is for, as audited (default: user@host)")
     au = sub.add_parser("audit", help="the tamper-evident audit log")
-    au.add_argument("action", choices=("verify",))
+    au.add_argument("action", choices=("verify",), help="verify: check the whole hash chain")
+    from . import improve_cli
     from .cli_worktrees import add_parsers  # gc, rebase, keep
 
+    improve_cli.add_parsers(sub)
     add_parsers(sub)
     return p
 
@@ -206,11 +232,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         store = _store_path(args)
         fresh = store is not None and not store.exists()
-        try:
-            code = dispatch(args)
-        finally:
-            if fresh and store is not None and store.exists():
-                _say_new_store(args, store)
+        code = dispatch(args)
+        # Said when the command got through; a refusal stays the one line that says why.
+        if fresh and store is not None and store.exists():
+            _say_new_store(args, store)
         sys.stdout.flush()  # here, where a closed pipe can still be handled
     except CockpitError as exc:
         print(f"livhana-cockpit: {exc}", file=sys.stderr)
@@ -254,7 +279,7 @@ def dispatch(args: argparse.Namespace) -> int:
         # policy.toml is broken (an engine needs both, the stop switch neither).
         return asyncio.run(control_command(args))
     config = load_config(args.data_dir, args.config)
-    if args.daemon:
+    if args.daemon or args.install_service:
         from .daemon import run_daemon
 
         return run_daemon(config, args)
@@ -262,6 +287,11 @@ def dispatch(args: argparse.Namespace) -> int:
         from .api.tokens import token_command
 
         return token_command(config.data_dir, args.scope, args.ttl, args.subject)
+    if args.daemon_workspace is not None:
+        from agent.errors import UsageError
+
+        raise UsageError("--workspace before the command goes with --daemon; "
+                         "for a command, put it after the command's name")
     if not args.command:
         from .app import run_app
 
@@ -277,6 +307,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from .run_command import run_task
 
         return asyncio.run(run_task(config, args))
+    from . import improve_cli
+
+    if args.command in improve_cli.COMMANDS:
+        return improve_cli.dispatch(config, args)
     from . import cli_worktrees
 
     if args.command in cli_worktrees.COMMANDS:
@@ -406,7 +440,11 @@ VIEWS = ("tasks", "history", "learnings", "metrics", "capabilities", "approvals"
 async def store_command(config: Any, args: argparse.Namespace) -> int:
     from agent.engine import Engine
 
-    if args.command in VIEWS:
+    if args.command == "learnings":
+        from .learnings_command import check_args
+
+        check_args(args)
+    if args.command in VIEWS and not getattr(args, "action", None):
         await _settle_first(config)
         return await _view(config, args)
     engine = await Engine.open(config, role="cli")
@@ -496,73 +534,28 @@ async def _cancel(engine: Any, task_id: str) -> int:
 
 
 async def _store_command(engine: Any, args: argparse.Namespace) -> int:
-    from agent import events as ev
-
-    from .money import money
+    from .cli_views import VIEWS as LISTINGS
+    from .cli_views import show
+    from .task_ids import resolve
 
     cmd = args.command  # stop, rearm and audit: control_command (they need no engine)
+    if cmd == "learnings":  # listing (--stats, the seed's --json) or pin/edit/retire/...
+        from . import learnings_command
+
+        if args.action:
+            return await learnings_command.change(engine, args)
+        return await learnings_command.show(engine, args)
+    if cmd in LISTINGS:
+        return await show(engine, cmd, args)
+    # A typed id or prefix becomes the full id first, or a one-line "no task", "ambiguous"
+    # or "too short" that points to `history`.
     if cmd in ("approve", "deny"):
-        return await _decide(engine, args.task_id, cmd == "approve")
+        return await _decide(engine, await resolve(engine.store, args.task_id), cmd == "approve")
     if cmd == "cancel":
-        return await _cancel(engine, args.task_id)
+        return await _cancel(engine, await resolve(engine.store, args.task_id))
     if cmd == "rollback":
-        result = await engine.rollback(args.task_id, args.to_step, by="cli")
+        task_id = await resolve(engine.store, args.task_id)
+        result = await engine.rollback(task_id, args.to_step, by="cli")
         print(result["message"])
         return 0
-    data: Any
-    if cmd == "tasks":
-        data = await engine.list(states=ev.LIVE_STATES, limit=args.limit)
-        alive = {e["id"] for e in await engine.store.engines() if engine.store.engine_alive(e)}
-        for t in data:  # a dead engine's task is interrupted when the next engine starts
-            t["engine_alive"] = t["engine_id"] in alive
-        rows = [
-            (t["id"], t["state"] if t["engine_alive"] else f"{t['state']} (its process is gone)",
-             t["steps"], money(t["cost_usd"]), t["title"][:60])
-            for t in data
-        ]  # fmt: skip
-    elif cmd == "history":
-        data = await engine.list(states=ev.END_STATES, limit=args.limit)
-        rows = [
-            (t["id"], t["state"], t["steps"], money(t["cost_usd"]), t["title"][:60])
-            for t in data
-        ]
-    elif cmd == "learnings":
-        data = await engine.learnings()
-        rows = [(str(r["id"]), r["category"], str(r["uses"]), r["text"][:80]
-                 + (f"  (from {r['origin']})" if r.get("origin") else "")) for r in data]  # fmt: skip
-    elif cmd == "approvals":
-        data = await engine.pending_approvals()
-        rows = [(str(a["id"]), a["task_id"], a["kind"], a["risk"], a["summary"][:70]) for a in data]
-    elif cmd == "capabilities":
-        data = engine.capabilities()
-        rows = [(c["name"], c["kind"],
-                 c["policy"] + ("*" if c.get("gates") and c["policy"] != "deny" else ""),
-                 c["description"][:70]) for c in data]  # fmt: skip
-    else:  # metrics
-        data = await engine.metrics()
-        rows = [(k, str(v)) for k, v in data["totals"].items()]
-    if args.json:
-        print(json.dumps(data, default=str, indent=None))
-    elif not rows:
-        print(f"no {cmd} yet")
-    else:
-        widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if cmd == "capabilities":
-            print_gates(data)
-    return 0
-
-
-def print_gates(tools: list[dict[str, Any]]) -> None:
-    """Why a tool marked * can still wait for approval (or be refused): the rules checked
-    before its own policy. The words are the engine's."""
-    from agent.policy import WHO_ANSWERS
-
-    gated = [t for t in tools if t.get("gates") and t["policy"] != "deny"]
-    for tool in gated:
-        print(f"\n* {tool['name']}: some calls still ask or are refused, whatever the policy:")
-        for gate in tool["gates"]:
-            print(f"    {gate}")
-    if gated:
-        print(f"\n{WHO_ANSWERS}")
+    raise AssertionError(f"unhandled command {cmd}")  # the parser knows no other

@@ -1,6 +1,10 @@
-"""Small, pure formatting helpers shared by the panels.
+"""Small, pure formatting helpers shared by the panels and the command line (so both say
+the same words: "rolled back", "56%", "$0.0093", "1m27s"; the words themselves are in
+cockpit/words.py, which the headless `run` reads without rich).
 
 `now()` is the UI's single clock: tests replace it to make snapshots deterministic.
+Textual is imported only where a theme is needed: the command line uses the plain helpers
+without paying for it.
 """
 
 from __future__ import annotations
@@ -9,13 +13,18 @@ import functools
 import re
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape as rich_escape
-from textual.theme import Theme
 
-from .money import money  # noqa: F401  (re-exported: fmt.money in the panels)
-from .textual_private import active_app
+# The plain words, re-exported: a panel says fmt.money(...) as the command line says it.
+from . import words
+
+duration, money, percent, plural = words.duration, words.money, words.percent, words.plural
+state_word, tokens_in, usage_line = words.state_word, words.tokens_in, words.usage_line
+
+if TYPE_CHECKING:
+    from textual.theme import Theme
 
 # Colours are roles, not colour names: each names a theme variable ("$text-success") and is
 # resolved to the current theme's colour when a cell is formatted, so every theme in
@@ -64,6 +73,8 @@ def _colours(theme: Theme) -> dict[str, str]:
 
 
 def _current_theme() -> Theme | None:
+    from .textual_private import active_app
+
     try:
         app = active_app.get()
     except LookupError:
@@ -105,7 +116,7 @@ def paint(text: Any, style: str, theme: Theme | None = None) -> str:
 def state(value: str, theme: Theme | None = None, paused: bool = False) -> str:
     """Markup for a task state, in the current theme's colours (marked when paused)."""
     style = STATE_STYLE.get(value, "")
-    label = value.replace("_", " ")
+    label = state_word(value)
     text = paint(label, style, theme) if style else escape(label)
     return f"{text} {paint('‖ paused', 'bold $text-warning', theme)}" if paused else text
 
@@ -115,22 +126,8 @@ def risk(value: str, theme: Theme | None = None) -> str:
     return paint(value, style, theme) if style else escape(value)
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """'1 pattern', '2 patterns', '0 next steps' (pass `many` for irregular words)."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def elapsed(task: dict[str, Any]) -> str:
@@ -155,6 +152,8 @@ def clock(ts: float | None) -> str:
     if when.date() == datetime.fromtimestamp(now()).date():
         return when.strftime("%H:%M")
     return when.strftime("%m-%d %H:%M")
+
+
 
 
 def size(n: int | float | None) -> str:

@@ -1,7 +1,12 @@
-"""How each event type is shown, in one table: its one-line summary (the CLI's plain
-output, `describe`) and its line in the cockpit's log (widgets/event_log.py, `log_line`),
-side by side, one row per type. A new event type gets its row here and both show it; a
-type without a row shows as its JSON in both.
+"""How each event type is shown, in one table: its plain summary (the CLI's plain output,
+`describe`) and its line in the cockpit's log (widgets/event_log.py, `log_line`), side by
+side, one row per type. A new event type gets its row here and both show it; a type
+without a row shows as its JSON in both.
+
+A plain summary is one line that says what happened; some rows add detail lines under it
+(`more`: a tool's output with its line breaks, the failing tests of a run, the items
+learned, the plan's steps), indented so they read as belonging to that line. Long lines
+are clipped at a word boundary; names (failing tests, files) are never cut.
 
 Import-light: the plain summaries need nothing but this module (the headless `run` never
 loads Textual); the log's lines load rich and the cockpit's formatting on first use.
@@ -10,19 +15,24 @@ loads Textual); the log's lines load rich and the cockpit's formatting on first 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent import events as ev
+from agent.clip import clip
+from agent.failing_tests import summary_lines
 
-from .money import money as _money
+from . import words
 
 if TYPE_CHECKING:
     from rich.text import Text
 
 OUTPUT_LINES = 6  # a tool result keeps its first lines in the log, not one run-on line
 OUTPUT_WIDTH = 200
+PLAIN_LINES = 8  # ... and in `run`'s plain output
+MORE = " " * 11  # plain detail lines start under the event's text ("[  12] " + 4)
 LEARNED = (("patterns", "pattern"), ("improvements", "improvement"), ("nextSteps", "next step"))
 PAUSED, RESUMED = "paused", "resumed"  # agent/pausing.py: status-neutral event types
 REBASED = "rebase"  # agent/rebase.py: a task moved onto the workspace's new HEAD
@@ -34,11 +44,22 @@ Event = dict[str, Any]
 class Shown:
     line: Callable[[Event], str]  # one plain line
     log: Callable[[Event, bool], Text | None]  # the log's line(s): (event, thinking unfolded)
+    more: Callable[[Event, int], list[str]] | None = None  # plain detail lines, in this room
 
 
-def describe(event: Event) -> str:
-    """One event as one human-readable line."""
-    return SHOWN.get(event.get("type", ""), _OTHER).line(event)
+def width() -> int:
+    """Room for a plain line: the terminal's width, or 120 columns when not a terminal."""
+    return max(60, shutil.get_terminal_size((120, 24)).columns)
+
+
+def describe(event: Event, columns: int | None = None) -> str:
+    """One event as human-readable text: its line, then any detail lines, indented."""
+    shown = SHOWN.get(event.get("type", ""), _OTHER)
+    first = shown.line(event)
+    if shown.more is None:
+        return first
+    room = (columns or width()) - len(MORE) - 2  # the indent, and a tool result's 2 more
+    return "\n".join([first, *((MORE + line).rstrip() for line in shown.more(event, room))])
 
 
 def log_line(event: Event, show_thinking: bool = False) -> Text | None:
@@ -62,8 +83,32 @@ def _t(style: str) -> str:
 
 
 def _first(text: str, limit: int = 160) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    """One line, cut at a word boundary (never mid-name) and marked when cut."""
+    return clip(str(text), limit)
+
+
+def _lines(
+    text: str, room: int, keep: int = PLAIN_LINES, whole: frozenset[str] = frozenset()
+) -> list[str]:
+    """The text's first `keep` lines, breaks and indentation kept; a longer line is clipped
+    at a word boundary, except the lines in `whole` (test names)."""
+    lines = [line.rstrip() for line in str(text).expandtabs(4).splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    shown = [line if line in whole else _cut(line, room) for line in lines[:keep]]
+    if len(lines) > keep:
+        shown.append(f"… {words.plural(len(lines) - keep, 'more line')}")
+    return shown
+
+
+def _cut(line: str, room: int) -> str:
+    """A line as it was (its indentation kept), clipped at a word boundary if too long."""
+    if len(line) <= room:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return indent + clip(line.strip(), max(20, room - len(indent)))
 
 
 def _reason(event: Event, escape: Callable[[Any], str] = str) -> str:
@@ -72,7 +117,7 @@ def _reason(event: Event, escape: Callable[[Any], str] = str) -> str:
 
 # -- the rows, in the order a task's stream has them -------------------------------------------
 def _status(event: Event) -> str:
-    return f"state: {event['state']}{_reason(event)}"
+    return f"state: {words.state_word(str(event['state']))}{_reason(event)}"
 
 
 def _status_log(event: Event, _thinking: bool) -> Text:
@@ -82,13 +127,38 @@ def _status_log(event: Event, _thinking: bool) -> Text:
 
 
 def _analysis(event: Event) -> str:
-    return f"analysis: {event.get('summary', '')}"
+    chosen = event.get("learnings")
+    note = ""
+    if isinstance(chosen, dict):
+        given = chosen.get("given") or []
+        if chosen.get("holdout"):
+            note = " [learnings: holdout, run without them as a baseline]"
+        elif given:
+            note = f" [learnings given: {', '.join(str(g.get('id')) for g in given)}]"
+    return f"analysis: {event.get('summary', '')}{note}"
 
 
 def _analysis_log(event: Event, _thinking: bool) -> Text:
     fmt, Text = _ui()
     summary = fmt.escape(fmt.short(event.get("summary", ""), 200))
-    return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {summary}")
+    given = given_note(event.get("learnings"))
+    note = f" [dim]· {fmt.escape(given)}[/]" if given else ""
+    return Text.from_markup(f"[{_t('info')}]🔎 analysis[/] {summary}{note}")
+
+
+def given_note(chosen: Any) -> str:
+    """What the task was given of the learnings (the analysis event's `learnings`)."""
+    if not isinstance(chosen, dict):
+        return ""
+    if chosen.get("error"):
+        return "no learnings (the store could not be read)"
+    given = chosen.get("given") or []
+    if chosen.get("holdout"):
+        pinned = f"; {len(given)} pinned given" if given else ""
+        return f"holdout: runs without learnings, as a baseline{pinned}"
+    if not given:
+        return "no learning relevant"
+    return f"{len(given)} learning{'' if len(given) == 1 else 's'} given"
 
 
 def _thinking(event: Event) -> str:
@@ -104,7 +174,12 @@ def _thinking_log(event: Event, unfolded: bool) -> Text:
 
 
 def _text(event: Event) -> str:
-    return f"agent: {_first(event.get('text', ''), 300)}"
+    lines = _lines(str(event.get("text", "")), 300, keep=1)
+    return f"agent: {lines[0] if lines else ''}"
+
+
+def _text_more(event: Event, room: int) -> list[str]:
+    return _lines(str(event.get("text", "")), room)[1:]
 
 
 def _text_log(event: Event, _thinking: bool) -> Text:
@@ -113,10 +188,16 @@ def _text_log(event: Event, _thinking: bool) -> Text:
 
 
 def _plan(event: Event) -> str:
+    return f"plan: {words.plural(len(event.get('steps') or []), 'step')}"
+
+
+def _plan_more(event: Event, _room: int) -> list[str]:
+    return [plan_line(s) for s in event.get("steps") or []]
+
+
+def plan_line(step: Event) -> str:
     marks = {"done": "x", "in_progress": ">", "pending": " "}
-    return "plan: " + "; ".join(
-        f"[{marks.get(s['status'], ' ')}] {s['title']}" for s in event["steps"]
-    )
+    return f"[{marks.get(step.get('status', ''), ' ')}] {step.get('title', '')}"
 
 
 def _plan_log(event: Event, _thinking: bool) -> Text:
@@ -150,7 +231,20 @@ def _step_log(event: Event, _thinking: bool) -> Text:
 
 def _tool_result(event: Event) -> str:
     mark = "error" if event.get("is_error") else "ok"
-    return f"  -> {mark}: {_first(event.get('output', ''))}"
+    first = _lines(str(event.get("output", "")), 200, keep=1)
+    return f"  -> {mark}: {first[0] if first else '(no output)'}"
+
+
+def _tool_result_more(event: Event, room: int) -> list[str]:
+    """The output's next lines, line breaks kept; a test run's failing tests in full (they
+    come right after its verdict line), then its first lines of output."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    failed = data.get("failed")
+    named = summary_lines(list(data.get("failures") or []),
+                          failed if isinstance(failed, int) else None)  # fmt: skip
+    lines = _lines(str(event.get("output", "")), room, keep=1 + len(named) + PLAIN_LINES,
+                   whole=frozenset(named))  # fmt: skip
+    return ["  " + line for line in lines[1:]]
 
 
 def _tool_result_log(event: Event, _thinking: bool) -> Text:
@@ -205,6 +299,13 @@ def _verification(event: Event) -> str:
     return f"verification {verdict}: {event.get('evidence', '')}"
 
 
+def _verification_more(event: Event, _room: int) -> list[str]:
+    """The failing tests, named whole, each with its first assertion line."""
+    failed = (event.get("counts") or {}).get("failed")
+    return summary_lines(list(event.get("failures") or []),
+                         failed if isinstance(failed, int) else None)  # fmt: skip
+
+
 def _verification_log(event: Event, _thinking: bool) -> Text:
     fmt, Text = _ui()
     passed = event.get("passed")
@@ -214,20 +315,34 @@ def _verification_log(event: Event, _thinking: bool) -> Text:
 
 
 def _usage(event: Event) -> str:
-    used = f"{event.get('input_tokens', 0)} in / {event.get('output_tokens', 0)} out"
-    return f"usage: {used}, task total {_money(event.get('total_cost_usd'))}"
+    """Input counts cache reads and writes too: all of it is input the model read."""
+    total = words.money(event.get("total_cost_usd"))
+    return f"usage: {words.usage_line(event)}, task total {total}"
 
 
 def _usage_log(event: Event, _thinking: bool) -> Text:
     fmt, Text = _ui()
     return Text.from_markup(
-        f"[dim]$ {event.get('input_tokens', 0)} in / {event.get('output_tokens', 0)} out · "
+        f"[dim]$ {fmt.escape(fmt.usage_line(event))} · "
         f"total {fmt.money(event.get('total_cost_usd'))}[/]")  # fmt: skip
 
 
+def learned_items(event: Event) -> list[tuple[str, str]]:
+    """(category word, text) of a learning event, in the cockpit's words."""
+    return [(word, str(item)) for key, word in LEARNED
+            for item in event.get(key) or [] if str(item).strip()]  # fmt: skip
+
+
 def _learning(event: Event) -> str:
-    n = sum(len(event.get(k, [])) for k in ("patterns", "improvements", "nextSteps"))
-    return f"learned {n} item(s)"
+    items = learned_items(event)
+    merged = f" ({event['merged']} already known: merged)" if event.get("merged") else ""
+    if not items:
+        return f"learned nothing new{merged}"
+    return f"learned {words.plural(len(items), 'item')}{merged}:"
+
+
+def _learning_more(event: Event, room: int) -> list[str]:
+    return [f"{word}: {clip(text, room - len(word) - 2)}" for word, text in learned_items(event)]
 
 
 def _learning_log(event: Event, _thinking: bool) -> Text:
@@ -244,8 +359,10 @@ def _learning_log(event: Event, _thinking: bool) -> Text:
         return Text.from_markup(f"{fmt.paint('◆ learning', 'accent')} "
                                 f"{fmt.escape(fmt.short(str(body), 160))}")
     learned = fmt.paint(f"◆ learned {', '.join(counts)}:", "accent")
+    merged = int(event.get("merged") or 0)
+    note = f" [dim]({merged} already known: merged)[/]" if merged else ""
     return Text.from_markup(f"{learned} "
-                            f"{fmt.escape(fmt.short(first, 160))}")
+                            f"{fmt.escape(fmt.short(first, 160))}{note}")
 
 
 def _checkpoint(event: Event) -> str:
@@ -301,7 +418,7 @@ def _payload(event: Event) -> str:
 
 
 def _other(event: Event) -> str:
-    return f"{event.get('type', '')}: {_payload(event)[:200]}"
+    return f"{event.get('type', '')}: {_first(_payload(event), 200)}"
 
 
 def _other_log(event: Event, _thinking: bool) -> Text:
@@ -315,16 +432,16 @@ SHOWN: dict[str, Shown] = {
     ev.STATUS: Shown(_status, _status_log),
     ev.ANALYSIS: Shown(_analysis, _analysis_log),
     ev.THINKING: Shown(_thinking, _thinking_log),
-    ev.TEXT: Shown(_text, _text_log),
-    ev.PLAN: Shown(_plan, _plan_log),
+    ev.TEXT: Shown(_text, _text_log, _text_more),
+    ev.PLAN: Shown(_plan, _plan_log, _plan_more),
     ev.PROGRESS: Shown(_progress, _progress_log),
     ev.STEP: Shown(_step, _step_log),
-    ev.TOOL_RESULT: Shown(_tool_result, _tool_result_log),
+    ev.TOOL_RESULT: Shown(_tool_result, _tool_result_log, _tool_result_more),
     ev.APPROVAL_REQUESTED: Shown(_approval_requested, _approval_requested_log),
     ev.APPROVAL_DECIDED: Shown(_approval_decided, _approval_decided_log),
-    ev.VERIFICATION: Shown(_verification, _verification_log),
+    ev.VERIFICATION: Shown(_verification, _verification_log, _verification_more),
     ev.USAGE: Shown(_usage, _usage_log),
-    ev.LEARNING: Shown(_learning, _learning_log),
+    ev.LEARNING: Shown(_learning, _learning_log, _learning_more),
     ev.CHECKPOINT: Shown(_checkpoint, _marked_log),
     ev.ROLLBACK: Shown(_said, _marked_log),
     REBASED: Shown(_said, _marked_log),

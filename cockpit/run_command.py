@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .render import describe
+from .run_report import RunReport
 
 
 async def run_task(config: Any, args: argparse.Namespace) -> int:
@@ -52,8 +53,13 @@ async def run_task(config: Any, args: argparse.Namespace) -> int:
             max_cost=args.max_cost,
             apply=not args.no_apply,
         )
+        report = RunReport()
+        if not args.json:  # the id first: approve/deny/cancel/rollback need it
+            task = await engine.get(task_id) or {"title": args.task}
+            sys.stdout.write(f"task {task_id}: {task['title']}\n")
+            sys.stdout.flush()
         try:
-            await _stream(engine, task_id, args)
+            await _stream(engine, task_id, args, report)
         except (KeyboardInterrupt, asyncio.CancelledError):
             await engine.cancel(task_id, by="cli (Ctrl-C)")
             await engine.wait(task_id)
@@ -64,6 +70,12 @@ async def run_task(config: Any, args: argparse.Namespace) -> int:
             await engine.wait(task_id)
             return 7
         task = await engine.wait(task_id)
+        if not args.json:
+            try:
+                sys.stdout.write("\n".join(await report.closing(task)) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # the task has ended: nothing left to cancel
+                silence_stdout()
     finally:
         await engine.close()
     return exit_code(task)
@@ -92,23 +104,28 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
-async def _stream(engine: Any, task_id: str, args: argparse.Namespace) -> None:
+async def _stream(
+    engine: Any, task_id: str, args: argparse.Namespace, report: RunReport
+) -> None:
     # Replay what happened before we subscribed, then follow live; seq dedupes the seam.
     seen = 0
     live = engine.subscribe(task_id)
     for event in await engine.events(task_id):
-        seen = _print(event, args, seen)
+        seen = _print(event, args, seen, report)
     async for event in live:
-        seen = _print(event, args, seen)
+        seen = _print(event, args, seen, report)
         if event["type"] == "approval_requested" and args.approve == "ask":
             await _prompt(engine, event)
         if event["type"] == "complete":
             break
 
 
-def _print(event: dict[str, Any], args: argparse.Namespace, seen: int) -> int:
+def _print(
+    event: dict[str, Any], args: argparse.Namespace, seen: int, report: RunReport
+) -> int:
     if event["seq"] <= seen:
         return seen
+    report.see(event)
     if args.json:
         sys.stdout.write(json.dumps(event, default=str) + "\n")
     else:

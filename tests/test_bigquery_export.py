@@ -437,7 +437,8 @@ async def test_the_cli_learnings_listing_shows_a_teammates_origin(
            "created_at": time.time(), "sent_at": time.time(), "state": "active"}  # fmt: skip
     assert await pull.store_pulled(engine.store, [row], engine.safety.redact) == 1
     await engine.close()
-    listed = await asyncio.to_thread(cli, "learnings", "--json")
+    # `learnings --json` is the seed's {"patterns", ...}; each learning's record is --stats.
+    listed = await asyncio.to_thread(cli, "learnings", "--stats", "--json")
     assert listed.returncode == 0, listed.stderr
     items = json.loads(listed.stdout)
     assert [(i["text"], i["origin"]) for i in items] == [("cache the wheels", "carol@ci")]

@@ -7,7 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from cockpit.money import money
+from cockpit.words import money
 from tests.conftest import cli
 from tests.fake_anthropic import FakeAnthropic
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import pty
+import re
 import sqlite3
 import subprocess
 import sys
@@ -114,7 +115,11 @@ def test_plain_output_and_exit_code_say_the_same(repo: Path, tmp_path: Path) -> 
     assert any(f"approval #1 denied by {NOBODY}" in line for line in lines)
     assert any(f"verification FAILED: {missed}" in line for line in lines)
     assert f"state: failed — {missed}" in result.stdout
-    assert f"task did not succeed: {missed}" in lines[-1]
+    # The last event says it, and so does the closing summary under it.
+    rule = next(n for n, line in enumerate(lines) if line.startswith("─" * 20))
+    assert f"task did not succeed: {missed}" in lines[rule - 1]
+    assert re.fullmatch(r"task [0-9a-f]{12} failed", lines[rule + 1])
+    assert any(line.split()[:1] == ["why"] and missed in line for line in lines[rule:])
     assert "task succeeded" not in result.stdout
 
 

@@ -89,8 +89,8 @@ class TinyHost:
     ) -> None:
         self.usage.append(counters)
 
-    async def learnings_for(self, title: str) -> list[str]:
-        return ["lesson: keep notes short"]
+    async def learnings_for(self, task_id: str, title: str) -> dict[str, Any]:
+        return {"holdout": False, "given": [{"id": 1, "text": "lesson: keep notes short"}]}
 
     def worktree_lock(self, repo: str) -> asyncio.Lock:
         return asyncio.Lock()

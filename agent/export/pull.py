@@ -13,7 +13,7 @@ import sqlite3
 import time
 from typing import Any
 
-from ..store import Store, to_json
+from ..store import Store, lessons, to_json
 from .sources import TEXT_CAP
 
 RETIRED = {"retired", "deleted"}
@@ -53,20 +53,41 @@ async def store_pulled(store: Store, rows: list[dict[str, Any]], redact: Any) ->
                 continue  # this version is here already
             if state in RETIRED:
                 if found is not None:
+                    lesson = db.execute("SELECT lesson_id FROM learnings WHERE id = ?",
+                                        [found[0]]).fetchone()  # fmt: skip
                     db.execute("DELETE FROM learnings WHERE id = ?", [found[0]])
                     db.execute("DELETE FROM learning_origins WHERE learning_id = ?", [found[0]])
+                    # Its lesson, if no one else taught it, is retired (never deleted: the
+                    # engine's relevance index learns of changes by `changed_at`).
+                    db.execute(
+                        "UPDATE lessons SET state = 'retired', reason = ?, changed_by = ?, "
+                        "changed_at = ? WHERE id = ? AND state = 'active' AND NOT EXISTS "
+                        "(SELECT 1 FROM learnings WHERE lesson_id = lessons.id)",
+                        [f"retired by {origin}, who taught it", origin, now,
+                         lesson[0] if lesson else None])  # fmt: skip
                     changed += 1
                 continue
             if found is None:
-                cur = db.execute("INSERT INTO learnings (task_id, category, text, created_at) "
-                                 "VALUES (NULL, ?, ?, ?)", [category, text, created])  # fmt: skip
+                # Through the lessons (agent/store/lessons.py): a teammate's advice that one
+                # here already says is merged into it, and counts once.
+                lessons.save(db, None, [(category, text)], now, origin=origin)
+                learning_id = db.execute("SELECT MAX(id) FROM learnings").fetchone()[0]
+                db.execute("UPDATE learnings SET created_at = ? WHERE id = ?",
+                           [created, learning_id])  # when they learned it
                 db.execute(
                     "INSERT INTO learning_origins (learning_id, origin, machine_id, remote_key, "
                     "remote_row, detail, pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [cur.lastrowid, origin, machine, key, row_id, detail, now])  # fmt: skip
+                    [learning_id, origin, machine, key, row_id, detail, now])  # fmt: skip
             else:
                 db.execute("UPDATE learnings SET category = ?, text = ? WHERE id = ?",
                            [category, text, found[0]])  # fmt: skip
+                # Its lesson says it in their new words, unless others taught it too or the
+                # operator edited it here.
+                db.execute(
+                    "UPDATE lessons SET category = ?, text = ?, changed_at = ? "
+                    "WHERE id = (SELECT lesson_id FROM learnings WHERE id = ?) AND edited = 0 "
+                    "AND (SELECT COUNT(*) FROM learnings WHERE lesson_id = lessons.id) = 1",
+                    [category, text, now, found[0]])  # fmt: skip
                 db.execute("UPDATE learning_origins SET origin = ?, remote_row = ?, detail = ?, "
                            "pulled_at = ? WHERE learning_id = ?",
                            [origin, row_id, detail, now, found[0]])  # fmt: skip

@@ -123,6 +123,7 @@ def _usage(raw: dict[str, Any]) -> Usage:
         input_tokens=int(raw.get("input_tokens", 0)),
         output_tokens=int(raw.get("output_tokens", 0)),
         cache_read_input_tokens=int(raw.get("cache_read_input_tokens", 0)),
+        cache_creation_input_tokens=int(raw.get("cache_creation_input_tokens", 0)),
     )
     u.cost_usd = u.input_tokens * _PRICE_IN + u.output_tokens * _PRICE_OUT
     return u

@@ -31,7 +31,7 @@ import aiosqlite
 
 from ..errors import StoreError, StoreFull
 from ..events import LIVE_STATES
-from . import opening
+from . import lessons, opening
 from .liveness import EngineLocks
 from .opening import explain, is_busy, is_full
 from .reserve import Reserve
@@ -482,45 +482,157 @@ class Store:
         )
         return [a for a in (_approval(r) for r in rows) if a]
 
-    # -- learnings -------------------------------------------------------------------------
-    async def add_learnings(self, task_id: str | None, items: list[tuple[str, str]]) -> None:
+    # -- learnings (agent/store/lessons.py, agent/learnings/) -----------------------------
+    async def add_learnings(
+        self,
+        task_id: str | None,
+        items: list[tuple[str, str]],
+        *,
+        origin: str = "local",
+        workspace: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each (category, text) taught by `task_id`, merged into the lesson that already
+        says the same, or a new lesson: per item, its lesson id and whether it merged."""
         now = time.time()
-        rows = [_params((task_id, category, text, now)) for category, text in items]
-        await self._write(
-            lambda db: db.executemany(
-                "INSERT INTO learnings (task_id, category, text, created_at) VALUES (?, ?, ?, ?)",
-                rows,
+        clean_items = [(category, clean(text)) for category, text in items]
+        return await self._write(
+            lambda db: lessons.save(
+                db, task_id, clean_items, now, origin=origin, workspace=workspace
             )
         )
 
-    async def learnings(self, query: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        """One row per distinct learning: the same lesson taught by several tasks is merged
-        (`taught`: how many times, `task_ids`: by whom, oldest first; `uses` summed; `id`,
-        `task_id` and `created_at` are the first teaching's, `last_at` the latest's)."""
-        where, params = ("WHERE text LIKE ?", [f"%{query}%"]) if query else ("", [])
-        rows = await self._all(
-            "SELECT first.id, first.task_id, g.category, g.text, g.created_at, g.last_at, "
-            "g.taught, g.uses, g.task_ids FROM (SELECT MIN(id) AS id, category, text, "
-            "MIN(created_at) AS created_at, MAX(created_at) AS last_at, COUNT(*) AS taught, "
-            "SUM(uses) AS uses, json_group_array(task_id) AS task_ids FROM "
-            f"(SELECT * FROM learnings {where} ORDER BY id) GROUP BY category, text) AS g "
-            "JOIN learnings AS first ON first.id = g.id ORDER BY g.last_at DESC LIMIT ?",
-            [*params, limit],
-        )
+    async def learnings(
+        self, query: str | None = None, limit: int = 500, state: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One row per lesson, newest taught first: `taught` (how many teachings it merges),
+        `task_ids` (who taught it, oldest first), `said` (their own words), `uses` (tasks
+        given it, plus uses counted before those were recorded); `task_id` is the source."""
+        where, params = [], []
+        if query:
+            where.append("s.text LIKE ?")
+            params.append(f"%{query}%")
+        if state:
+            where.append("s.state = ?")
+            params.append(state)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._all(lessons.WITH_TEACHINGS.format(where=clause), [*params, limit])
+        given = {
+            r[0]: r[1]
+            for r in await self._all(
+                "SELECT lesson_id, COUNT(*) FROM lesson_uses WHERE given = 1 GROUP BY lesson_id"
+            )
+        }
         out = []
         for r in rows:
             item = dict(r)
+            item["task_id"] = item["source_task"]
+            item["last_at"] = item["last_taught_at"]
+            item["pinned"] = bool(item["pinned"])
             item["task_ids"] = list(dict.fromkeys(t for t in json.loads(item["task_ids"]) if t))
+            item["said"] = [t for t in json.loads(item["said"]) if t is not None]
+            item["given"] = int(given.get(item["id"], 0))
+            item["uses"] = int(item.pop("legacy_uses")) + item["given"]
             out.append(item)
         return out
 
     async def mark_learnings_used(self, ids: list[int]) -> None:
+        """Count a use of each lesson without a task (kept for callers of old)."""
         if ids:
             await self._write(
                 lambda db: db.executemany(
-                    "UPDATE learnings SET uses = uses + 1 WHERE id = ?", [(i,) for i in ids]
+                    "UPDATE learnings SET uses = uses + 1 WHERE id = "
+                    "(SELECT MIN(id) FROM learnings WHERE lesson_id = ?)",
+                    [(i,) for i in ids],
                 )
             )
+
+    async def lessons_changed_since(self, since: float) -> list[dict[str, Any]]:
+        """Lessons changed (taught, edited, pinned, retired...) at or after `since`."""
+        rows = await self._all(
+            f"SELECT {lessons.LESSON_COLUMNS} FROM lessons AS s WHERE s.changed_at >= ? "
+            "ORDER BY s.changed_at, s.id",
+            [since],
+        )
+        return [dict(r) for r in rows]
+
+    async def lesson_outcomes(
+        self,
+        ids: Collection[int] | None = None,
+        since_restore: bool = False,
+        min_score: float = 0.0,
+    ) -> list[dict[str, Any]]:
+        """(lesson_id, given, state, n): how the tasks each lesson was relevant to (at least
+        `min_score`) ended. `since_restore`: only tasks after the lesson's last restore."""
+        where, params = ["u.score >= ?"], [min_score]
+        if ids is not None:
+            if not ids:
+                return []
+            where.append(f"u.lesson_id IN ({', '.join('?' for _ in ids)})")
+            params += list(ids)
+        if since_restore:
+            where.append(
+                "u.created_at >= COALESCE((SELECT restored_at FROM lessons AS s "
+                "WHERE s.id = u.lesson_id), 0)"
+            )
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return [dict(r) for r in await self._all(lessons.OUTCOMES.format(where=clause), params)]
+
+    async def lessons_given_to(self, per_lesson: int = 20) -> list[dict[str, Any]]:
+        """The latest tasks each lesson was given to, with their state."""
+        rows = await self._all(lessons.GIVEN_TO.format(more=""), [per_lesson])
+        return [dict(r) for r in rows]
+
+    async def record_lesson_selection(
+        self, task_id: str, workspace: str, holdout: bool, rows: list[tuple[int, bool, float]]
+    ) -> None:
+        now = time.time()
+        await self._write(
+            lambda db: lessons.record_selection(db, task_id, workspace, holdout, rows, now)
+        )
+
+    async def task_learnings(self, task_id: str) -> dict[str, Any] | None:
+        """Whether the task was a holdout, and the lessons relevant to it (given or not)."""
+        row = await self._one("SELECT * FROM task_learnings WHERE task_id = ?", [task_id])
+        if row is None:
+            return None
+        uses = await self._all(
+            "SELECT lesson_id, given, score FROM lesson_uses WHERE task_id = ? "
+            "ORDER BY score DESC",
+            [task_id],
+        )
+        return {**dict(row), "holdout": bool(row["holdout"]), "lessons": [dict(u) for u in uses]}
+
+    async def change_lesson(
+        self, lesson_id: int, action: str, by: str, text: str = "", reason: str = ""
+    ) -> dict[str, Any]:
+        now = time.time()
+        text, reason = clean(text), clean(reason)
+        return await self._write(
+            lambda db: lessons.change(db, lesson_id, action, by, now, text, reason)
+        )
+
+    async def retire_lesson_if_active(
+        self, lesson_id: int, reason: str, by: str, since: float | None
+    ) -> bool:
+        now = time.time()
+        return await self._write(
+            lambda db: lessons.retire_if_active(db, lesson_id, reason, by, now, since)
+        )
+
+    async def lesson_counts(self) -> dict[str, int]:
+        """Distinct learnings (lessons) by state, and the teachings merged into them."""
+        row = await self._one(
+            f"SELECT (SELECT COUNT(*) FROM lessons WHERE {lessons.TAUGHT}) AS lessons, "
+            f"(SELECT COUNT(*) FROM lessons WHERE state = 'active' AND {lessons.TAUGHT}) "
+            "AS active, "
+            f"(SELECT COUNT(*) FROM lessons WHERE state = 'retired' AND {lessons.TAUGHT}) "
+            "AS retired, "
+            f"(SELECT COUNT(*) FROM lessons WHERE pinned = 1 AND {lessons.TAUGHT}) AS pinned, "
+            "(SELECT COUNT(*) FROM learnings WHERE lesson_id IS NOT NULL) AS taught"
+        )
+        counts = {k: int(v or 0) for k, v in dict(row).items()} if row else {}
+        counts["merged"] = max(0, counts.get("taught", 0) - counts.get("lessons", 0))
+        return counts
 
     # -- commands (cross-process control) --------------------------------------------------
     async def add_command(

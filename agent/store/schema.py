@@ -159,6 +159,117 @@ MIGRATIONS: list[str] = [
         pulled_at REAL NOT NULL
     );
     """,
+    # 4: self-improvement (agent/improve/): each job run (scheduled, caught up or by hand),
+    # the insights it computed and the proposals waiting for the operator. A scheduled
+    # run is claimed by inserting its (job, due time): of several daemons on one store,
+    # one insert wins.
+    """
+    CREATE TABLE improve_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        scheduled_for REAL,
+        engine_id TEXT,
+        workspace TEXT,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        outcome TEXT,
+        error TEXT,
+        report TEXT,
+        produced TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX improve_runs_due ON improve_runs(job, scheduled_for);
+    CREATE INDEX improve_runs_started ON improve_runs(started_at DESC);
+
+    CREATE TABLE insights (
+        id TEXT PRIMARY KEY,
+        run_id INTEGER,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        evidence TEXT NOT NULL DEFAULT '[]',
+        data TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX insights_created ON insights(created_at DESC);
+
+    CREATE TABLE proposals (
+        id TEXT PRIMARY KEY,
+        run_id INTEGER,
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        task TEXT NOT NULL,
+        rationale TEXT NOT NULL DEFAULT '',
+        impact TEXT NOT NULL DEFAULT '',
+        effort TEXT NOT NULL DEFAULT '',
+        evidence TEXT NOT NULL DEFAULT '[]',
+        workspace TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at REAL NOT NULL,
+        decided_by TEXT,
+        decided_at REAL,
+        task_id TEXT,
+        started_at REAL,
+        started_by TEXT
+    );
+    CREATE INDEX proposals_state ON proposals(state, created_at);
+    """,
+    # 5: learnings with provenance and a measured effect (agent/learnings/). A `lessons`
+    # row is one piece of advice however many tasks taught it in whatever words: each
+    # teaching stays a `learnings` row (its task, its own words) pointing at its lesson.
+    # `lesson_uses` holds, per task, the lessons that were relevant to it and whether it
+    # was given them; `task_learnings` whether the task was a holdout (given none).
+    # Existing learnings become one lesson per distinct text and category.
+    """
+    CREATE TABLE lessons (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        category TEXT NOT NULL,
+        text TEXT NOT NULL,
+        workspace TEXT,
+        source_task TEXT,
+        origin TEXT NOT NULL DEFAULT 'local',
+        state TEXT NOT NULL DEFAULT 'active',
+        pinned INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        changed_by TEXT NOT NULL DEFAULT '',
+        edited INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        last_taught_at REAL NOT NULL,
+        changed_at REAL NOT NULL,
+        restored_at REAL
+    );
+    CREATE INDEX lessons_changed ON lessons(changed_at);
+    CREATE INDEX lessons_kind ON lessons(category, workspace);
+    ALTER TABLE learnings ADD COLUMN lesson_id INTEGER;
+    CREATE INDEX learnings_lesson ON learnings(lesson_id);
+    CREATE TABLE lesson_uses (
+        lesson_id INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        given INTEGER NOT NULL,
+        score REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (lesson_id, task_id)
+    );
+    CREATE INDEX lesson_uses_task ON lesson_uses(task_id);
+    CREATE TABLE task_learnings (
+        task_id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        holdout INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO lessons (category, text, workspace, source_task, created_at, last_taught_at,
+                         changed_at)
+        SELECT l.category, l.text, (SELECT t.workspace FROM tasks AS t WHERE t.id = l.task_id),
+               l.task_id, g.first_at, g.last_at, g.last_at
+        FROM (SELECT MIN(id) AS first_id, MIN(created_at) AS first_at,
+                     MAX(created_at) AS last_at
+              FROM learnings GROUP BY category, text) AS g
+        JOIN learnings AS l ON l.id = g.first_id ORDER BY g.first_id;
+    CREATE INDEX lessons_text ON lessons(category, text);
+    UPDATE learnings SET lesson_id = (
+        SELECT s.id FROM lessons AS s WHERE s.category = learnings.category
+        AND s.text = learnings.text
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

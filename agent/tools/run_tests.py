@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import sandbox
 from ..errors import ToolError
+from ..failing_tests import failing_tests, summary_lines
 from . import confine
 from .base import ToolContext, ToolResult
 from .execute_bash import clamp_timeout, format_completed
@@ -175,8 +176,8 @@ class RunTests:
             )
         except ToolError as exc:
             return ToolResult(str(exc), is_error=True, data={"found": True, "command": command})
-        counts = parse_counts(done.stdout.decode("utf-8", "replace"))
-        counts = counts or parse_counts(done.stderr.decode("utf-8", "replace"))
+        out, err = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+        counts = parse_counts(out) or parse_counts(err)
         passed, failed = counts or (0, 0)
         # Exit status is the authority (a crash before the summary is still a failure);
         # pytest's 5 means "no tests collected", which is not a red suite.
@@ -185,8 +186,12 @@ class RunTests:
         summary = f"{passed} passed, {failed} failed" if counts else "no test summary recognised"
         verdict = "FAILED" if failing else "OK"
         body = format_completed(done, timeout)
+        # Read from the whole output: the body below keeps only its head and tail, and the
+        # failing names are what the operator and the model look for first.
+        failures = failing_tests(out + "\n" + err) if failing else []
+        named = "".join(f"{line}\n" for line in summary_lines(failures, failed or None))
         return ToolResult(
-            f"{verdict}: {summary} (`{command}`)\n{body}",
+            f"{verdict}: {summary} (`{command}`)\n{named}{body}",
             is_error=failing,
             data={
                 "found": True,
@@ -196,6 +201,7 @@ class RunTests:
                 "exit_code": done.returncode,
                 "timed_out": done.timed_out,
                 "counted": counts is not None,
+                "failures": failures,
             },
         )
 

@@ -91,12 +91,13 @@ class ApprovalsScreen(PanelScreen):
                    if a["state"] != "pending" and not _by_rule(a)][:KEEP_DECIDED]
         pending.sort(key=lambda a: (a["created_at"], a["id"]))  # oldest first
         decided.sort(key=lambda a: (-(a.get("decided_at") or a["created_at"]), -a["id"]))
-        rows = pending + decided
+        # The improvement jobs' pending proposals wait here too, after the requests.
+        rows = pending + await proposal_rows(engine) + decided
         for row in rows:
-            if row["task_id"] not in self._titles:
+            if row["task_id"] and row["task_id"] not in self._titles:
                 task = await engine.get(row["task_id"])
                 self._titles[row["task_id"]] = task["title"] if task else ""
-        self.rows = {str(a["id"]): a for a in rows}
+        self.rows = {str(a["id"]) if "proposal" not in a else f"p:{a['id']}": a for a in rows}
         self._draw()
 
     def _draw(self) -> None:
@@ -139,8 +140,10 @@ class ApprovalsScreen(PanelScreen):
             return
         e = fmt.escape
         title = self._titles.get(row["task_id"], "")
+        whose = (f"task {row['task_id'][:8]} {e(fmt.short(title, 60))}" if "proposal" not in row
+                 else f"from the {e(row['proposal']['source'])} job: accepted, it runs as a task")
         put(head, f"[b]#{row['id']} {e(row['kind'])}[/] risk {fmt.risk(row.get('risk', ''))} · "
-                  f"{_decision(row)} · task {row['task_id'][:8]} {e(fmt.short(title, 60))}"
+                  f"{_decision(row)} · {whose}"
                   f"\n{e(row.get('summary', ''))}")
         detail = row.get("detail") or {}
         body.set_class(not detail.get("diff"), "-wrap")  # a diff scrolls sideways; text wraps
@@ -222,13 +225,18 @@ class ApprovalsScreen(PanelScreen):
 
         async def call(engine: Engine) -> tuple[int, list[str]]:
             from agent.approvals import AlreadyDecided
+            from agent.errors import UsageError
+            from agent.improve.views import decide as decide_proposal
 
             won, lost = 0, []
             for row in rows:
                 try:
-                    await engine.decide(int(row["id"]), approved, by="operator")
+                    if "proposal" in row:
+                        await decide_proposal(engine, row["id"], approved, by="operator")
+                    else:
+                        await engine.decide(int(row["id"]), approved, by="operator")
                     won += 1
-                except AlreadyDecided as exc:
+                except (AlreadyDecided, UsageError) as exc:  # UsageError: a proposal's
                     lost.append(str(exc))
             return won, lost
 
@@ -238,6 +246,24 @@ class ApprovalsScreen(PanelScreen):
             self.notify(message, severity=severity, timeout=8 if lost else 3)
 
         self.act(call, then=report)
+
+
+async def proposal_rows(engine: Engine) -> list[dict[str, Any]]:
+    """Pending proposals as queue rows: accepting one lets it run as a task (which asks
+    again before it applies), rejecting drops it."""
+    from agent.improve import records
+
+    out = []
+    for p in await records.proposals(engine.store, (records.PENDING,)):
+        out.append({
+            "id": p["id"], "kind": "proposal", "risk": p["impact"], "task_id": "",
+            "state": "pending", "created_at": p["created_at"], "summary": p["title"],
+            "proposal": p, "detail": {"proposal": p["id"], "from": p["source"],
+                                      "impact": p["impact"], "effort": p["effort"],
+                                      "rationale": p["rationale"], "task": p["task"],
+                                      "evidence": ", ".join(p["evidence"]) or "none"},
+        })  # fmt: skip
+    return out
 
 
 def decision_note(

@@ -65,6 +65,26 @@ def sandbox_card(sandbox: dict[str, Any]) -> tuple[str, str]:
     return WARN, fmt.escape("\n".join(line for line in lines if line))
 
 
+def daemon_card(daemon: dict[str, Any]) -> tuple[str, str]:
+    """Alive (its lock, not its beat), the next scheduled job and how the last run ended."""
+    age = daemon.get("heartbeat_age_s")
+    lines = [f"heartbeat {fmt.duration(age)} ago" if daemon.get("alive") and age is not None
+             else "no daemon running"]
+    upcoming = [s for s in daemon.get("schedules") or [] if s.get("next_run")]
+    if upcoming:
+        first = min(upcoming, key=lambda s: s["next_run"])
+        lines.append(f"next {first['job']} {fmt.clock(first['next_run'])}")
+    last = daemon.get("last_run")
+    if last:
+        outcome = last.get("outcome") or "running"
+        lines.append(f"last {last['job']} {fmt.clock(last['started_at'])} "
+                     f"{fmt.escape('ok' if outcome == 'succeeded' else outcome)}")
+    level = OK if daemon.get("alive") else UNKNOWN
+    if daemon.get("alive") and last and last.get("outcome") == "failed":
+        level = WARN
+    return level, "\n".join(lines)
+
+
 def cards(h: dict[str, Any], lag_ms: float, ping: dict[str, Any] | None = None,
           pinging: bool = False) -> dict[str, tuple[str, str]]:
     """Card id -> (status level, body markup)."""
@@ -73,7 +93,6 @@ def cards(h: dict[str, Any], lag_ms: float, ping: dict[str, Any] | None = None,
     counts = store.get("counts", {})
     daemon = h.get("daemon", {})
     disk = h.get("disk_free_bytes")
-    age = daemon.get("heartbeat_age_s")
     return {
         "model": model_card(str(h.get("model", {}).get("name", "?")), ping, pinging),
         "key": (OK if h.get("key_present") else WARN,
@@ -84,8 +103,7 @@ def cards(h: dict[str, Any], lag_ms: float, ping: dict[str, Any] | None = None,
                   f"\n{fmt.size(store.get('db_bytes'))} + WAL {fmt.size(store.get('wal_bytes'))}"
                   f"\n[dim]{e(fmt.tail(store.get('path', ''), 24))}[/]"),
         "sandbox": sandbox_card(h.get("sandbox", {})),
-        "daemon": (OK if daemon.get("alive") else UNKNOWN,
-                   f"heartbeat {fmt.duration(age)} ago" if age is not None else "no daemon running"),
+        "daemon": daemon_card(daemon),
         "disk": (OK if disk is None or disk > LOW_DISK else WARN, f"{fmt.size(disk)} free"),
         "loop": (OK if lag_ms < 50 else WARN if lag_ms < 250 else BAD, f"{lag_ms:.0f} ms lag"),
         "contents": (OK, f"tasks {fmt.count(counts.get('tasks'))} · "
@@ -225,7 +243,13 @@ class HealthScreen(PanelScreen):
             self._ping_now()
 
     async def refresh_data(self, engine: Engine) -> None:
-        self._health = await engine.health()
+        from agent.improve.views import daemon_status
+
+        health = await engine.health()
+        # The daemon's schedules and last run (agent/improve/views.py) on its card.
+        health["daemon"] = {**health.get("daemon", {}),
+                            **await daemon_status(engine.config, engine.store)}
+        self._health = health
         self._disk = await engine.disk_usage()
         self._paint()
 

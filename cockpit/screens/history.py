@@ -3,8 +3,9 @@ order), filtered by state, date range and text; the highlighted one's events rep
 (with their times; `t` unfolds thinking); Enter opens it in Task Execution; roll it back
 from here. A change made elsewhere (a rollback from the CLI) shows within a second.
 
-"Took" is how long the task ran: a rollback later moves the row's finished_at to the
-rollback's time, so a rolled-back task's run ends at its own first end state instead."""
+"Working" and "Waiting" split the run into the agent's working time and the time it waited
+for the operator (an approval, a pause), from the run's own events (agent/timing.py): a
+rollback later moves the row's finished_at, but neither figure, nor when the run finished."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
+    from agent.timing import Timing
 
 ENDED = list(END_STATES)
 PAGE = 200
@@ -72,12 +74,11 @@ def day_range(since_text: str, until_text: str) -> tuple[float | None, float | N
     return since, until, problems
 
 
-def took(task: dict[str, Any], run_end: float | None = None) -> str:
-    start = task.get("started_at") or task.get("created_at")
-    end = run_end if task.get("state") == "rolled_back" else task.get("finished_at")
-    if not start or not end:
-        return "—"
-    return fmt.duration(end - start)
+def work_wait(span: Timing | None) -> tuple[str, str]:
+    """(working, waiting) cells: "—" for a task that never left the queue."""
+    if span is None or span.started_at is None:
+        return "—", "—"
+    return fmt.duration(span.working_s), fmt.duration(span.waiting_s)
 
 
 class ReplayLog(EventLog):
@@ -110,7 +111,7 @@ class HistoryScreen(PanelScreen):
         self.replaying: str | None = None
         self._debounce: Timer | None = None
         self._preview: Timer | None = None
-        self._run_ends: dict[str, float] = {}  # rolled-back task -> when its run ended
+        self._spans: dict[str, Timing] = {}  # ended task -> its working/waiting time
 
     def compose_panel(self) -> ComposeResult:
         with Vertical(classes="panel-body"):
@@ -121,10 +122,11 @@ class HistoryScreen(PanelScreen):
                 yield Input(placeholder="since YYYY-MM-DD", id="since")
                 yield Input(placeholder="until YYYY-MM-DD", id="until")
             yield Static("", id="filter-warning")
-            # Narrow: Cost goes first, then Took, then Finished (README).
-            yield KeyedTable(("ID", 8), Col("Finished", 11, drop=3), ("State", 11),
-                             Col("Took", 7, drop=2), Col("Cost", 8, drop=1), "Task",
-                             ("Outcome", 24), flex="Task", flex_min=16, id="ended")
+            # Narrow: Cost goes first, then Waiting, Working, then Finished (README).
+            yield KeyedTable(("ID", 8), Col("Finished", 11, drop=4), ("State", 11),
+                             Col("Working", 7, drop=3), Col("Waiting", 7, drop=2),
+                             Col("Cost", 8, drop=1), "Task", ("Outcome", 24), flex="Task",
+                             flex_min=16, id="ended")
             yield ReplayLog(id="replay")
             yield Static("", id="summary")
 
@@ -140,16 +142,19 @@ class HistoryScreen(PanelScreen):
         since, until, problems = day_range(since_field.value, until_field.value)
         self._warn(problems, since_field, until_field)
         tasks = await engine.list(states=states, text=text, since=since, until=until, limit=PAGE)
-        missing = [t["id"] for t in tasks
-                   if t["state"] == "rolled_back" and t["id"] not in self._run_ends]
-        self._run_ends.update(await engine.views.run_ends(missing))
+        # An ended run's figures never change (a rollback moves neither): read once, once
+        # its end is in the store (the row can say "ended" a moment before its event).
+        missing = [t["id"] for t in tasks if t["id"] not in self._spans]
+        fresh = await engine.views.timings(missing)
+        self._spans.update({k: v for k, v in fresh.items() if v.ended_at is not None})
+        spans = {**fresh, **self._spans}
         # Newest run first; equal times keep one order (created, then id): a stable sort.
         tasks.sort(key=lambda t: (self._finished(t) or t["created_at"], t["created_at"], t["id"]),
                    reverse=True)
         self.tasks = {t["id"]: t for t in tasks}
         self.query_one("#ended", KeyedTable).sync({
             t["id"]: (t["id"][:8], fmt.clock(self._finished(t)), fmt.state(t["state"]),
-                      took(t, self._run_ends.get(t["id"])), fmt.money(t["cost_usd"]),
+                      *work_wait(spans.get(t["id"])), fmt.money(t["cost_usd"]),
                       fmt.cell(t["title"], 300),
                       fmt.cell(t.get("error") or t.get("summary") or "", 300))
             for t in tasks})
@@ -165,9 +170,8 @@ class HistoryScreen(PanelScreen):
 
     def _finished(self, task: dict[str, Any]) -> float | None:
         """When the run finished (a rollback's later time is in the replay, not here)."""
-        if task["state"] == "rolled_back":
-            return self._run_ends.get(task["id"]) or task.get("finished_at")
-        return task.get("finished_at")
+        span = self._spans.get(task["id"])
+        return (span.ended_at if span else None) or task.get("finished_at")
 
     def _warn(self, problems: dict[str, str], since: Input, until: Input) -> None:
         line = self.query_one("#filter-warning", Static)

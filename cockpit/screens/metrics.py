@@ -1,5 +1,6 @@
-"""0 · Charts & Metrics: tasks per day, success-rate trend, average execution time, cost
-per day and learnings accumulated, over the last two weeks (plotext via textual-plotext).
+"""0 · Charts & Metrics: tasks per day, success-rate trend, average time per task (working,
+and waiting for the operator, apart), cost per day and learnings accumulated, over the
+last two weeks (plotext via textual-plotext).
 
 A day without finished tasks has no success rate or duration: the line breaks there
 instead of diving to zero. Each y axis fits its data, so cents of cost stay readable."""
@@ -26,10 +27,12 @@ DAYS = 14
 CHARTS: dict[str, tuple[str, str, str, float, float | None]] = {
     "tasks": ("Tasks per day", "tasks_per_day", "bar", 1.0, None),
     "success": ("Success rate %", "success_rate", "line", 100.0, 100.0),
-    "duration": ("Avg execution time (s)", "avg_duration_s", "line", 1.0, None),
+    "duration": ("Avg working / waiting time (s)", "avg_working_s", "line", 1.0, None),
     "cost": ("Cost per day ($)", "cost_per_day", "bar", 1.0, None),
     "learnings": ("Learnings accumulated", "learnings_total", "line", 1.0, None),
 }
+# A second line on a chart: chart id -> (legend of the first, (legend, metrics key, style)).
+SECOND = {"duration": ("working", ("waiting for you", "avg_waiting_s", "$text-warning"))}
 # Totals box: (state key, label, tone)
 ENDINGS = (("succeeded", "succeeded", "ok"), ("failed", "failed", "bad"),
            ("cancelled", "cancelled", "alt"), ("rolled_back", "rolled back", "accent"),
@@ -84,7 +87,10 @@ def _rgb(style: str) -> tuple[int, int, int] | None:
 
 
 def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: float,
-         fixed_top: float | None = None, money: bool = False) -> None:
+         fixed_top: float | None = None, money: bool = False,
+         second: tuple[str, str, list[Any], str] | None = None) -> None:
+    """One series (bars or a line); `second` = (legend of the first, legend, values,
+    style) adds a second line, each labelled."""
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
@@ -96,12 +102,11 @@ def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: flo
     if kind == "bar":
         plt.bar(xs, [y or 0 for y in ys], width=0.6, color=colour)
     else:
-        for run in runs(ys):
-            xs_run, ys_run = [x for x, _ in run], [y for _, y in run]
-            if len(run) > 1:
-                plt.plot(xs_run, ys_run, marker="braille", color=colour)
-            else:  # a lone day between gaps: a dot, or it would not show at all
-                plt.scatter(xs_run, ys_run, marker="•", color=colour)
+        _line(plt, ys, colour, second[0] if second else None)
+    if second:
+        more = [None if v is None else v * scale for v in second[2]]
+        _line(plt, more, _rgb(second[3]), second[1])
+        ys = ys + more  # the y axis fits both
     ticks = [x for x in xs if (len(xs) - x) % 4 == 0]
     plt.xticks(ticks, [labels[x - 1] for x in ticks])
     plt.xlim(0.5, len(xs) + 0.5)
@@ -111,6 +116,27 @@ def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: flo
     plt.ylim(0, yt[-1] * 1.05)
     plt.yticks(yt, [tick_label(v, step, money) for v in yt])
     plot.refresh()
+
+
+def learnings_line(t: dict[str, Any]) -> str:
+    """'3 learnings (3 more merged)': the count `learnings` lists, and the merged ones."""
+    line = fmt.plural(t.get("learnings", 0), "learning")
+    extra = []
+    if t.get("learnings_merged"):
+        extra.append(f"{t['learnings_merged']} more merged")
+    if t.get("learnings_retired"):
+        extra.append(f"{t['learnings_retired']} retired")
+    return f"{line} ({', '.join(extra)})" if extra else line
+
+
+def _line(plt: Any, ys: list[float | None], colour: Any, label: str | None) -> None:
+    for n, run in enumerate(runs(ys)):
+        xs_run, ys_run = [x for x, _ in run], [y for _, y in run]
+        named = {"label": label} if label and n == 0 else {}  # one legend entry per series
+        if len(run) > 1:
+            plt.plot(xs_run, ys_run, marker="braille", color=colour, **named)
+        else:  # a lone day between gaps: a dot, or it would not show at all
+            plt.scatter(xs_run, ys_run, marker="•", color=colour, **named)
 
 
 def totals_text(t: dict[str, Any]) -> str:
@@ -123,7 +149,10 @@ def totals_text(t: dict[str, Any]) -> str:
         lines.append(f"{t['live']} still running")
     lines.append(f"success {f'{rate * 100:.0f}%' if rate is not None else '—'}")
     lines.append(f"cost {fmt.money(t.get('cost_usd'))}")
-    lines.append(fmt.plural(t.get("learnings", 0), "learning"))
+    if t.get("working_s") is not None:
+        lines.append(f"working {fmt.duration(t['working_s'])}")
+        lines.append(f"waiting for you {fmt.duration(t.get('waiting_s') or 0)}")
+    lines.append(learnings_line(t))
     return "\n".join(lines)
 
 
@@ -142,8 +171,12 @@ class MetricsScreen(PanelScreen):
     async def refresh_data(self, engine: Engine) -> None:
         data = await engine.metrics(days=DAYS)
         for key, (title, field, kind, scale, top) in CHARTS.items():
+            second = None
+            if key in SECOND:
+                first, (legend, other, style) = SECOND[key]
+                second = (first, legend, data.get(other, []), style)
             draw(self.query_one(f"#chart-{key}", PlotextPlot), title, data.get(field, []), kind,
-                 scale, top, money=key == "cost")
+                 scale, top, money=key == "cost", second=second)
         totals = self.query_one("#totals", Static)
         totals.border_title = f"Last {DAYS} days"
         totals.update(totals_text(data.get("totals", {})))

@@ -32,6 +32,7 @@ from .base import PanelScreen
 
 if TYPE_CHECKING:
     from agent.engine import Engine
+    from agent.timing import Timing
 
 APPROVE_MODES = [("ask: I approve risky steps", "ask"), ("auto: approve everything", "auto"),
                  ("deny: refuse risky steps", "deny")]
@@ -70,6 +71,8 @@ class TaskExecutionScreen(PanelScreen):
         self.follow = True  # show the newest task until the operator picks one
         self._plan: list[dict[str, Any]] = []
         self._paused = False
+        self._state = ""  # the selected task's state: a finished task's plan reads differently
+        self._timing: tuple[str, Timing] | None = None  # (task id, its working/waiting time)
         self.refused: str | None = None  # a task the emergency stop refused, still in the field
 
     def compose_panel(self) -> ComposeResult:
@@ -148,17 +151,35 @@ class TaskExecutionScreen(PanelScreen):
                     doing = (await engine.activity([task["id"]]))[task["id"]]
                     self._paused = doing["paused"]
                     task = {**task, "steps": max(task["steps"], doing["step"])}
+                await self._time(engine, task["id"])
                 self._show_head(task)
+
+    async def _time(self, engine: Engine, task_id: str) -> None:
+        """Working and waiting time from the task's events (agent/timing.py): a rollback
+        later changes neither, and time waiting for the operator is not working time."""
+        self._timing = (task_id, (await engine.views.timings([task_id]))[task_id])
 
     def _show_head(self, task: dict[str, Any]) -> None:
         e = fmt.escape
         paused = self._paused and task["state"] in LIVE
         state = fmt.state(task["state"], paused=paused)
-        room = self.query_one("#head", Static).size.width - len(task["state"]) - (10 if paused else 2)
-        put(self.query_one("#head", Static),
-            f"[b]{e(fmt.short(task['title'], max(20, room)))}[/]  {state}\n"
-            f"[dim]{task['id']} · {fmt.plural(task['steps'], 'step')} · {task['tokens']:,} tok · "
-            f"{fmt.money(task['cost_usd'])} · {fmt.elapsed(task)} · approve {task['approve_mode']}[/]")
+        head = self.query_one("#head", Static)
+        room = head.size.width - len(task["state"]) - (10 if paused else 2)
+        span = self._timing[1] if self._timing and self._timing[0] == task["id"] else None
+        times = (f"working {fmt.duration(span.working_s)} · waiting {fmt.duration(span.waiting_s)}"
+                 if span and span.started_at is not None else "not started")
+        # Most telling first; what does not fit the pane's width is left out, not cut.
+        parts = [task["id"], times, fmt.money(task["cost_usd"]),
+                 fmt.plural(task["steps"], "step"), f"{task['tokens']:,} tok",
+                 f"approve {task['approve_mode']}"]
+        width = head.size.width or 80
+        while len(parts) > 2 and len(" · ".join(parts)) > width:
+            parts.pop()
+        put(head, f"[b]{e(fmt.short(task['title'], max(20, room)))}[/]  {state}\n"
+                  f"[dim]{e(' · '.join(parts))}[/]")
+        if task["state"] != self._state:
+            self._state = task["state"]
+            self._draw_plan()
 
     def show_task(self, task_id: str) -> None:
         """Show this task, chosen elsewhere (Active Tasks, History): stop following the
@@ -176,6 +197,7 @@ class TaskExecutionScreen(PanelScreen):
             return
         self._plan = []
         self._paused = False
+        self._state = ""
         self._draw_plan()
         self.query_one("#log", EventLog).follow(task_id)
         self.query_one("#live", LiveLine).clear()
@@ -197,6 +219,7 @@ class TaskExecutionScreen(PanelScreen):
         self._shown(added)
         task = await engine.get(task_id)
         if task and task_id == self.selected:
+            await self._time(engine, task_id)
             self._show_head(task)
 
     def handle_events(self, events: list[dict[str, Any]]) -> None:
@@ -233,9 +256,20 @@ class TaskExecutionScreen(PanelScreen):
         marks = {"done": fmt.paint("✓", "ok"), "in_progress": fmt.paint("▶", "bold $text-primary")}
         text = "  ".join(f"{marks.get(s.get('status'), '[dim]·[/]')} {fmt.escape(s.get('title', ''))}"
                          for s in self._plan)
-        put(self.query_one("#plan", Static), text or "[dim]no plan yet[/]")
         done = sum(1 for s in self._plan if s.get("status") == "done")
-        self.query_one("#progress", ProgressBar).update(total=max(1, len(self._plan)), progress=done)
+        total = max(1, len(self._plan))
+        if self._state == "succeeded" and self._plan and done < len(self._plan):
+            # The task is finished, whatever its plan says: the bar says so, and the plan
+            # line says the agent left its plan behind (it set it, then never updated it).
+            text += (f"  [dim]· the agent did not update its plan "
+                     f"({done}/{len(self._plan)} marked done)[/]")
+            done = total
+        elif self._state == "succeeded":
+            done = total
+        ended = self._state and self._state not in LIVE
+        put(self.query_one("#plan", Static),
+            text or ("[dim]the agent set no plan[/]" if ended else "[dim]no plan yet[/]"))
+        self.query_one("#progress", ProgressBar).update(total=total, progress=done)
 
     # -- input -----------------------------------------------------------------------------
     @on(KeyedTable.RowHighlighted, "#recent")
