@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from .errors import UsageError
 from .policy import NETWORK_RULE
+from .risk import rate
 from .sandbox import bwrap_available, sandbox_status
 
 if TYPE_CHECKING:
@@ -30,14 +31,6 @@ if TYPE_CHECKING:
     from .taskbook import TaskBook
 
 COMMAND_TOOLS = ("execute_bash", "run_tests", "deploy_code")  # they run shell commands
-RISK = {
-    "deploy": "high",
-    "db_write": "high",
-    "db": "high",
-    "command": "medium",
-    "apply": "medium",
-    "stall": "low",
-}
 
 
 @dataclass(frozen=True)
@@ -175,7 +168,7 @@ class ApprovalDesk:
             kind,
             summary,
             detail,
-            RISK.get(kind, "medium"),
+            rate(kind, detail),
             timeout_s=timeout_s or None,
         )
         self._waiting[approval_id] = asyncio.get_running_loop().create_future()

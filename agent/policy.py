@@ -50,6 +50,9 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "apply": ("ask", "applying a task to the workspace needs approval"),
 }
 TOOLS = tuple(DEFAULTS)
+# Who answers an "ask" (agent/approvals.py applies the task's approval mode).
+WHO_ANSWERS = ("An \"ask\" waits for you when the task's approval mode is ask; under auto "
+               "a rule approves it, under deny a rule refuses it.")
 UNSANDBOXED_ASK = ("execute_bash", "run_tests")  # they run commands: unconfined without bwrap
 _CMD = r"(?:^|[\s/;&|(])(?:%s)(?=\s|$)"  # a command word, not a substring of a file name
 _NET = (
@@ -73,6 +76,12 @@ BUILTIN_COMMANDS: list[tuple[str, str, str]] = [
     *((rx, "ask", NETWORK_RULE) for rx in _NET),
 ]  # fmt: skip
 _SPLIT = re.compile(r";|&&|\|\||\||\n|\$\(|`|\)")
+
+
+def split_command(command: str) -> list[str]:
+    """The parts of a command line (split on ; && || | newlines and $( ) ` ), so a chain
+    cannot hide a part behind a harmless first one."""
+    return [p.strip() for p in _SPLIT.split(command) if p.strip()]
 
 
 @dataclass
@@ -152,7 +161,7 @@ class Policy:
     def decide(self, tool_name: str, args: dict[str, Any], *, sandboxed: bool) -> tuple[str, str]:
         args = args or {}
         command = str(args.get("command") or "") if tool_name == "execute_bash" else ""
-        parts = [p.strip() for p in _SPLIT.split(command) if p.strip()] if command else []
+        parts = split_command(command) if command else []
         mine = next((r for r in self.commands if r.matches(command, parts)), None)
         builtin = next((r for r in self._builtin if r.matches(command, parts)), None)
         for rule in (mine, builtin):
@@ -184,6 +193,26 @@ class Policy:
             decision, why = DEFAULTS[tool]
             return decision, f"default: {why}"
         return "ask", f"default: unknown tool {tool!r} asks"
+
+    def gates(self, tool: str, *, sandboxed: bool) -> list[str]:
+        """What still makes a call of `tool` ask or be refused whatever its own decision
+        says (Capabilities: `execute_bash allow`, yet `rm -rf` waits for the operator):
+        command rules, yours then built-in, in the order `decide` checks them, and the
+        missing sandbox. Each line: "<decision>: <rule>"."""
+        if self.mode == "strict" and tool not in READ_TOOLS:
+            return [f"ask: mode strict: every call of {tool} asks"]
+        out: list[str] = []
+        if tool == "execute_bash":
+            rules = [*self.commands, *self._builtin]
+            for rule in rules:
+                if rule.decision == "allow" or (self.mode == "yolo" and rule.decision == "ask"):
+                    continue  # yolo silences asks, never denies
+                line = f"{rule.decision}: {_describe(rule, self.commands)}"
+                if line not in out:  # the built-in network rule has several patterns
+                    out.append(line)
+        if tool in UNSANDBOXED_ASK and not sandboxed and self.mode != "yolo":
+            out.append("ask: no sandbox (bubblewrap missing): every command asks")
+        return out
 
     def table(self, *, sandboxed: bool) -> list[dict[str, str]]:
         """The effective decision per tool, for the Capabilities panel."""
@@ -219,7 +248,8 @@ def _describe(rule: CommandRule, mine: list[CommandRule]) -> str:
     index = next((i for i, r in enumerate(mine, 1) if r is rule), 0)
     if index:
         extra = f": {rule.description}" if rule.description else ""
-        return f"commands #{index} {rule.pattern!r} = {rule.decision} (policy file){extra}"
+        # The pattern as written in the file (a repr would double every backslash).
+        return f"commands #{index} '{rule.pattern}' = {rule.decision} (policy file){extra}"
     return rule.description
 
 

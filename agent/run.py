@@ -219,7 +219,8 @@ class TaskRun:
             + usage.cache_read_input_tokens
             + usage.cache_creation_input_tokens
         )
-        self.cost += usage.cost_usd
+        # The micro-dollars its usage row keeps: the task's total is the sum of its rows.
+        self.cost += round(usage.cost_usd, 6)
         if tools:  # what the model just read: the conversation's real size in tokens
             self.context_tokens = (
                 usage.input_tokens

@@ -64,6 +64,13 @@ class Safety:
         self.reload_policy()
         return self.policy.decide(tool_name, args, sandboxed=bwrap_available())
 
+    def gates(self, tool_name: str) -> list[str]:
+        """What can still make a call of this tool ask or be refused (see Policy.gates)."""
+        from .sandbox import bwrap_available
+
+        self.reload_policy()
+        return self.policy.gates(tool_name, sandboxed=bwrap_available())
+
     def reload_policy(self, force: bool = False) -> bool:
         """Re-read policy.toml when it changed on disk (checked at most every POLICY_CHECK_S).
         A broken edit never replaces the last good policy: it is logged once and kept in

@@ -42,7 +42,8 @@ class Views:
         out = []
         for tool in self.tools.values():
             decision, rule = self.safety.decide(tool.name, {})
-            out.append({**spec(tool), "kind": tool.kind, "policy": decision, "rule": rule})
+            out.append({**spec(tool), "kind": tool.kind, "policy": decision, "rule": rule,
+                        "gates": self.safety.gates(tool.name)})  # fmt: skip
         return out
 
     async def recent_tool_use(self, since_days: int = 30) -> dict[str, dict[str, Any]]:

@@ -481,7 +481,10 @@ class CockpitApp(App[None]):
             return super().switch_mode(mode)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # One way to change the theme: ours ("Theme: <name>", the cockpit's themes, saved in
+        # config), not Textual's "Theme" picker as well (a second path, offering themes
+        # the panels' colours were not made for).
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Theme")
         for p in PANELS:
             yield SystemCommand(
                 f"Panel {p.key}: {p.title}",

@@ -113,8 +113,25 @@ async def approvals(engine: Any, args: Any) -> tuple[Any, list[str]]:
 
 async def capabilities(engine: Any, args: Any) -> tuple[Any, list[str]]:
     data = engine.capabilities()
-    rows = [(c["name"], c["kind"], c["policy"], c["description"]) for c in data]
-    return data, table(("Tool", "Kind", "Policy", "Description"), rows)
+    rows = [(c["name"], c["kind"], c["policy"] + ("*" if _gated(c) else ""), c["description"])
+            for c in data]  # fmt: skip
+    return data, table(("Tool", "Kind", "Policy", "Description"), rows) + _gates(data)
+
+
+def _gated(tool: dict[str, Any]) -> bool:
+    return bool(tool.get("gates")) and tool["policy"] != "deny"
+
+
+def _gates(tools: list[dict[str, Any]]) -> list[str]:
+    """Why a tool marked * can still wait for approval (or be refused): the rules the
+    engine checks before the tool's own policy, in its words."""
+    from agent.policy import WHO_ANSWERS
+
+    lines = []
+    for tool in filter(_gated, tools):
+        lines += ["", f"* {tool['name']}: some calls still ask or are refused, whatever the policy:"]
+        lines += [f"    {gate}" for gate in tool["gates"]]
+    return lines + ["", WHO_ANSWERS] if lines else lines
 
 
 async def metrics(engine: Any, args: Any) -> tuple[Any, list[str]]:

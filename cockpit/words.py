@@ -7,6 +7,7 @@ cockpit/fmt.py re-exports them for the panels.
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 
@@ -42,7 +43,14 @@ def percent(rate: float | None) -> str:
 
 
 def money(value: float | None) -> str:
-    return f"${value or 0:.4f}" if (value or 0) < 1 else f"${value:.2f}"
+    """'$0.0167' under a dollar, '$12.35' above: the one way a cost is shown (panels, log,
+    command line). Rounded half up from the micro-dollars the store keeps, so a task's
+    total and the sum of its usage rows (the same micro-dollars, added in another order)
+    read the same, and a float's binary noise (0.01675 held as 0.0167499999...) never tips
+    the last digit."""
+    usd = Decimal(repr(round(float(value or 0), 6)))
+    places = Decimal("0.0001") if usd < 1 else Decimal("0.01")
+    return f"${usd.quantize(places, rounding=ROUND_HALF_UP)}"
 
 
 def tokens_in(usage: dict[str, Any]) -> str:

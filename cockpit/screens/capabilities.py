@@ -13,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from agent.policy import WHO_ANSWERS
+
 from .. import fmt
 from ..widgets import KeyedTable, put
 from ..widgets.detail_view import DetailView
@@ -24,10 +26,14 @@ if TYPE_CHECKING:
 POLICY_TONE = {"allow": "ok", "ask": "warn", "deny": "bad"}
 
 
-def policy(decision: str) -> str:
-    """A tool's policy, coloured in the current theme."""
+GATED = "*"  # marks a tool whose calls a rule can still send to the operator or refuse
+
+
+def policy(decision: str, gates: list[str] | None = None) -> str:
+    """A tool's policy, coloured in the current theme; marked when some calls are gated."""
     tone = POLICY_TONE.get(decision)
-    return fmt.paint(decision, tone) if tone else fmt.escape(decision or "?")
+    text = fmt.paint(decision, tone) if tone else fmt.escape(decision or "?")
+    return text + fmt.paint(GATED, "warn") if gates and decision != "deny" else text
 
 
 class CapabilitiesScreen(PanelScreen):
@@ -59,14 +65,14 @@ class CapabilitiesScreen(PanelScreen):
         use = await engine.recent_tool_use()
         self.tools = {c["name"]: c for c in caps}
         self.query_one("#tools", KeyedTable).sync({
-            c["name"]: (c["name"], c.get("kind", ""), policy(c.get("policy", "")),
+            c["name"]: (c["name"], c.get("kind", ""), policy(c.get("policy", ""), c.get("gates")),
                         str(use.get(c["name"], {}).get("count", 0)),
                         fmt.ago(use.get(c["name"], {}).get("last_ts")))
             for c in caps})
         mode = getattr(engine, "policy_mode", None)
         put(self.query_one("#mode", Static), 
             f"policy mode [b]{fmt.escape(mode or 'default')}[/] · l allow · k ask · x deny "
-            "(for the selected tool)")
+            f"(selected tool) · {fmt.paint(GATED, 'warn')} some calls still ask")
         self._show(self.query_one("#tools", KeyedTable).selected_key)
 
     @on(KeyedTable.RowHighlighted, "#tools")
@@ -94,5 +100,19 @@ def tool_text(tool: dict[str, Any]) -> str:
     schema = json.dumps(tool.get("input_schema", {}), indent=2)
     rule = f" [dim](rule: {e(tool['rule'])})[/]" if tool.get("rule") else ""
     return (f"[b]{e(tool['name'])}[/] · {e(tool.get('kind', ''))} · policy "
-            f"{policy(tool.get('policy', ''))}{rule}\n\n{e(tool.get('description', ''))}"
-            f"\n\n[b]input schema[/]\n{e(schema)}")
+            f"{policy(tool.get('policy', ''))}{rule}{gates_text(tool)}"
+            f"\n\n{e(tool.get('description', ''))}\n\n[b]input schema[/]\n{e(schema)}")
+
+
+def gates_text(tool: dict[str, Any]) -> str:
+    """Why a call of an allowed tool can still wait for approval: the rules the engine
+    checks before the tool's own policy, each with its decision."""
+    gates = tool.get("gates") or []
+    if not gates or tool.get("policy") == "deny":
+        return ""
+    lines = []
+    for gate in gates:
+        decision, _, why = gate.partition(": ")
+        lines.append(f"  {policy(decision)}: {fmt.escape(why)}")
+    return (f"\n\n[b]{GATED} some calls still ask or are refused, whatever the policy:[/]\n"
+            + "\n".join(lines) + f"\n[dim]{fmt.escape(WHO_ANSWERS)}[/]")

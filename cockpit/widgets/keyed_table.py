@@ -54,8 +54,10 @@ def _col(spec: str | tuple[str, int] | Col) -> Col:
 
 
 class KeyedTable(DataTable[Any]):
+    # No sideways scrolling (see above): a table a few cells too wide would otherwise grow
+    # a horizontal scrollbar, whose thumb shows as stray ▎▊▉ glyphs under the rows.
     DEFAULT_CSS = """
-    KeyedTable { height: 1fr; }
+    KeyedTable { height: 1fr; overflow-x: hidden; }
     """
     BINDINGS = [
         Binding("home", "scroll_top", "Top", show=False),

@@ -35,7 +35,8 @@ async def test_the_queue_fits_120_columns_and_names_task_and_command(tmp_path: P
         await idle(pilot)
         text = panel_text(app)
         assert f"$ {CLEAN}" in text and "'command':" not in text
-        assert "rule: commands #1" in text and "need" in text and "the operator" in text  # wrapped
+        assert "rule: commands #1" in text and "need" in text and "operator" in text  # wrapped
+        assert r"'\bgit\s+clean\b|" in text  # the regex as written, not a repr's doubled \\
 
 
 async def test_approve_all_of_a_kind_asks_first_showing_count_and_commands(tmp_path: Path) -> None:
