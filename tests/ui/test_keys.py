@@ -32,7 +32,7 @@ async def type_text(pilot: Any, text: str) -> None:
 # -- help --------------------------------------------------------------------------------
 PANEL_KEY = {"tasks": "New task", "active": "Pause/resume", "approvals": "Approve all of kind",
              "learnings": "the learning in full", "capabilities": "Allow",
-             "history": "Rollback", "improve": "a run: open it", "health": "Ping model",
+             "history": "Rollback", "improve": "Accept", "health": "Ping model",
              "safety": "Verify audit", "metrics": "Everywhere"}
 
 
