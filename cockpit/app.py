@@ -224,11 +224,12 @@ class CockpitApp(App[None]):
             self.engine_status = "preparing demo…"
             env = await asyncio.to_thread(self.demo.prepare)
             config, factory, self.workspace = env.config, env.model_factory, str(env.workspace)
-            # The operator's UI settings (keys, bell) carry over as a copy, and from now
+            # The operator's UI settings (keys, bell) and its `[api]` carry over as a copy, and from now
             # on settings (a theme) go to the demo's own config, never the operator's:
             # the demo leaves nothing of the operator's changed.
             ui = self.config.ui
             env.config.ui = dataclasses.replace(ui, keymap=dict(ui.keymap), theme=self.theme)
+            env.config.api = dataclasses.replace(self.config.api)  # served by the demo too
             self.config = env.config
         else:
             self.workspace = os.getcwd()

@@ -32,7 +32,7 @@ async def test_one_queue_for_the_cockpit_and_the_api_whoever_decides_first_wins(
     app.config.api.port = _free_port()
     token = create_token(load_secret(app.config.data_dir), subject="alice")
     base = f"http://127.0.0.1:{app.config.api.port}/api/autonomous"
-    async with app.run_test(size=SIZE) as pilot, httpx.AsyncClient(
+    async with app.run_test(size=SIZE, notifications=True) as pilot, httpx.AsyncClient(
             headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         await ready(pilot, plan)
         await wait_for(pilot, lambda: any("HTTP API on" in n.message
