@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from cockpit.widgets import KeyedTable
 
-from .support import idle, make_app, panel_text, ready, wait_for
+from .support import idle, make_app, panel_text, part, ready, wait_for
 
 SIZE = (120, 40)
 PRICES = "Validate prices in parse_price()"  # the demo script: edits shopcart/pricing.py
@@ -51,8 +51,10 @@ async def test_two_live_tasks_on_one_file_are_marked_on_active_tasks_and_their_c
         engine = app.engine
         first = await engine.submit(PRICES, app.workspace, approve="ask")
         second = await engine.submit(PRICES, app.workspace, approve="ask")
-        await pilot.press("2")
-        table = app.screen.query_one("#live", KeyedTable)
+        await pilot.press("escape", "2")  # the task field has focus on open
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", "") == "active",
+                       what="Active Tasks")
+        table = await part(pilot, "#live", KeyedTable)
         await until(pilot, lambda: _both(app, first, second), 60, "two apply requests")
         await wait_for(pilot, lambda: all(str(table.get_cell(t, "Task")).startswith("⚠ ")
                                           for t in (first, second) if t in table.rows)
