@@ -51,7 +51,7 @@ async def test_health_shows_the_export_lag_and_last_error(tmp_path: Path) -> Non
         async with app.run_test(size=SIZE) as pilot:
             await started(pilot)
             await audit.append(app.engine.store, "operator", "note", None, {})
-            await pilot.press("8")
+            await pilot.press("escape", "8")  # the task field has focus on open
             await wait_for(pilot, lambda: "503 backendError" in panel_text(app), what="the error")
             text = panel_text(app)
             assert "BigQuery export" in text and "● fail proj.team · lag " in text
@@ -67,7 +67,7 @@ async def test_health_says_the_export_is_off(tmp_path: Path) -> None:
     app = cockpit(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
-        await pilot.press("8")
+        await pilot.press("escape", "8")
         await wait_for(pilot, lambda: "BigQuery export" in panel_text(app)
                        and "off: set [bigquery] project and dataset" in panel_text(app),
                        what="export off")  # fmt: skip
@@ -81,7 +81,7 @@ async def test_the_secrets_dialog_sets_tests_and_removes_a_key(
         app = cockpit(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             await started(pilot)
-            await pilot.press("8", "k")  # from System Health
+            await pilot.press("escape", "8", "k")  # from System Health
             await wait_for(pilot, lambda: "anthropic_api_key" in dialog_text(app), what="dialog")
             text = dialog_text(app)
             assert "api_jwt_secret" in text and "bigquery_credentials" in text
@@ -126,7 +126,7 @@ async def test_a_wrong_key_fails_its_test_and_a_bad_json_key_is_refused(
         app = cockpit(tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await started(pilot)
-            await pilot.press("9", "k")  # from Safety Controls
+            await pilot.press("escape", "9", "k")  # from Safety Controls
             await wait_for(pilot, lambda: "…0000" in dialog_text(app), what="dialog")
             # On 80 columns the Value column is clipped; the line below says it whole.
             purpose = str(app.screen.query_one("#purpose", Static).render())
