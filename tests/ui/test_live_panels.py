@@ -5,12 +5,13 @@ about a task that has already ended."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import ProgressBar
 
 from cockpit.widgets import Confirm, EventLog, KeyedTable
 
-from .support import idle, make_app, ready, task_state, wait_for
+from .support import idle, make_app, part, ready, task_state, wait_for
 
 SIZE = (120, 40)
 CLEAN = ("Clean the build artifacts", "ask", "")
@@ -24,6 +25,14 @@ def log_text(log: EventLog) -> str:
 async def store_seq(app, task_id: str) -> int:
     return max(e["seq"] for e in await app.engine.events(task_id))
 
+
+
+async def active_table(pilot: Any) -> KeyedTable:
+    """Active Tasks' table, once the switch to it happened (a key is handled later, and a
+    loaded machine can show the old panel a while)."""
+    await wait_for(pilot, lambda: getattr(pilot.app.screen, "MODE", "") == "active",
+                   what="Active Tasks")
+    return await part(pilot, "#live", KeyedTable)
 
 async def test_task_execution_catches_up_on_what_happened_while_away(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(CLEAN,))
@@ -74,8 +83,8 @@ async def test_active_tasks_shows_the_step_and_action_now_and_pauses_for_real(
         task_id = await engine.submit(SOAK, app.workspace, approve="auto")
         await wait_for(pilot, lambda: (engine.live(task_id) or None) and engine.live(task_id).process_groups,
                        what="the soak command running")
-        await pilot.press("2")
-        table = app.screen.query_one("#live", KeyedTable)
+        await pilot.press("escape", "2")  # a fresh cockpit's task field has the focus
+        table = await active_table(pilot)
         await wait_for(pilot, lambda: task_id in table.rows, what="the row")
         await wait_for(pilot, lambda: str(table.get_cell(task_id, "Step")) == "1",
                        what="step 1 shown while it runs")
@@ -122,7 +131,7 @@ async def test_a_confirm_closes_when_its_task_ends_first(tmp_path: Path) -> None
         engine = app.engine
         task_id = await engine.submit(SOAK, app.workspace, approve="auto")
         await pilot.press("escape", "2")  # a fresh cockpit's task field had the focus
-        table = app.screen.query_one("#live", KeyedTable)
+        table = await active_table(pilot)
         await wait_for(pilot, lambda: task_id in table.rows, what="the row")
         table.move_cursor(row=table.get_row_index(task_id))
         await pilot.press("c")
