@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tools.analyze_logs import VARYING
+
 DAY_S = 86_400
 CHUNK = 8 << 20
 MAX_SIGNATURES = 20_000  # distinct error shapes kept; more are counted as "other"
@@ -58,17 +60,6 @@ _ERROR_LEVELS = frozenset(
 )
 _LOOSE_ERROR = re.compile(r"(?i)\b(?:error|fatal|panic|critical)\b")
 _EXCEPTION = re.compile(r"^(?:[\w.]*\w(?:Error|Exception|Fault)|panic)\b:?")
-_NORMALISE = [
-    (re.compile(r"https?://\S+"), "<url>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<uuid>"),
-    (re.compile(r"(?<!\w)\"[^\"]{0,200}\"|(?<!\w)'[^']{0,200}'(?!\w)"), "<str>"),
-    (re.compile(r"(?<![\w.])(?:/[\w.@+-]+){2,}/?"), "<path>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
-    (re.compile(r"\s+"), " "),
-]
 _DIGITS = bytes(range(48, 58))
 _TIME_KEYS = ("ts", "time", "timestamp", "@timestamp", "t", "date", "asctime", "datetime")
 _LEVEL_KEYS = ("level", "severity", "levelname", "lvl", "log.level", "loglevel")
@@ -78,7 +69,7 @@ _NAME_KEYS = ("logger", "name", "logger_name", "module", "component")
 
 def normalise(message: str) -> str:
     """The message with what varies per occurrence (ids, numbers, paths...) replaced."""
-    for pattern, repl in _NORMALISE:
+    for pattern, repl in VARYING:
         message = pattern.sub(repl, message)
     return message.strip(" -:|[]")[:200]
 

@@ -41,7 +41,9 @@ _ERROR = re.compile(
 )
 _WARN = re.compile(r"\b(?:WARN|WARNING)\b|\[warn(?:ing)?\]|(?i:\blevel\W{0,3}warn(?:ing)?\b)")
 _EXC = re.compile(r"^\s*(?:[\w.]*\w(?:Error|Exception|Fault)\b:?|panic:|Exception in thread)")
-_NORMALISE = [
+# What varies per occurrence of one error (ids, numbers, paths...), and what stands in for
+# it: shared with the daily analysis (agent/improve/logscan.py), so both name an error alike.
+VARYING = [
     (re.compile(r"https?://\S+"), "<url>"),
     (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<uuid>"),
     (re.compile(r"(?<!\w)\"[^\"]*\"|(?<!\w)'[^']*'(?!\w)"), "<str>"),
@@ -56,7 +58,7 @@ _NORMALISE = [
 
 def normalise(message: str) -> str:
     """The message with the parts that vary per occurrence (ids, numbers, ...) replaced."""
-    for pattern, repl in _NORMALISE:
+    for pattern, repl in VARYING:
         message = pattern.sub(repl, message)
     return message.strip()[:300]
 
