@@ -389,7 +389,8 @@ class Engine:
     ) -> dict[str, Any]:
         """pin, unpin, edit (`text`), retire or restore one learning; audited."""
         return await self.learnbook.change(
-            learning_id, action, by, text=self.safety.redact(text), reason=reason
+            learning_id, action, by, text=self.safety.redact(text),
+            reason=self.safety.redact(reason),  # typed by a person, who may paste a key
         )
 
     async def relevant_learnings(
