@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,44 @@ FLUSH_BATCH = 2000
 TAIL_INTERVAL_S = 0.1
 SUBSCRIBER_QUEUE = 100_000
 DELTA_RATE_S = 0.25  # live deltas: at most ~4 notifications a second per task
+
+
+_Entry = tuple[str | None, "asyncio.Queue[dict[str, Any] | None]", bool]
+
+
+class Subscription:
+    """An async iterator of a bus's events, registered from creation until it ends or is
+    closed (`aclose`, or `async with`); the bus's close ends it."""
+
+    def __init__(self, subscribers: list[_Entry], task_id: str | None, transient: bool) -> None:
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self._entry: _Entry = (task_id, self._queue, transient)
+        self._subscribers = subscribers
+        subscribers.append(self._entry)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            event = await self._queue.get()
+        except BaseException:  # cancelled while waiting: the reader is gone
+            await self.aclose()
+            raise
+        if event is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(ValueError):  # already closed
+            self._subscribers.remove(self._entry)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
 
 @dataclass
@@ -74,7 +112,7 @@ class EventBus:
         self._seq: dict[str, int] = {}
         self._buffer: list[dict[str, Any]] = []
         # (task filter, queue, wants transient deltas)
-        self._subscribers: list[tuple[str | None, asyncio.Queue[dict[str, Any] | None], bool]] = []
+        self._subscribers: list[_Entry] = []
         self._blocks: dict[str, _Block] = {}  # task id -> the block streaming now
         self._local_tasks: set[str] = set()  # tasks whose events we emit ourselves
         self._tail_cursor = 0
@@ -226,19 +264,12 @@ class EventBus:
         }
         self._publish(note, transient=True)
 
-    async def subscribe(
-        self, task_id: str | None = None, transient: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
+    def subscribe(self, task_id: str | None = None, transient: bool = False) -> Subscription:
         """Events as they are emitted (and those other processes write, tailed). With
-        `transient`, also the live `delta` notifications described above."""
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        entry = (task_id, queue, transient)
-        self._subscribers.append(entry)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._subscribers.remove(entry)
+        `transient`, also the live `delta` notifications described above. Registered at
+        once, not at the first `anext`: a caller that reads the stored events next and
+        then iterates misses nothing emitted in between."""
+        return Subscription(self._subscribers, task_id, transient)
 
     async def flush(self) -> None:
         """Store everything buffered so far. Raises StoreError if the store refused (the

@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +38,7 @@ from . import workspace
 from .activity import now_doing
 from .approvals import ApprovalDesk
 from .audit import verify
-from .bus import EventBus
+from .bus import EventBus, Subscription
 from .changes import Changes
 from .config import Config, task_caps_problem
 from .conflicts import Radar
@@ -248,7 +248,7 @@ class Engine:
 
     def subscribe(
         self, task_id: str | None = None, transient: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> Subscription:
         """Events as emitted; `transient=True` adds live `delta` notifications (agent/bus.py)."""
         return self.bus.subscribe(task_id, transient=transient)
 

@@ -107,17 +107,23 @@ def silence_stdout() -> None:
 async def _stream(
     engine: Any, task_id: str, args: argparse.Namespace, report: RunReport
 ) -> None:
-    # Replay what happened before we subscribed, then follow live; seq dedupes the seam.
+    # Subscribe, then replay what was stored, then follow live; seq dedupes the seam. A
+    # live event past a gap (events the bus could not hand us) pulls the gap from the
+    # store first: what is printed is every event, in order, once.
     seen = 0
-    live = engine.subscribe(task_id)
-    for event in await engine.events(task_id):
-        seen = _print(event, args, seen, report)
-    async for event in live:
-        seen = _print(event, args, seen, report)
-        if event["type"] == "approval_requested" and args.approve == "ask":
-            await _prompt(engine, event)
-        if event["type"] == "complete":
-            break
+    async with engine.subscribe(task_id) as live:
+        for event in await engine.events(task_id):
+            seen = _print(event, args, seen, report)
+        async for event in live:
+            if event["seq"] > seen + 1:
+                for missed in await engine.events(task_id, seen):
+                    if missed["seq"] < event["seq"]:
+                        seen = _print(missed, args, seen, report)
+            seen = _print(event, args, seen, report)
+            if event["type"] == "approval_requested" and args.approve == "ask":
+                await _prompt(engine, event)
+            if event["type"] == "complete":
+                break
 
 
 def _print(

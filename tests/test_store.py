@@ -226,6 +226,25 @@ async def test_two_writers_of_one_task_never_repeat_a_number(tmp_path: Path) -> 
         await store.close()
 
 
+async def test_a_subscriber_gets_what_is_emitted_before_it_first_reads(tmp_path: Path) -> None:
+    """`run --json` subscribes, reads the stored events, then follows live: an event
+    emitted between the two (the worker runs meanwhile) reached nobody, and the printed
+    stream had a hole."""
+    from agent.bus import EventBus
+
+    store = await Store.open(tmp_path / "s.db")
+    bus = EventBus(store, lambda p: p)
+    live = bus.subscribe("t")
+    bus.emit("t", "step", n=1)  # before the first read of `live`
+    bus.emit("other", "step", n=9)
+    assert (await asyncio.wait_for(anext(live), 10))["n"] == 1
+    await live.aclose()
+    bus.emit("t", "step", n=2)  # closed: no longer queued for anyone
+    assert bus._subscribers == []  # noqa: SLF001
+    await bus.close()
+    await store.close()
+
+
 async def test_a_store_with_repeated_numbers_is_renumbered_on_upgrade(tmp_path: Path) -> None:
     """Stores written before numbers were unique may hold a task numbered twice over
     (a live engine taken for dead): opened, it is renumbered in stored order, nothing lost."""
