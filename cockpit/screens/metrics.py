@@ -44,6 +44,34 @@ def day_labels(n: int) -> list[str]:
     return [f"-{n - 1 - i}d" if i < n - 1 else "today" for i in range(n)]
 
 
+def day_ticks(n: int, canvas: int) -> list[int]:
+    """Which of the `n` days (1-based) get a label on a plot area `canvas` columns wide:
+    every 1st, 2nd, 4th or 7th day counted back from today, as dense as fits. Labels that
+    could touch must not be drawn at all: plotext drops one of two clashing labels in an
+    order that changes from process to process (it dedupes ticks through a `set`)."""
+    widest = max((len(label) for label in day_labels(n)), default=0)
+    for stride in (1, 2, 4, 7):
+        if n <= 1 or stride * canvas / n >= widest + 2:
+            return [x for x in range(1, n + 1) if (n - x) % stride == 0]
+    return [n]
+
+
+class DayChart(PlotextPlot):
+    """A chart over the last days whose x labels are chosen for the width it is drawn at
+    (a resized terminal gets fewer or more of them, never two that clash)."""
+
+    days = 0
+    y_label_width = 0
+
+    def render(self) -> Any:
+        if self.days:
+            # the y labels, their axis and the right-hand axis take the rest of the width
+            ticks = day_ticks(self.days, max(1, self.size.width - self.y_label_width - 3))
+            labels = day_labels(self.days)
+            self.plt.xticks(ticks, [labels[x - 1] for x in ticks])
+        return super().render()
+
+
 def runs(values: list[float | None]) -> list[list[tuple[int, float]]]:
     """Consecutive days that have a value, as (x, y) runs; a None day breaks the line."""
     out: list[list[tuple[int, float]]] = []
@@ -86,7 +114,7 @@ def _rgb(style: str) -> tuple[int, int, int] | None:
         return None
 
 
-def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: float,
+def draw(plot: DayChart, title: str, values: list[Any], kind: str, scale: float,
          fixed_top: float | None = None, money: bool = False,
          second: tuple[str, str, list[Any], str] | None = None) -> None:
     """One series (bars or a line); `second` = (legend of the first, legend, values,
@@ -96,7 +124,6 @@ def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: flo
     plt.clear_figure()
     ys = [None if v is None else v * scale for v in values]
     xs = list(range(1, len(values) + 1))
-    labels = day_labels(len(values))
     colour = _rgb("$text-primary")
     plt.title(title)
     if kind == "bar":
@@ -107,14 +134,14 @@ def draw(plot: PlotextPlot, title: str, values: list[Any], kind: str, scale: flo
         more = [None if v is None else v * scale for v in second[2]]
         _line(plt, more, _rgb(second[3]), second[1])
         ys = ys + more  # the y axis fits both
-    ticks = [x for x in xs if (len(xs) - x) % 4 == 0]
-    plt.xticks(ticks, [labels[x - 1] for x in ticks])
     plt.xlim(0.5, len(xs) + 0.5)
     top = fixed_top or max((y for y in ys if y is not None), default=0.0)
     yt = y_ticks(top)
     step = yt[1] - yt[0]
     plt.ylim(0, yt[-1] * 1.05)
-    plt.yticks(yt, [tick_label(v, step, money) for v in yt])
+    y_labels = [tick_label(v, step, money) for v in yt]
+    plt.yticks(yt, y_labels)
+    plot.days, plot.y_label_width = len(values), max(map(len, y_labels))  # x ticks: at render
     plot.refresh()
 
 
@@ -165,7 +192,7 @@ class MetricsScreen(PanelScreen):
     def compose_panel(self) -> ComposeResult:
         with Grid(id="charts", classes="panel-body"):
             for key in CHARTS:
-                yield PlotextPlot(id=f"chart-{key}")
+                yield DayChart(id=f"chart-{key}")
             yield Static("", id="totals")
 
     async def refresh_data(self, engine: Engine) -> None:
@@ -175,7 +202,7 @@ class MetricsScreen(PanelScreen):
             if key in SECOND:
                 first, (legend, other, style) = SECOND[key]
                 second = (first, legend, data.get(other, []), style)
-            draw(self.query_one(f"#chart-{key}", PlotextPlot), title, data.get(field, []), kind,
+            draw(self.query_one(f"#chart-{key}", DayChart), title, data.get(field, []), kind,
                  scale, top, money=key == "cost", second=second)
         totals = self.query_one("#totals", Static)
         totals.border_title = f"Last {DAYS} days"

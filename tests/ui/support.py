@@ -68,6 +68,18 @@ async def part(pilot: Pilot[Any], selector: str, kind: type[Any] | None = None) 
     return screen.query_one(selector, kind) if kind else screen.query_one(selector)
 
 
+async def open_panel(pilot: Pilot[Any], key: str) -> None:
+    """Switch to panel `key` as the operator does, and wait until it is shown: out of the
+    task field first (a fresh cockpit's focus is there, and a digit would be typed)."""
+    from cockpit.panels import PANELS
+
+    (mode,) = [p.mode for p in PANELS if p.key == key]
+    await pilot.press("escape", key)
+    await wait_for(pilot, lambda: getattr(pilot.app.screen, "MODE", None) == mode,
+                   what=f"panel {key}")
+    await idle(pilot)
+
+
 def panel_text(app: CockpitApp) -> str:
     """The visible screen as plain text (for assertions)."""
     strips = app.screen._compositor.render_strips()

@@ -30,7 +30,7 @@ from cockpit.app import CockpitApp
 from cockpit.panels import PANELS
 from cockpit.widgets import event_log
 
-from .support import idle, make_app, ready
+from .support import make_app, open_panel, ready, wait_for
 
 FIXED_NOW = datetime.combine(date.today(), dtime(12, 0)).timestamp()
 BASE = Path(tempfile.gettempdir()) / "livhana-ui-snapshots"
@@ -106,8 +106,12 @@ def test_panel_snapshot(panel: Any, size: tuple[int, int], own_base: None, froze
 
     async def run_before(pilot: Any) -> None:
         await ready(pilot, plan)
-        await pilot.press("escape", panel.key)  # a fresh cockpit's focus is in the task field
-        await idle(pilot)
+        await open_panel(pilot, panel.key)
+        # Approval toasts depend on when the demo's requests arrived (one toast for two,
+        # or two): tests/ui/test_attention.py checks them; here they would only flicker.
+        attention = pilot.app.attention
+        await wait_for(pilot, lambda: attention._timer is None, what="the toasts")
+        pilot.app.clear_notifications()
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False
         await pilot.pause(0.2)
