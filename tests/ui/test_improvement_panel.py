@@ -19,7 +19,7 @@ from agent.improve.jobs import run_job
 from cockpit.app import CockpitApp
 from tests import improve_world
 
-from .support import idle, panel_text, wait_for
+from .support import idle, open_panel, panel_text, wait_for
 
 SIZE = (120, 40)
 
@@ -50,8 +50,7 @@ def app_for(world: Any) -> CockpitApp:
 
 async def _open(pilot: Any, key: str) -> None:
     await wait_for(pilot, lambda: pilot.app.engine is not None, what="the engine")
-    await pilot.press(key)
-    await idle(pilot)
+    await open_panel(pilot, key)
 
 
 async def test_the_panel_shows_schedules_report_insights_and_proposals(world: Any) -> None:
