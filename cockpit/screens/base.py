@@ -17,6 +17,8 @@ letter typed while the cockpit opens can never fire a hotkey meant for later.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,10 +27,12 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Input
+from textual.worker import Worker
 
 from ..messages import EngineEvents, EngineReady, StoreChanged
 from ..panels import BY_MODE
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
     from agent.engine import Engine
 
     from ..app import CockpitApp
+
+log = logging.getLogger(__name__)
 
 
 class PanelBody(Vertical):
@@ -201,6 +207,25 @@ class PanelScreen(Screen[None]):
         while the panel was hidden (they were not sent to it)."""
 
     # -- data ------------------------------------------------------------------------------
+    def run_worker(self, work: Any, *args: Any, **kwargs: Any) -> Worker[Any]:
+        """A panel's worker never takes the cockpit down: one that fails says so in one line,
+        and one that finds its widgets gone (the panel torn down while it read the store,
+        as on quit) just ends. Textual's default ends the app, with a traceback."""
+
+        async def guarded() -> Any:
+            try:
+                result = work() if callable(work) else work
+                return await result if inspect.isawaitable(result) else result
+            except NoMatches:
+                log.debug("panel %s: a worker outlived its widgets", self.MODE, exc_info=True)
+            except Exception as exc:
+                log.exception("panel %s: worker failed", self.MODE)
+                if self.is_attached:
+                    self.notify(_one_line(exc), severity="error", timeout=6)
+            return None
+
+        return super().run_worker(guarded, *args, **kwargs)
+
     def request_refresh(self) -> None:
         if self.engine is None or not self._ready or not self.is_attached:
             return

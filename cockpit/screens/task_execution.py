@@ -113,8 +113,8 @@ class TaskExecutionScreen(PanelScreen):
 
     def on_key(self, event: events.Key) -> None:
         super().on_key(event)
-        if not self._ready or not event.is_printable:
-            return
+        if not self._ready or not event.is_printable or "+" in event.key:
+            return  # alt+q (Escape then q, typed quickly) is no letter to type
         if isinstance(self.focused, Input | Select) or event.key in self.active_bindings:
             return
         # A letter that is no key of this panel, typed on the list or the log: the start of

@@ -290,6 +290,19 @@ async def test_a_letter_typed_on_the_task_list_starts_a_task(tmp_path: Path) -> 
         assert app.screen.query_one("#title", Input).value == "find the bug"
 
 
+async def test_escape_and_a_letter_typed_quickly_are_not_typed_into_the_field(
+        tmp_path: Path) -> None:
+    """A terminal sends Escape then q, typed in quick succession, as alt+q: that is no
+    letter of a task (it was typed into the field, and q did not quit)."""
+    app, plan = make_app(tmp_path, tasks=(FIXED,))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, plan)
+        await idle(pilot)
+        assert isinstance(app.focused, KeyedTable)
+        await pilot.press("alt+q", "alt+t")
+        assert app.screen.query_one("#title", Input).value == ""
+
+
 async def test_after_submit_the_focus_leaves_the_task_field(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=())
     async with app.run_test(size=SIZE) as pilot:

@@ -49,8 +49,10 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared; the pane shows:\n{self.screen()}")
 
 
-def start(tmp_path: Path, *args: str, cwd: Path = ROOT, size: tuple[int, int] = (120, 40),
-          stderr: Path | None = None) -> Tmux:
+def start(tmp_path: Path, *args: str, cwd: Path = ROOT,
+          size: tuple[int, int] = (120, 40)) -> Tmux:
+    """The cockpit in a fresh tmux server. Its output stays on the pane: Textual draws on
+    stderr, so redirecting that would leave the pane blank."""
     term = Tmux(f"livhana-test-{os.getpid()}-{tmp_path.name}", "cockpit")
     env = {"LIVHANA_DATA_DIR": str(tmp_path / "data"), "TMPDIR": str(tmp_path),
            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "TERM": "xterm-256color",
@@ -58,7 +60,7 @@ def start(tmp_path: Path, *args: str, cwd: Path = ROOT, size: tuple[int, int] = 
     exports = " ".join(f"{k}={v}" for k, v in env.items())
     # COLUMNS/LINES (set by pytest) would override the pane size the app sees.
     command = (f"cd {cwd} && env -u COLUMNS -u LINES {exports} {sys.executable} -m cockpit "
-               + " ".join(args) + (f" 2>{stderr}" if stderr else ""))
+               + " ".join(args))
     term("new-session", "-d", "-s", term.session, "-x", str(size[0]), "-y", str(size[1]),
          command)
     return term
@@ -149,26 +151,31 @@ def test_a_request_from_a_separate_run_toasts_and_rings_on_another_panel(tmp_pat
         term("kill-server")
 
 
-@pytest.mark.skip(reason="the app renders to stderr, which this test redirects to a file: "
-                  "the pane stays blank; needs stderr teed to the terminal")
 def test_the_demo_names_its_data_dir_at_start_and_exit(tmp_path: Path) -> None:
-    err = tmp_path / "stderr"
-    term = start(tmp_path, "--demo", stderr=err)
+    """What the demo says before and after the full screen stays in the terminal: the pane
+    is kept after the exit and read whole (wrapped lines joined)."""
+    term = start(tmp_path, "--demo")
     try:
+        term("set-option", "-t", term.session, "remain-on-exit", "on")
         term.wait_for("Recent tasks")
-        said = err.read_text()
-        assert "demo data dir: " in said
-        data = Path(said.split("demo data dir: ", 1)[1].split()[0])
-        assert data.parent.name.startswith("livhana-demo-") and data.is_dir()
-        assert f"--data-dir {data} history" in said  # how to point the CLI at it
         term.wait_for("⚑2", timeout=60)
-        term.send("Escape", "q")
+        term.send("Escape")  # out of the task field (if there), then a pause: an Escape
+        time.sleep(1)  # and a q in quick succession reach the app as one key, alt+q
+        term.wait_for("q Quit")
+        term.send("q")
         term.wait_for("Quit Liv Hana Cockpit?")
         term.send("y")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and "cockpit" in term("list-sessions"):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and term(
+            "display-message", "-p", "-t", term.session, "#{pane_dead}"
+        ).strip() != "1":
             time.sleep(0.2)
-        assert f"demo data dir {data} removed" in err.read_text()
+        said = term("capture-pane", "-p", "-J", "-S", "-", "-t", term.session)  # + history
+        assert "demo data dir: " in said, said
+        data = Path(said.split("demo data dir: ", 1)[1].split()[0])
+        assert data.parent.name.startswith("livhana-demo-")
+        assert f"--data-dir {data} history" in said  # how to point the CLI at it
+        assert f"demo data dir {data} removed" in said
         assert not data.exists()
         assert not (tmp_path / "data").exists()  # the operator's data dir was never made
     finally:
