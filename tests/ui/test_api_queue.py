@@ -13,7 +13,7 @@ import httpx
 from cockpit.api.tokens import create_token, load_secret
 from cockpit.widgets import KeyedTable
 
-from .support import idle, make_app, panel_text, ready, wait_for
+from .support import idle, make_app, open_panel, panel_text, ready, wait_for
 
 SIZE = (120, 40)
 CLEAN = "Clean the build artifacts"  # the demo script asks before its `git clean`
@@ -44,7 +44,7 @@ async def test_one_queue_for_the_cockpit_and_the_api_whoever_decides_first_wins(
         answer = await http.post(f"{base}/execute", json={"task": CLEAN, "approve": "ask"})
         assert answer.status_code == 202, answer.text
         api_task = answer.json()["taskId"]
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         table = app.screen.query_one("#queue", KeyedTable)
         api_request = await wait_for(
             pilot, lambda: next((r for r in app.screen.rows.values()

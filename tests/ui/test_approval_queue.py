@@ -9,7 +9,7 @@ from pathlib import Path
 from cockpit import fmt
 from cockpit.widgets import Confirm, KeyedTable
 
-from .support import idle, make_app, panel_text, ready, wait_for
+from .support import idle, make_app, open_panel, panel_text, ready, wait_for
 
 SIZE = (120, 40)
 CLEAN = "rm -rf build dist *.egg-info && git clean -fdx"
@@ -24,7 +24,7 @@ async def test_the_queue_fits_120_columns_and_names_task_and_command(tmp_path: P
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         command = next(a for a in await _pending(app) if a["kind"] == "command")
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         table = app.screen.query_one("#queue", KeyedTable)
         assert not table.show_horizontal_scrollbar
@@ -46,7 +46,7 @@ async def test_approve_all_of_a_kind_asks_first_showing_count_and_commands(tmp_p
         await ready(pilot, plan)
         requests = await _pending(app)
         assert [a["kind"] for a in requests] == ["command", "command"]
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         await pilot.press("A")
         dialog = await wait_for(pilot, lambda: isinstance(app.screen, Confirm) and app.screen,
@@ -76,7 +76,7 @@ async def test_decisions_made_elsewhere_show_who_decided_and_waiting_stops(
         await ready(pilot, plan)
         pending = await _pending(app)
         command = next(a for a in pending if a["kind"] == "command")
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         table = app.screen.query_one("#queue", KeyedTable)
         order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
@@ -120,7 +120,7 @@ async def test_approve_all_reports_the_one_decided_elsewhere_meanwhile_and_appro
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         first, second = await _pending(app)
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         await pilot.press("A")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the confirm")
@@ -144,7 +144,7 @@ async def test_deny_key_on_a_request_the_timeout_decided_says_it_lost(tmp_path: 
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         (request,) = await _pending(app)
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         # Decided in the store only, as another process would: this screen still shows it
         # pending when the key is pressed.

@@ -11,7 +11,7 @@ from cockpit.attention import notify_protocol, notify_sequence
 from cockpit.demo import TASKS
 from cockpit.widgets import KeyedTable
 
-from .support import idle, make_app, panel_text, part, ready, wait_for
+from .support import idle, make_app, open_panel, panel_text, part, ready, wait_for
 
 SIZE = (120, 40)
 FIXED, CHANGELOG, MIGRATE, VALIDATE, CLEAN = TASKS
@@ -82,7 +82,7 @@ async def test_the_queue_lists_pending_first_oldest_first_and_follows_new_ones(
         first = {a["kind"]: a for a in await app.engine.pending_approvals()}
         apply_id, command_id = str(first["apply"]["id"]), str(first["command"]["id"])
         await app.engine.decide(int(apply_id), False, by="operator")  # decided: goes below
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         table = await part(pilot, "#queue", KeyedTable)
         await wait_for(pilot, lambda: _order(table) == [command_id, apply_id], what="order")
@@ -127,7 +127,7 @@ async def test_active_tasks_marks_and_lists_first_the_tasks_waiting_for_the_oper
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, plan)
         waiting, live = plan.task_ids
-        await pilot.press("2")
+        await open_panel(pilot, "2")
         await idle(pilot)
         table = await part(pilot, "#live", KeyedTable)
         await wait_for(pilot, lambda: table.row_count == 2, what="both live tasks")

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from cockpit.widgets import KeyedTable
 
-from .support import idle, make_app, panel_text, part, ready, wait_for
+from .support import idle, make_app, open_panel, panel_text, part, ready, wait_for
 
 SIZE = (120, 40)
 PRICES = "Validate prices in parse_price()"  # the demo script: edits shopcart/pricing.py
@@ -98,7 +98,7 @@ async def test_system_health_shows_the_disk_the_data_dir_takes(tmp_path: Path) -
     app, plan = make_app(tmp_path, tasks=(("Add a CHANGELOG for 0.1.1", "auto", ""),))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("8")
+        await open_panel(pilot, "8")
         disk = app.screen.query_one("#task-disk", Static)
         await wait_for(pilot, lambda: "worktrees" in str(disk.render()), timeout=10,
                        what="the disk section")

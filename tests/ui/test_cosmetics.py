@@ -16,7 +16,7 @@ from cockpit.panels import PANELS
 from cockpit.themes import load_themes
 from cockpit.widgets import EventLog, KeyedTable
 
-from .support import idle, make_app, panel_text, part, ready, wait_for
+from .support import idle, make_app, open_panel, panel_text, part, ready, wait_for
 
 FIXED, CHANGELOG, MIGRATE, VALIDATE, CLEAN = TASKS
 
@@ -33,7 +33,7 @@ async def test_no_table_grows_a_sideways_scrollbar(tmp_path: Path) -> None:
                     if table.display and table.size.width:
                         # The scrollbar's thumb is the stray "▎▊▉" under the rows.
                         assert not table.show_horizontal_scrollbar, (size, panel.mode, table.id)
-            await pilot.press("5")
+            await open_panel(pilot, "5")
             await idle(pilot)
             header = next(line for line in panel_text(app).splitlines() if "Tool " in line)
             assert "Last used" in header or size == (80, 24), header
@@ -44,7 +44,7 @@ async def test_capabilities_say_why_execute_bash_still_asks(tmp_path: Path) -> N
     app, plan = make_app(tmp_path, tasks=(CLEAN,))
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, plan)
-        await pilot.press("5")
+        await open_panel(pilot, "5")
         table = await part(pilot, "#tools", KeyedTable)
         await wait_for(pilot, lambda: table.row_count, what="the tools")
         table.move_cursor(row=[str(k.value) for k in table.rows].index("execute_bash"))

@@ -15,7 +15,7 @@ from cockpit.demo import WORKSPACE
 from cockpit.widgets import EventLog, KeyedTable
 from cockpit.widgets.halt_banner import HaltBanner
 
-from .support import idle, make_app, panel_text, ready, task_state, wait_for
+from .support import idle, make_app, open_panel, panel_text, ready, task_state, wait_for
 
 SIZE = (120, 40)
 
@@ -66,7 +66,7 @@ async def test_approve_from_the_queue(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         apply = (await _approvals(app))["apply"]
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         table = app.screen.query_one("#queue", KeyedTable)
         assert table.selected_key == str(apply["id"])  # oldest first
@@ -84,7 +84,7 @@ async def test_deny_from_the_queue(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         command = (await _approvals(app))["command"]
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         await pilot.press("down", "d")
         await wait_for(pilot, lambda: "denied by operator" in panel_text(app), what="denial shown")
@@ -131,7 +131,7 @@ async def test_rollback_from_history(tmp_path: Path) -> None:
         assert await task_state(app, fixed) == "succeeded"
         page = Path(app.workspace) / "shopcart" / "pagination.py"
         assert "(page - 1)" in page.read_text()
-        await pilot.press("6")
+        await open_panel(pilot, "6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
         table.move_cursor(row=table.get_row_index(fixed))

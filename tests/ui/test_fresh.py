@@ -11,7 +11,7 @@ from cockpit.demo import TASKS
 from cockpit.widgets import KeyedTable
 from tests.conftest import cli
 
-from .support import idle, make_app, panel_text, ready, wait_for
+from .support import idle, make_app, open_panel, panel_text, ready, wait_for
 
 SIZE = (120, 40)
 FIXED, CHANGELOG, MIGRATE, VALIDATE, CLEAN = TASKS
@@ -34,7 +34,7 @@ async def test_a_rollback_from_the_cli_shows_in_history_within_a_second(tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         [fixed] = plan.task_ids
-        await pilot.press("6")
+        await open_panel(pilot, "6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
         assert "succeeded" in str(table.get_cell(fixed, "State"))
@@ -52,7 +52,7 @@ async def test_a_decision_from_the_cli_shows_in_the_queue_and_top_bar_within_a_s
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         [task_id] = plan.task_ids
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         assert "⚑1" in panel_text(app).splitlines()[0]
         await _run_cli("--data-dir", _data(tmp_path), "deny", task_id)
@@ -68,7 +68,7 @@ async def test_history_stays_in_time_order_as_tasks_end(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(FIXED, MIGRATE))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("6")
+        await open_panel(pilot, "6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
         before = [row.value for row in table.rows]

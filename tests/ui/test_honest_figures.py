@@ -17,7 +17,7 @@ from cockpit.app import CockpitApp
 from cockpit.screens.metrics import totals_text
 from tests.conftest import pending_for, until, write_script
 
-from .support import idle, wait_for
+from .support import idle, open_panel, wait_for
 
 SIZE = (120, 40)
 WAIT_S = 1.2  # the operator reads the diff this long
@@ -45,7 +45,7 @@ async def test_header_splits_time_keeps_it_after_a_rollback_and_the_plan_ends_fu
         engine = app.engine
         assert engine is not None
         task_id = await engine.submit("write notes", repo, approve="ask", model=model)
-        await pilot.press("1")
+        await open_panel(pilot, "1")
         await wait_for(pilot, lambda: app.screen.selected == task_id, what="the task shown")
         (request,) = await until(lambda: pending_for(engine, task_id), timeout=30)
         await asyncio.sleep(WAIT_S)

@@ -20,7 +20,7 @@ from cockpit.widgets.detail_view import DetailView
 from cockpit.widgets.help_overlay import HelpOverlay
 from cockpit.widgets.nav_bar import Tabs
 
-from .support import idle, make_app, panel_text, part, ready, task_state, wait_for
+from .support import idle, make_app, open_panel, panel_text, part, ready, task_state, wait_for
 
 SIZE = (120, 40)
 FIXED, CHANGELOG, MIGRATE, VALIDATE, CLEAN = TASKS
@@ -113,7 +113,7 @@ async def test_enter_on_active_tasks_opens_the_selected_task_not_the_watched_one
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         validate, clean = plan.task_ids
-        await pilot.press("1")
+        await open_panel(pilot, "1")
         await idle(pilot)
         assert app.screen.selected == clean  # Task Execution watches the newest
         await pilot.press("2")
@@ -136,7 +136,7 @@ async def test_enter_on_history_opens_task_execution_and_t_unfolds_its_replay(
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         fixed, _migrate = plan.task_ids
-        await pilot.press("6")
+        await open_panel(pilot, "6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
         table.select_key(fixed)
@@ -158,7 +158,7 @@ async def test_enter_on_a_request_shows_the_whole_diff_full_screen(tmp_path: Pat
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, plan)
         [request] = await app.engine.pending_approvals()
-        await pilot.press("3")
+        await open_panel(pilot, "3")
         await idle(pilot)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailView), what="the diff")

@@ -11,7 +11,7 @@ from textual.widgets import Input, Static
 from cockpit.widgets import Confirm, KeyedTable
 from cockpit.widgets.edit_text import EditText
 
-from .support import idle, make_app, ready, wait_for
+from .support import idle, make_app, open_panel, ready, wait_for
 
 SIZE = (120, 40)
 FIXED = ("Fix the off-by-one in paginate()", "auto", "")
@@ -26,7 +26,7 @@ async def test_pin_edit_retire_and_restore_with_keys(tmp_path: Path) -> None:
     app, plan = make_app(tmp_path, tasks=(FIXED,))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("4")
+        await open_panel(pilot, "4")
         await idle(pilot)
         table = app.screen.query_one("#learned", KeyedTable)
         stats = await app.engine.learning_stats()
@@ -99,7 +99,7 @@ async def test_keys_typed_into_the_search_field_change_no_learning(tmp_path: Pat
     app, plan = make_app(tmp_path, tasks=(FIXED,))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("4")
+        await open_panel(pilot, "4")
         await idle(pilot)
         before = await app.engine.learning_stats()
         await pilot.press("slash", *"pure", "escape")  # p, u, r, e: letters of a search

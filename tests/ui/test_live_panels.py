@@ -11,7 +11,7 @@ from textual.widgets import ProgressBar
 
 from cockpit.widgets import Confirm, EventLog, KeyedTable
 
-from .support import idle, make_app, part, ready, task_state, wait_for
+from .support import idle, make_app, open_panel, part, ready, task_state, wait_for
 
 SIZE = (120, 40)
 CLEAN = ("Clean the build artifacts", "ask", "")
@@ -41,7 +41,7 @@ async def test_task_execution_catches_up_on_what_happened_while_away(tmp_path: P
         task_id = plan.task_ids[0]
         log = app.screen.query_one("#log", EventLog)
         await wait_for(pilot, lambda: "approval needed" in log_text(log), what="the request shown")
-        await pilot.press("2")  # away: the task goes on without this panel watching
+        await open_panel(pilot, "2")  # away: the task goes on without this panel watching
         request = (await app.engine.pending_approvals())[0]
         await app.engine.decide(request["id"], False, by="cli")
         await app.engine.wait(task_id)
@@ -109,7 +109,7 @@ async def test_active_tasks_latest_log_catches_up_after_a_return(tmp_path: Path)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         task_id = plan.task_ids[0]
-        await pilot.press("2")
+        await open_panel(pilot, "2")
         peek = app.screen.query_one("#peek", EventLog)
         await wait_for(pilot, lambda: "approval needed" in log_text(peek), what="peek")
         await pilot.press("1")

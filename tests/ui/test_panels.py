@@ -22,7 +22,7 @@ from cockpit.themes import load_themes
 from cockpit.widgets import EventLog, KeyedTable
 from cockpit.widgets.event_log import render
 
-from .support import idle, make_app, panel_text, ready, task_state, wait_for
+from .support import idle, make_app, open_panel, panel_text, ready, task_state, wait_for
 
 SIZE = (120, 40)
 FIXED = ("Fix the off-by-one in paginate()", "auto", "")
@@ -69,7 +69,7 @@ async def test_a_theme_switch_repaints_the_tables_in_the_new_colours(tmp_path: P
     app, plan = make_app(tmp_path, tasks=(FIXED,))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("6")
+        await open_panel(pilot, "6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
         fixed = plan.task_ids[0]
@@ -106,7 +106,7 @@ async def test_health_pings_the_model_on_its_own_and_keeps_the_result(
     app, plan = make_app(tmp_path, tasks=(FIXED, MIGRATE))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("8")
+        await open_panel(pilot, "8")
         card = app.screen.query_one("#card-model", Static)
         await wait_for(pilot, lambda: "checked" in str(card.render()), timeout=10,
                        what="a ping without pressing p")
@@ -146,7 +146,7 @@ async def test_learnings_merge_duplicates_and_show_the_selected_one_in_full(
         engine = app.engine
         for task_id in plan.task_ids:
             await engine.store.add_learnings(task_id, [("pattern", lesson)])
-        await pilot.press("4")
+        await open_panel(pilot, "4")
         await idle(pilot)
         table = app.screen.query_one("#learned", KeyedTable)
         rows = [k for k in table.rows if "git clean -fdX" in str(table.get_cell(k, "Learning"))]
@@ -169,7 +169,7 @@ async def test_charts_leave_empty_days_out_fit_small_costs_and_count_every_endin
     app, plan = make_app(tmp_path, tasks=(FIXED, (CHANGELOG[0], "auto", "rollback")))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
-        await pilot.press("0")
+        await open_panel(pilot, "0")
         await idle(pilot)
         totals = str(app.screen.query_one("#totals", Static).render())
         assert "1 succeeded" in totals and "1 rolled back" in totals
@@ -225,7 +225,7 @@ async def test_safety_reverifies_the_audit_and_shows_who_spent_today(tmp_path: P
             found = re.search(r"(\d+) records", str(app.screen.query_one("#audit").render()))
             return int(found.group(1)) if found else None
 
-        await pilot.press("9")
+        await open_panel(pilot, "9")
         await wait_for(pilot, lambda: shown() is not None, what="the first verification")
         assert shown() == await records()
         # Records written while the panel is away are verified when it comes back.
@@ -255,7 +255,7 @@ async def test_history_filters_focus_warn_and_keep_took_after_a_rollback(
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, plan)
         fixed, changelog = plan.task_ids
-        await pilot.press("6")
+        await open_panel(pilot, "6")
         await idle(pilot)
         table = app.screen.query_one("#ended", KeyedTable)
         took = [str(table.get_cell(fixed, column)) for column in ("Working", "Waiting")]
