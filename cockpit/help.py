@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.binding import Binding
 from textual.dom import DOMNode
+from textual.widgets import DataTable
 
 from . import fmt
 from .panels import PANELS
@@ -42,6 +43,8 @@ def binding_rows(node: DOMNode, app: App[Any]) -> Rows:
         if not binding.description or action.split("(")[0] in UNLISTED \
                 or action.startswith("app.switch_mode"):
             continue
+        if node.check_action(action, ()) is False:  # not offered here (as the footer says)
+            continue
         keys, _ = grouped.setdefault(action, ([], binding.description))
         shown = app.get_key_display(binding)
         if shown not in keys:
@@ -67,8 +70,10 @@ def help_sections(app: App[Any], screen: Screen[Any]) -> list[tuple[str, Rows]]:
         ("tab / shift+tab", "next / previous field or table"),
         ("mouse", "click a tab to switch · scroll logs and tables · click a row"),
     ]
-    return [(f"This panel: {getattr(screen, 'title', '')}", panel),
-            ("Tables", tables), ("Everywhere", everywhere)]
+    sections = [(f"This panel: {getattr(screen, 'title', '')}", panel)]
+    if screen.query(DataTable):  # (Charts has none)
+        sections.append(("Tables", tables))
+    return [*sections, ("Everywhere", everywhere)]
 
 
 def quit_question(live: list[dict[str, Any]], waiting: list[dict[str, Any]],

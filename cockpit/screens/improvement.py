@@ -125,7 +125,7 @@ def learnings_text(rows: list[dict[str, Any]]) -> str:
 
     lines = []
     for r in sorted(rows, key=strength, reverse=True)[:MAX_LEARNINGS]:
-        extra = [f"{int(r.get('uses') or 0)} uses"]
+        extra = [fmt.plural(int(r.get("uses") or 0), "use")]
         if (conf := confidence(r.get("confidence"))) is not None:
             extra.append(conf)
         if r.get("state"):

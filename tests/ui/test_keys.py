@@ -56,6 +56,13 @@ async def test_question_mark_and_f1_list_the_panels_keys_and_the_global_ones(
             for section, rows in app.screen.sections:
                 assert rows or section == "This panel: Charts & Metrics"
             panel_screen = app.screen_stack[0]
+            # It lists what the footer offers: no Filter, no table keys, where no table is.
+            (_, own), *rest = app.screen.sections
+            offered = panel_screen.check_action("filter", ()) is not False
+            assert offered == any(what == "Filter" for _, what in own), panel.mode
+            assert ("Tables" in dict(rest)) == bool(panel_screen.query(KeyedTable)), panel.mode
+            if panel.mode == "metrics":
+                assert not offered and "Tables" not in dict(rest)
             for node in (panel_screen, app):
                 for binding in _bindings(node):
                     if binding.description:
