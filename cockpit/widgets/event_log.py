@@ -177,6 +177,8 @@ class EventLog(RichLog):
                 self._rewrap.stop()
             # Resizes come in bursts (a dragged window): re-wrap once they settle.
             self._rewrap = self.set_timer(0.05, self.rerender)
+        elif self.following:  # shorter, as wide: the last lines must stay in view
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import random
 import re
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ import uuid
 from datetime import date, datetime
 from datetime import time as dtime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,10 +27,12 @@ from textual.widgets import Input
 
 from agent import diskuse
 from agent.engine import Engine
+from agent.learnings import book
 from agent.views import Views
 from cockpit.app import CockpitApp
 from cockpit.panels import PANELS
 from cockpit.widgets import event_log
+from cockpit.widgets.event_log import EventLog
 
 from .support import make_app, open_panel, ready, wait_for
 
@@ -43,6 +47,9 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     counter = itertools.count(1)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(f"{next(counter):02x}c0ffee" + "0" * 24))
     monkeypatch.setattr(CockpitApp, "_measure_lag", lambda self: None)
+    # Which task is a learnings holdout is drawn at random (agent/learnings/book.py): a
+    # seed whose first draws hold none out, so the demo's learnings are always given.
+    monkeypatch.setattr(book, "random", SimpleNamespace(Random=lambda: random.Random(0)))
     real_health = Views.health
 
     async def steady_health(views: Any, ping: bool = False) -> dict[str, Any]:
@@ -114,6 +121,11 @@ def test_panel_snapshot(panel: Any, size: tuple[int, int], own_base: None, froze
         pilot.app.clear_notifications()
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False
+        # A log that follows its task scrolls to the end after the next refresh, which
+        # under load can come after a fixed pause: wait for it.
+        logs = [log for log in pilot.app.screen.query(EventLog) if log.display]
+        await wait_for(pilot, lambda: all(log.scroll_y >= log.max_scroll_y
+                                          for log in logs if log.following), what="the logs")
         await pilot.pause(0.2)
 
     try:
