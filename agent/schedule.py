@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cron import latest_due, next_after
 from .improve import SCHEDULED, records
-from .improve.jobs import run_job
+from .improve.jobs import STOPPED, close_run, run_job
 
 if TYPE_CHECKING:
     from .improve.host import ImproveHost
@@ -123,6 +123,8 @@ class Scheduler:
             result = await run_job(engine, job, self.workspace, trigger=trigger,
                                    scheduled_for=due, run_id=run_id)
         except asyncio.CancelledError:
+            # This loop owns the claim: whatever point the cancel reached, the run is closed.
+            await close_run(engine.store, run_id, records.INTERRUPTED, STOPPED)
             log.warning("%s run %s interrupted", job, run_id)
             raise
         except Exception as exc:

@@ -156,15 +156,28 @@ async def test_a_webhook_that_fails_never_fails_the_run(world: Any, engine_facto
     del engine
 
 
+@pytest.mark.parametrize("where", ["model call", "workspace check"])
 async def test_closing_the_engine_records_an_attached_schedulers_run_as_interrupted(
-    world: Any,
+    world: Any, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daemon's scheduler rides on engine.attach_scheduler: closing the engine (SIGTERM)
-    stops a run mid-way and records it `interrupted` before the store closes."""
+    stops a run mid-way and records it `interrupted` before the store closes, wherever
+    the run was: in its model call, or still checking its workspace (claimed, not begun:
+    CI once closed the engine there and the run stayed open)."""
     from agent.engine import Engine
+    from agent.improve import jobs
     from agent.improve.jobs import run_job
     from agent.store import Store
 
+    if where == "workspace check":
+        checked = jobs.check_workspace
+
+        async def hung_check(path: Path, worktrees: Path) -> Path:
+            if "Weekly" in world.script.read_text():  # the daily run below checks normally
+                await asyncio.Event().wait()  # a workspace on a mount that stopped answering
+            return await checked(path, worktrees)
+
+        monkeypatch.setattr(jobs, "check_workspace", hung_check)
     cfg = load_config(world.data_dir)
     engine = await Engine.open(cfg, role="daemon")
     closed = False

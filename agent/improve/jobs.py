@@ -29,9 +29,11 @@ from ..workspace import check_workspace
 from . import JOBS, daily, monthly, records, report, weekly
 
 if TYPE_CHECKING:
+    from ..store import Store
     from .host import ImproveHost
 
 log = logging.getLogger(__name__)
+STOPPED = "stopped before it finished"
 Say = Callable[[str], None]
 
 
@@ -90,6 +92,10 @@ async def run_job(
         if run_id is not None:  # claimed already (a schedule): its end is recorded too
             await records.finish_run(engine.store, run_id, records.FAILED, str(exc))
         raise
+    except asyncio.CancelledError:
+        if run_id is not None:
+            await close_run(engine.store, run_id, records.INTERRUPTED, STOPPED)
+        raise
     result: dict[str, Any] = {
         "job": job, "started_at": time.time(), "finished_at": None, "insights": [],
         "proposals": [], "report": None, "tasks": [], "dry_run": dry_run,
@@ -126,8 +132,7 @@ async def run_job(
                                  produced=produced(result))
     except asyncio.CancelledError:
         if run_id is not None:
-            await _close(engine, run_id, records.INTERRUPTED, "stopped before it finished",
-                         result)
+            await _close(engine, run_id, records.INTERRUPTED, STOPPED, result)
         raise
     except Exception as exc:
         if run_id is not None:
@@ -142,10 +147,16 @@ async def run_job(
 
 async def _close(engine: ImproveHost, run_id: int, outcome: str, error: str,
                  result: dict[str, Any]) -> None:
-    """Record how a run ended even while its caller is being cancelled."""
+    await close_run(engine.store, run_id, outcome, error, produced(result))
+
+
+async def close_run(store: Store, run_id: int, outcome: str, error: str,
+                    produced: dict[str, Any] | None = None) -> None:
+    """Record how a run ended even while its caller is being cancelled (a second cancel
+    while it is written does not lose it: the write is shielded)."""
     with contextlib.suppress(Exception):
-        await asyncio.shield(records.finish_run(engine.store, run_id, outcome, error,
-                                                produced=produced(result)))
+        await asyncio.shield(records.finish_run(store, run_id, outcome, error,
+                                                produced=produced))
 
 
 def produced(result: dict[str, Any]) -> dict[str, Any]:

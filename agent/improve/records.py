@@ -92,9 +92,10 @@ async def record_skip(store: Store, job: str, scheduled_for: float, engine_id: s
 
 async def finish_run(store: Store, run_id: int, outcome: str, error: str = "",
                      report: str | None = None, produced: dict[str, Any] | None = None) -> None:
+    """Record how run `run_id` ended, once: an end already recorded stays as it is."""
     await store.execute(
         "UPDATE improve_runs SET finished_at = ?, outcome = ?, error = ?, report = ?, "
-        "produced = ? WHERE id = ?",
+        "produced = ? WHERE id = ? AND finished_at IS NULL",
         [time.time(), outcome, error or None, report, to_json(produced or {}), run_id],
     )
 
