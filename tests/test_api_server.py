@@ -75,3 +75,44 @@ async def test_stopping_ends_open_streams_at_once(
         await api.server.stop()
         await asyncio.wait_for(reading, 10)
         assert time.monotonic() - began < 2  # not the 15 s keep-alive, nor the shutdown timeout
+
+
+async def test_a_stream_open_at_the_stop_gets_what_was_stored_before_it(
+    engine_factory: Any, config: Any, repo: Path, tmp_path: Path
+) -> None:
+    """Stopping ends a stream only after the events already stored: a client that was
+    following a task gets them now, not at its resume (CI once saw a stream end with
+    none, the server stopping before its first read)."""
+    from agent.store import Store
+
+    config.engine.model = write_script(
+        tmp_path / "s.json", [{"match": ".", "turns": [{"delay_s": 60, "text": "slow"}]}]
+    )
+    engine = await engine_factory(role="daemon")
+    token = create_token(load_secret(config.data_dir))
+    async with served(engine, config, workspace=repo) as api, api.client(token) as client:
+        task_id = (await client.post("/api/autonomous/execute", json={"task": "wait"})).json()[
+            "taskId"
+        ]
+        lines: list[str] = []
+
+        async def read() -> None:
+            async with client.stream("GET", f"/api/autonomous/stream/{task_id}") as resp:
+                async for line in resp.aiter_lines():
+                    lines.append(line)
+
+        reading = asyncio.create_task(read())
+        await until(lambda: any(line.startswith("data:") for line in lines), 30)
+        # Another process (a cockpit) stores an event just before the stop: this one's feed
+        # has not read it yet.
+        other = await Store.open(config.store_path)
+        try:
+            seq = await other.max_seq(task_id) + 1
+            await other.append_events([{"task_id": task_id, "seq": seq, "ts": time.time(),
+                                        "type": "text", "text": "stored before the stop"}])
+        finally:
+            await other.close()
+        await api.server.stop()
+        await asyncio.wait_for(reading, 10)
+    assert f"id: {seq}" in lines
+    assert any("stored before the stop" in line for line in lines if line.startswith("data:"))

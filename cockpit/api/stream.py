@@ -176,7 +176,9 @@ async def sse(feeds: Feeds, task_id: str, cursor: int) -> AsyncIterator[bytes]:
     feed = await feeds.join(task_id)
     try:
         yield b"retry: 3000\n\n"
-        while not feeds.closing.is_set():
+        while True:
+            # Closing (the server stops) ends the stream only once what the feed holds is
+            # sent: a client never misses an event that was there before the stop.
             held = feed.after(cursor)
             if held is None:  # behind the window: page through the store
                 page = await feeds.engine.store.task_events(task_id, cursor, limit=PAGE)
@@ -188,6 +190,13 @@ async def sse(feeds: Feeds, task_id: str, cursor: int) -> AsyncIterator[bytes]:
             if chunk:
                 yield chunk
                 cursor = reached
+                continue
+            if feeds.closing.is_set():  # and what was stored since the feed last read
+                page = await feeds.engine.store.task_events(task_id, cursor, limit=PAGE)
+                if not page:
+                    return
+                yield b"".join(frame(e) for e in page)
+                cursor = page[-1]["seq"]
                 continue
             if feed.done:
                 return
