@@ -184,8 +184,9 @@ class Store:
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         started = time.monotonic()
         try:
-            async with self._r.execute(sql, _params(params)) as cur:
-                return list(await cur.fetchall())
+            # One trip to the reader's thread (a cursor would take three: execute, fetch,
+            # close); under load each trip waits its turn for the GIL.
+            return list(await self._r.execute_fetchall(sql, _params(params)))
         except sqlite3.Error as exc:
             raise explain(self.path, exc, time.monotonic() - started) from None
 
