@@ -88,6 +88,25 @@ async def test_every_route_refuses_a_missing_or_bad_token_with_401(api: Any, kin
     assert len(await engine.list(limit=10)) == 1  # nothing was started by any of them
 
 
+async def test_a_token_that_worked_is_refused_once_it_expires(api: Any) -> None:
+    """The server remembers tokens it has checked (a client sends the same one each time):
+    what it remembers never outlives the token."""
+    import time
+
+    import jwt
+
+    from cockpit.api.tokens import LEEWAY_S
+    from tests.api_kit import claims
+
+    now = int(time.time())
+    token = jwt.encode(claims(iat=now - 60, exp=now - LEEWAY_S + 2), api.secret, algorithm="HS256")
+    async with api.client(token) as client:
+        assert (await client.get("/api/autonomous/capabilities")).status_code == 200
+        await asyncio.sleep(max(0.0, now + 2.2 - time.time()))  # past exp and the leeway
+        late = await client.get("/api/autonomous/capabilities")
+        assert late.status_code == 401 and "expired" in late.json()["error"]
+
+
 async def test_a_viewer_reads_but_may_not_act(api: Any) -> None:
     async with api.client("viewer") as client:
         for route in ACTING:

@@ -23,7 +23,7 @@ from agent.errors import CockpitError, StoreError
 
 from . import routes
 from .bodies import MAX_BODY, WHOLE
-from .guard import BrowserCheck, RateLimit, bearer
+from .guard import BrowserCheck, RateLimit, Verified, bearer
 from .openapi import document
 from .problems import Problem
 from .replies import refuse, reply
@@ -66,7 +66,7 @@ class Gate:
 def _wrap(ctx: Ctx, handler: Handler, *, act: bool) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            who = bearer(request.headers.get("authorization"), ctx.secret)
+            who = bearer(request.headers.get("authorization"), ctx.verify)
             ctx.limit.take(who.token_id)
             if act and not who.can_act:
                 raise Problem(
@@ -150,6 +150,7 @@ def create_app(
     ctx = Ctx(
         engine=engine,
         secret=secret,
+        verify=Verified(secret),
         limit=RateLimit(api.rate_limit, api.rate_burst),
         feeds=Feeds(engine),
         workspace=workspace,

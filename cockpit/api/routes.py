@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from agent.engine import Engine
 
-    from .guard import RateLimit
+    from .guard import RateLimit, Verified
     from .stream import Feeds
     from .tokens import Principal
 
@@ -42,6 +42,7 @@ _TASK_ID = re.compile(r"^[0-9a-f]{4,64}$")  # ids are hex; a prefix of 4+ is eno
 class Ctx:
     engine: Engine
     secret: str
+    verify: Verified  # the bearer token's check, remembered per token until it expires
     limit: RateLimit
     feeds: Feeds
     workspace: str  # for a request that names none; "" when there is no default

@@ -37,6 +37,7 @@ SECRET_FILE = "api-jwt-secret"
 ISSUER = "livhana-cockpit"
 ALGORITHM = "HS256"
 SCOPES = ("operator", "viewer")
+LEEWAY_S = 5  # clocks differ a little: a token is good until 5 s past its `exp`
 MAX_TTL_S = 366 * 86_400  # a token that outlives a year is a typo, or a leak waiting
 _TTL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.I)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
@@ -121,7 +122,7 @@ def verify_token(secret: str, token: str) -> Principal:
             algorithms=[ALGORITHM],
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "iss"]},
-            leeway=5,
+            leeway=LEEWAY_S,
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("the token has expired: create a new one with `livhana-cockpit token create`") from None
