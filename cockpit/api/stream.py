@@ -97,11 +97,16 @@ class Feed:
                     self.done = True
             except Exception as exc:  # a store locked or full for a moment: try again
                 log.warning("stream of task %s: events not read yet: %s", self.task_id, exc)
+                self._pulse()  # its subscribers still send their keep-alives
                 await asyncio.sleep(RECHECK_S)
                 continue
-            self.changed.set()
-            self.changed = asyncio.Event()
+            self._pulse()
             await asyncio.sleep(COALESCE_S)
+
+    def _pulse(self) -> None:
+        """Wake every subscriber: after each read, so at least every RECHECK_S."""
+        self.changed.set()
+        self.changed = asyncio.Event()
 
     def _add(self, fresh: list[dict[str, Any]]) -> None:
         for event in fresh:
@@ -176,6 +181,7 @@ async def sse(feeds: Feeds, task_id: str, cursor: int) -> AsyncIterator[bytes]:
     feed = await feeds.join(task_id)
     try:
         yield b"retry: 3000\n\n"
+        sent = time.monotonic()  # when it last sent anything: a keep-alive is due 15 s on
         while True:
             # Closing (the server stops) ends the stream only once what the feed holds is
             # sent: a client never misses an event that was there before the stop.
@@ -184,12 +190,13 @@ async def sse(feeds: Feeds, task_id: str, cursor: int) -> AsyncIterator[bytes]:
                 page = await feeds.engine.store.task_events(task_id, cursor, limit=PAGE)
                 if page:
                     yield b"".join(frame(e) for e in page)
+                    sent = time.monotonic()
                 cursor = page[-1]["seq"] if page else feed.base
                 continue
             chunk, reached = held
             if chunk:
                 yield chunk
-                cursor = reached
+                cursor, sent = reached, time.monotonic()
                 continue
             if feeds.closing.is_set():  # and what was stored since the feed last read
                 page = await feeds.engine.store.task_events(task_id, cursor, limit=PAGE)
@@ -200,15 +207,14 @@ async def sse(feeds: Feeds, task_id: str, cursor: int) -> AsyncIterator[bytes]:
                 continue
             if feed.done:
                 return
-            # Taken now, before any await: a change after this point sets this very event.
-            changed = asyncio.ensure_future(feed.changed.wait())
-            closing = asyncio.ensure_future(feeds.closing.wait())
-            done, _ = await asyncio.wait(
-                {changed, closing}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in (changed, closing):
-                waiter.cancel()
-            if not done:
+            if time.monotonic() - sent >= KEEPALIVE_S:
                 yield b": keep-alive\n\n"
+                sent = time.monotonic()
+                continue
+            # One plain wait per subscriber (two hundred of them wake at each change): the
+            # feed pulses at least every RECHECK_S and when it stops, which is also how
+            # closing reaches us. `changed` is read as the wait starts, with no await
+            # between the checks above and it: a change after them sets this very event.
+            await feed.changed.wait()
     finally:
         await feeds.leave(feed)
