@@ -4,8 +4,10 @@ runs until cancelled and then frees its port, open streams end at once when it s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +52,20 @@ async def test_serve_api_runs_until_cancelled_then_frees_its_port(
         again.bind(("127.0.0.1", port))
 
 
-async def test_stopping_ends_open_streams_at_once(
+@contextlib.asynccontextmanager
+async def following(
     engine_factory: Any, config: Any, repo: Path, tmp_path: Path
-) -> None:
+) -> AsyncIterator[tuple[Any, str, list[str], asyncio.Task[None]]]:
+    """A served API with a slow task and one client following its stream: (the served
+    API, the task's id, the stream's lines so far, the reading task)."""
     config.engine.model = write_script(
         tmp_path / "s.json", [{"match": ".", "turns": [{"delay_s": 60, "text": "slow"}]}]
     )
     engine = await engine_factory(role="daemon")
     token = create_token(load_secret(config.data_dir))
     async with served(engine, config, workspace=repo) as api, api.client(token) as client:
-        task_id = (await client.post("/api/autonomous/execute", json={"task": "wait"})).json()[
-            "taskId"
-        ]
+        answer = await client.post("/api/autonomous/execute", json={"task": "wait"})
+        task_id = answer.json()["taskId"]
         lines: list[str] = []
 
         async def read() -> None:
@@ -71,6 +75,13 @@ async def test_stopping_ends_open_streams_at_once(
 
         reading = asyncio.create_task(read())
         await until(lambda: any(line.startswith("data:") for line in lines), 30)
+        yield api, task_id, lines, reading
+
+
+async def test_stopping_ends_open_streams_at_once(
+    engine_factory: Any, config: Any, repo: Path, tmp_path: Path
+) -> None:
+    async with following(engine_factory, config, repo, tmp_path) as (api, _, _, reading):
         began = time.monotonic()
         await api.server.stop()
         await asyncio.wait_for(reading, 10)
@@ -85,24 +96,7 @@ async def test_a_stream_open_at_the_stop_gets_what_was_stored_before_it(
     none, the server stopping before its first read)."""
     from agent.store import Store
 
-    config.engine.model = write_script(
-        tmp_path / "s.json", [{"match": ".", "turns": [{"delay_s": 60, "text": "slow"}]}]
-    )
-    engine = await engine_factory(role="daemon")
-    token = create_token(load_secret(config.data_dir))
-    async with served(engine, config, workspace=repo) as api, api.client(token) as client:
-        task_id = (await client.post("/api/autonomous/execute", json={"task": "wait"})).json()[
-            "taskId"
-        ]
-        lines: list[str] = []
-
-        async def read() -> None:
-            async with client.stream("GET", f"/api/autonomous/stream/{task_id}") as resp:
-                async for line in resp.aiter_lines():
-                    lines.append(line)
-
-        reading = asyncio.create_task(read())
-        await until(lambda: any(line.startswith("data:") for line in lines), 30)
+    async with following(engine_factory, config, repo, tmp_path) as (api, task_id, lines, reading):
         # Another process (a cockpit) stores an event just before the stop: this one's feed
         # has not read it yet.
         other = await Store.open(config.store_path)
