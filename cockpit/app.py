@@ -314,7 +314,8 @@ class CockpitApp(App[None]):
             first, self._signature = self._signature is None, mark
             live = await engine.list(states=list(LIVE_STATES), limit=1000)
             waiting = await engine.pending_approvals()
-            gone = {tid: "ended" for tid in self._live if tid not in {t["id"] for t in live}}
+            still = {t["id"] for t in live}
+            gone = {tid: await self._end_state(tid) for tid in self._live if tid not in still}
             self._live = {t["id"]: t["state"] for t in live}
             self._approvals = {int(a["id"]) for a in waiting}
             self._update_counts()
@@ -325,6 +326,13 @@ class CockpitApp(App[None]):
                 self.screen_stack[0].post_message(StoreChanged())
         finally:
             self._pulsing = False
+
+    async def _end_state(self, task_id: str) -> str:
+        """How a task that left the live list ended, as its question's notice says it (the
+        store can show the end before the live events do)."""
+        assert self.engine is not None
+        task = await self.engine.get(task_id)
+        return str(task["state"]) if task is not None else "ended"
 
     def _close_questions(self, ended: dict[str, str]) -> None:
         """A confirm dialog about a task that just ended closes (on every panel's stack)."""
