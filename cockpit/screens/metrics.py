@@ -31,6 +31,8 @@ CHARTS: dict[str, tuple[str, str, str, float, float | None]] = {
     "cost": ("Cost per day ($)", "cost_per_day", "bar", 1.0, None),
     "learnings": ("Learnings accumulated", "learnings_total", "line", 1.0, None),
 }
+# A shorter title where the long one does not fit (plotext drops a title wider than it).
+SHORT = {"duration": "Working / waiting (s)"}
 # A second line on a chart: chart id -> (legend of the first, (legend, metrics key, style)).
 SECOND = {"duration": ("working", ("waiting for you", "avg_waiting_s", "$text-warning"))}
 # Totals box: (state key, label, tone)
@@ -62,8 +64,12 @@ class DayChart(PlotextPlot):
 
     days = 0
     y_label_width = 0
+    titles: tuple[str, ...] = ()  # the first that fits the width is shown
 
     def render(self) -> Any:
+        if self.titles:
+            room = self.size.width - 4  # what plotext leaves a title
+            self.plt.title(next((t for t in self.titles if len(t) <= room), self.titles[-1]))
         if self.days:
             # the y labels, their axis and the right-hand axis take the rest of the width
             ticks = day_ticks(self.days, max(1, self.size.width - self.y_label_width - 3))
@@ -116,7 +122,7 @@ def _rgb(style: str) -> tuple[int, int, int] | None:
 
 def draw(plot: DayChart, title: str, values: list[Any], kind: str, scale: float,
          fixed_top: float | None = None, money: bool = False,
-         second: tuple[str, str, list[Any], str] | None = None) -> None:
+         second: tuple[str, str, list[Any], str] | None = None, short: str = "") -> None:
     """One series (bars or a line); `second` = (legend of the first, legend, values,
     style) adds a second line, each labelled."""
     plt = plot.plt
@@ -125,7 +131,7 @@ def draw(plot: DayChart, title: str, values: list[Any], kind: str, scale: float,
     ys = [None if v is None else v * scale for v in values]
     xs = list(range(1, len(values) + 1))
     colour = _rgb("$text-primary")
-    plt.title(title)
+    plot.titles = (title, short) if short else (title,)
     if kind == "bar":
         plt.bar(xs, [y or 0 for y in ys], width=0.6, color=colour)
     else:
@@ -203,7 +209,7 @@ class MetricsScreen(PanelScreen):
                 first, (legend, other, style) = SECOND[key]
                 second = (first, legend, data.get(other, []), style)
             draw(self.query_one(f"#chart-{key}", DayChart), title, data.get(field, []), kind,
-                 scale, top, money=key == "cost", second=second)
+                 scale, top, money=key == "cost", second=second, short=SHORT.get(key, ""))
         totals = self.query_one("#totals", Static)
         totals.border_title = f"Last {DAYS} days"
         totals.update(totals_text(data.get("totals", {})))

@@ -191,7 +191,8 @@ async def test_every_panel_is_usable_at_80x24(tmp_path: Path, panel: Any) -> Non
         "improve": ["Proposals", "Learnings: measured effect", "Schedules"],
         "health": ["Model", "Event loop"],
         "safety": ["EMERGENCY STOP", "Top spenders", "Verify audit chain", "Re-arm"],
-        "metrics": ["Tasks per day", "Last 14 days"],
+        "metrics": ["Tasks per day", "Success rate %", "Working / waiting (s)", "Cost per day",
+                    "Learnings accumulated", "Last 14 days"],
     }[panel.mode]
     app, plan = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
