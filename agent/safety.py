@@ -100,7 +100,8 @@ class Safety:
         await audit_log.append(self.store, actor, action, task_id, self.redact(detail))
 
     async def spent_today(self) -> float:
-        midnight = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()
+        today = dt.date.fromtimestamp(time.time())  # the clock the usage rows are stamped by
+        midnight = dt.datetime.combine(today, dt.time()).timestamp()
         return await self.store.spent_since(midnight)
 
     async def over_daily_budget(self, spent_now: float = 0.0) -> bool:

@@ -56,7 +56,7 @@ class Views:
         return {r["tool"]: {"count": r["n"], "last_ts": r["last_ts"]} for r in rows if r["tool"]}
 
     async def metrics(self, days: int = 14) -> dict[str, Any]:
-        today = dt.date.today()
+        today = dt.date.fromtimestamp(time.time())  # the engine's one clock, as the rows' ts
         start = today - dt.timedelta(days=days - 1)
         since = dt.datetime.combine(start, dt.time()).timestamp()
         rows = await self.store.fetch(

@@ -1,7 +1,7 @@
 """A snapshot of each of the ten panels with the demo's data, from the real engine, at
 120x40 and at 80x24 (the smallest terminal the cockpit is made for).
 
-Deterministic: the clock is frozen (today at noon), task ids come from a counter, the
+Deterministic: the clock is frozen (a fixed day at noon), task ids come from a counter, the
 cursor does not blink, and the few machine-specific numbers (free disk, store size,
 process ids, test run times) are pinned.
 """
@@ -16,8 +16,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from datetime import date, datetime
-from datetime import time as dtime
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,7 +35,9 @@ from cockpit.widgets.event_log import EventLog
 
 from .support import make_app, open_panel, ready, wait_for
 
-FIXED_NOW = datetime.combine(date.today(), dtime(12, 0)).timestamp()
+# A fixed day, not today: the panels show dates (a replay's day, the schedules' next runs)
+# and a snapshot taken yesterday must still match.
+FIXED_NOW = datetime(2026, 1, 15, 12, 0).timestamp()
 BASE = Path(tempfile.gettempdir()) / "livhana-ui-snapshots"
 _SECONDS = re.compile(r"\b\d+\.\d+s\b")
 
