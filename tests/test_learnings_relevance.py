@@ -7,9 +7,16 @@ and gives nothing when nothing is relevant."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.config import LearningsConfig
+from agent.learnings.book import LearningBook
 from agent.learnings.index import Index
+from agent.store import Store
 
 LESSONS = {
     1: "Pagination in the orders endpoint is 1-based: request page 1 first",
@@ -78,3 +85,55 @@ async def test_the_engine_gives_relevant_learnings_by_its_index(
         await engine.store.add_learnings(f"t{i}", [("pattern", text)], workspace=str(repo))
     assert await engine.relevant_learnings(TITLES[4][0], limit=1) == [LESSONS[5]]
     assert await engine.relevant_learnings(UNRELATED) == []
+
+
+def test_adding_a_batch_scores_as_adding_one_by_one() -> None:
+    batch = Index.build([(i, text, None) for i, text in LESSONS.items()])
+    single = Index.build([(i, text, None) for i, text in LESSONS.items()])
+    later = [(11, "Schema migrations go in db/migrations, one file each", "/p"),
+             (12, "Pagination links carry the page size", "/p")]
+    batch.add_many(later)
+    for doc in later:
+        single.add(*doc)
+    for title in [t for t, _want in TITLES] + ["add a migration", "page size of the list"]:
+        assert batch.search(title, 12) == single.search(title, 12)
+    # The same id twice in one batch: its last text, held once.
+    batch.add_many([(13, LESSONS[2], None), (13, "Canary deploys first", None)])
+    assert [i for i, _s in batch.search("canary deploys", 12)] == [13]
+    assert all(i != 13 for i, _s in batch.search(LESSONS[2], 12))
+
+
+async def test_lessons_stamped_at_one_instant_are_indexed_once_and_a_change_still_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of lessons shares one changed_at; each pick re-read and re-indexed all of
+    them (with 100,000, a task's pick never finished). A change at that same instant is
+    still taken."""
+    store = await Store.open(tmp_path / "s.db")
+    try:
+        await store.add_learnings("t0", [("pattern", text) for text in LESSONS.values()],
+                                  workspace="/p")
+        book = LearningBook(store, LearningsConfig(holdout=0.0))
+        taken: list[int] = []
+        real_add_many = Index.add_many
+
+        def counting(index: Index, docs: Any) -> None:
+            docs = list(docs)
+            taken.extend(doc_id for doc_id, _t, _g in docs)
+            real_add_many(index, docs)
+
+        monkeypatch.setattr(Index, "add_many", counting)
+        first = await book.select("t1", TITLES[0][0], "/p")
+        assert [g["text"] for g in first["given"]][:1] == [LESSONS[1]]
+        taken.clear()
+        await book.select("t2", TITLES[3][0], "/p")
+        assert len(taken) <= 3, taken  # at most what the first pick recorded, not all ten
+        # An edit stamped at the very instant the batch was: taken, and found.
+        rows = await store.lessons_changed_since(0)
+        stamp = max(float(r["changed_at"]) for r in rows)
+        monkeypatch.setattr(time, "time", lambda: stamp)
+        lesson = next(r["id"] for r in rows if r["text"] == LESSONS[9])
+        await store.change_lesson(lesson, "edit", "operator", text="Deploys need a green canary")
+        picked = await book.select("t3", "the canary deploy", "/p")
+        assert [g["text"] for g in picked["given"]] == ["Deploys need a green canary"]
+    finally:
+        await store.close()

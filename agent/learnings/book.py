@@ -70,6 +70,7 @@ class LearningBook:
         self._index: Index | None = None
         self._pinned: dict[int, tuple[str, str | None]] = {}  # id -> (text, workspace)
         self._seen = 0.0  # the newest `changed_at` the index has taken in
+        self._at_seen: dict[int, tuple[Any, ...]] = {}  # the rows taken at exactly _seen
         self._lock = asyncio.Lock()
 
     # -- the index -------------------------------------------------------------------------
@@ -77,7 +78,11 @@ class LearningBook:
         """The index, brought up to date with what changed in the store since last time
         (by any process)."""
         async with self._lock:
-            rows = await self.store.lessons_changed_since(self._seen)
+            # `>=` so a lesson stamped in the same instant as the last one taken is not
+            # missed; the rows taken at that instant, unchanged, are not taken again (a
+            # batch stamped at once was re-indexed whole on every pick).
+            rows = [r for r in await self.store.lessons_changed_since(self._seen)
+                    if self._at_seen.get(int(r["id"])) != _fingerprint(r)]
             if self._index is None:
                 from .index import Index  # numpy: only once a task needs it
 
@@ -99,9 +104,12 @@ class LearningBook:
                 if build:
                     index.rebuild(docs)
                 else:
-                    for doc in docs:
-                        index.add(*doc)
-                self._seen = max(self._seen, max(float(r["changed_at"]) for r in rows))
+                    index.add_many(docs)
+                newest = max(float(r["changed_at"]) for r in rows)
+                if newest > self._seen:
+                    self._seen, self._at_seen = newest, {}
+                self._at_seen.update((int(r["id"]), _fingerprint(r)) for r in rows
+                                     if float(r["changed_at"]) == self._seen)
             return index
 
     # -- picking for a task ----------------------------------------------------------------
@@ -313,3 +321,8 @@ def _record(
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def _fingerprint(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A lesson row as the index took it: a row read again unchanged is not taken again."""
+    return tuple(row.values())

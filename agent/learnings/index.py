@@ -75,21 +75,33 @@ class Index:
         }
 
     def add(self, doc_id: int, text: str, group: str | None) -> None:
-        self.remove(doc_id)
-        self._texts[doc_id] = (text, group)
+        self.add_many([(doc_id, text, group)])
+
+    def add_many(self, docs: Iterable[tuple[int, str, str | None]]) -> None:
+        """Add (or replace) docs; each touched term's arrays are grown once for all of
+        them (appending doc by doc copied a common term's postings once per doc)."""
+        docs = list({doc[0]: doc for doc in docs}.values())  # an id once: its last text
+        for doc_id, text, group in docs:
+            self.remove(doc_id)
+            self._texts[doc_id] = (text, group)
         if len(self._texts) > max(8, self._idf_n * 1.25):  # the IDF has drifted: redo it
             self.rebuild()
             return
-        for term in weights(text):
-            self._df[term] = self._df.get(term, 0) + 1
-        self._grow(self._used + 1)
-        slot = self._place(doc_id, group)
-        for term, w in self._vector(text).items():
+        self._grow(self._used + len(docs))
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for doc_id, text, group in docs:
+            for term in weights(text):
+                self._df[term] = self._df.get(term, 0) + 1
+            slot = self._place(doc_id, group)
+            for term, w in self._vector(text).items():
+                slots, ws = postings.setdefault(term, ([], []))
+                slots.append(slot)
+                ws.append(w)
+        for term, (slots, ws) in postings.items():
+            new = np.array(slots, dtype=np.int64), np.array(ws, dtype=np.float64)
             old = self._arrays.get(term)
-            if old is None:
-                self._arrays[term] = (np.array([slot], dtype=np.int64), np.array([w]))
-            else:
-                self._arrays[term] = (np.append(old[0], slot), np.append(old[1], w))
+            self._arrays[term] = new if old is None else (
+                np.concatenate((old[0], new[0])), np.concatenate((old[1], new[1])))
 
     def remove(self, doc_id: int) -> None:
         entry = self._texts.pop(doc_id, None)
