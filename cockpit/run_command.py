@@ -155,9 +155,9 @@ async def _prompt(engine: Any, event: dict[str, Any]) -> None:
         sys.stderr.write(detail["diff"][:4000] + "\n")
     elif detail.get("input"):
         sys.stderr.write(json.dumps(detail["input"], indent=2)[:2000] + "\n")
+    answer = _TERMINAL.ask()  # armed before the prompt shows: a line typed at once counts
     sys.stderr.write(f"Approve: {row['summary']}? [y/N] ")
     sys.stderr.flush()
-    answer = asyncio.ensure_future(_TERMINAL.readline())
     watch = asyncio.ensure_future(_until_changed(engine, row))
     try:
         await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
@@ -234,23 +234,27 @@ class _Terminal:
         self._thread: threading.Thread | None = None
         self._eof = False
 
-    async def readline(self) -> str:
-        if self._eof:
-            return ""
+    def ask(self) -> asyncio.Future[str]:
+        """The next line, for the prompt about to be shown. Armed at once, not when the
+        loop next runs a task: a line read in between would find no prompt and be dropped."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
+        if self._eof:
+            future.set_result("")
+            return future
         with self._lock:
             self._waiter = (loop, future)
+        future.add_done_callback(self._forget)  # answered, withdrawn or cancelled
         if self._thread is None:
             self._thread = threading.Thread(target=self._read, name="prompt-stdin", daemon=True)
             self._thread.start()
         self._want.set()
-        try:
-            return await future
-        finally:
-            with self._lock:
-                if self._waiter is not None and self._waiter[1] is future:
-                    self._waiter = None
+        return future
+
+    def _forget(self, future: asyncio.Future[str]) -> None:
+        with self._lock:
+            if self._waiter is not None and self._waiter[1] is future:
+                self._waiter = None
 
     def _read(self) -> None:
         while True:

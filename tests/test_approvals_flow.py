@@ -19,6 +19,7 @@ import pytest
 from agent import events as ev
 from agent.config import DeployTarget
 from agent.errors import UsageError
+from cockpit import run_command
 from tests.conftest import ROOT, cli, pending_for, until, write_script
 
 
@@ -348,7 +349,10 @@ async def test_terminal_prompt_is_withdrawn_when_decided_elsewhere(
         ((second, _),) = await until(
             lambda: [r for r in pending_rows(db) if r[0] != first], timeout=10
         )
-        proc.stdin.write("y\n")  # the operator answers the prompt now shown
+        # The operator answers once the second prompt shows (its row comes first: typed
+        # before the prompt, the line is one typed for the withdrawn request, and dropped).
+        await until(lambda: "".join(err).count("Approve:") >= 2, timeout=10)
+        proc.stdin.write("y\n")
         proc.stdin.flush()
         await asyncio.to_thread(proc.wait, 30)
     finally:
@@ -362,3 +366,22 @@ async def test_terminal_prompt_is_withdrawn_when_decided_elsewhere(
     assert [r[:2] for r in rows] == [(first, "denied"), (second, "approved")]
     assert rows[0][2].startswith("cli (pid ") and rows[1][2] == "stdin (not a terminal)"
     assert proc.returncode == 1, "".join(err)  # the first fetch was denied: not succeeded
+
+
+async def test_a_line_typed_the_moment_a_prompt_shows_answers_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompt's reader is armed before the prompt is written: a line that arrives while
+    the event loop is still busy (a loaded machine) answers it. Armed later, by a task the
+    loop had not run yet, the reader thread found no prompt and dropped the line."""
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(sys, "stdin", os.fdopen(read_end))
+    terminal = run_command._Terminal()  # noqa: SLF001
+    withdrawn = terminal.ask()  # a first prompt...
+    await asyncio.sleep(0.05)  # ...whose reader thread now waits on stdin...
+    withdrawn.cancel()  # ...is withdrawn: the thread stays blocked in its read
+    await asyncio.sleep(0.05)
+    answer = terminal.ask()  # the next prompt, shown now
+    os.write(write_end, b"y\n")
+    time.sleep(0.3)  # the loop is busy; the reader thread takes the line meanwhile
+    assert await asyncio.wait_for(answer, 5) == "y\n"
+    os.close(write_end)  # EOF ends the reader thread
