@@ -2,7 +2,8 @@
 
 A run starts when the task leaves the queue and ends at its first end state. Time spent in
 `awaiting_approval` or paused (held by the operator) is waiting; the rest of the run is
-working time. Both come from the events the run recorded, so a later rollback (which
+working time. A request a rule decided (`approve=auto`) waited for nobody: its moment in
+`awaiting_approval` is the engine's own, working time. Both come from the events the run recorded, so a later rollback (which
 moves the task row's `finished_at`) changes neither. A task found `interrupted` (its
 process died) stopped working at its last event, not when the next engine noticed.
 """
@@ -46,7 +47,8 @@ NOT_STARTED = Timing(0.0, 0.0, None, None)
 
 def split(marks: Iterable[dict[str, Any]], now: float | None = None) -> Timing:
     """Working and waiting time from a task's marks in seq order: dicts with `ts`, `type`
-    (status, paused, resumed), `state` (for status) and, for an `interrupted` status,
+    (status, paused, resumed, approval_decided), `state` (for status), `by` (for a
+    decision) and, for an `interrupted` status,
     `last_before` (the time of the task's last event before it)."""
     start = end = None
     waiting: list[tuple[float, float | None]] = []  # [from, to) intervals; to None = open
@@ -67,6 +69,8 @@ def split(marks: Iterable[dict[str, Any]], now: float | None = None) -> Timing:
                 end = ts
                 if state == ev.INTERRUPTED and mark.get("last_before"):
                     end = min(ts, float(mark["last_before"]))
+        elif kind == ev.APPROVAL_DECIDED and str(mark.get("by") or "").startswith("rule:"):
+            awaiting_since = None  # decided by a rule: nobody was waited for
         elif kind == PAUSED and paused_since is None:
             paused_since = ts
         elif kind == RESUMED and paused_since is not None:
@@ -104,12 +108,13 @@ async def timings(
         chunk = task_ids[i : i + _CHUNK]
         rows = await store.fetch(
             "SELECT task_id, ts, type, json_extract(data, '$.state') AS state, "
+            "json_extract(data, '$.by') AS by, "
             "CASE WHEN type = ? AND json_extract(data, '$.state') = ? THEN "
             "(SELECT MAX(b.ts) FROM events AS b WHERE b.task_id = a.task_id AND b.seq < a.seq) "
             "END AS last_before FROM events AS a "
-            f"WHERE task_id IN ({', '.join('?' for _ in chunk)}) AND type IN (?, ?, ?) "
+            f"WHERE task_id IN ({', '.join('?' for _ in chunk)}) AND type IN (?, ?, ?, ?) "
             "ORDER BY task_id, seq",
-            [ev.STATUS, ev.INTERRUPTED, *chunk, ev.STATUS, PAUSED, RESUMED],
+            [ev.STATUS, ev.INTERRUPTED, *chunk, ev.STATUS, PAUSED, RESUMED, ev.APPROVAL_DECIDED],
         )
         for row in rows:
             marks.setdefault(row["task_id"], []).append(row)

@@ -32,6 +32,21 @@ def test_waiting_for_an_approval_is_not_working_time() -> None:
     assert (span.started_at, span.ended_at) == (2, 201)  # the rollback at 900 moves neither
 
 
+def test_a_request_a_rule_decided_waited_for_nobody() -> None:
+    def decided(ts: float, by: str) -> dict[str, Any]:
+        return {"ts": ts, "type": "approval_decided", "by": by}
+
+    auto = timing.split([status(0, "planning"), status(10, "awaiting_approval"),
+                         decided(10.2, "rule:approve=auto"), status(10.3, "applying"),
+                         status(11, "succeeded")])  # fmt: skip
+    assert (auto.working_s, auto.waiting_s) == (11, 0)  # a loaded machine's 0.3 s is work
+    asked = [status(0, "planning"), status(10, "awaiting_approval"), decided(40, "operator"),
+             status(40.1, "applying"), status(41, "succeeded")]  # fmt: skip
+    assert timing.split(asked).waiting_s == pytest.approx(30.1)
+    timed_out = [*asked[:2], decided(40, "timeout"), *asked[3:]]  # nobody came, but we waited
+    assert timing.split(timed_out).waiting_s == pytest.approx(30.1)
+
+
 def test_a_pause_is_waiting_and_overlaps_count_once() -> None:
     marks = [status(0, "planning"), {"ts": 10, "type": "paused"},
              status(12, "awaiting_approval"), status(30, "running"),
