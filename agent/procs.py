@@ -79,7 +79,9 @@ class ProcessGroups:
         )
         self._live[proc.pid] = proc
         if self._closed:  # a stop landed while this child was being spawned: it must not run on
-            _killpg(proc.pid)
+            # Its whole tree, as the stop does: a sandbox's child may already be in its own
+            # session, out of the group's reach, holding the output pipes open.
+            await self.kill_all()
         timed_out = False
         out, err = _Capture(), _Capture()
         # Shielded: at the time-out the output read so far is kept (a killed command's last
