@@ -81,7 +81,7 @@ class ProcessGroups:
         if self._closed:  # a stop landed while this child was being spawned: it must not run on
             # Its whole tree, as the stop does: a sandbox's child may already be in its own
             # session, out of the group's reach, holding the output pipes open.
-            await self.kill_all()
+            await self.kill_all(close=False)  # closed already: its interrupts have run
         timed_out = False
         out, err = _Capture(), _Capture()
         # Shielded: at the time-out the output read so far is kept (a killed command's last

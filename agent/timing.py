@@ -3,8 +3,8 @@
 A run starts when the task leaves the queue and ends at its first end state. Time spent in
 `awaiting_approval` or paused (held by the operator) is waiting; the rest of the run is
 working time. A request a rule decided (`approve=auto`) waited for nobody: its moment in
-`awaiting_approval` is the engine's own, working time. Both come from the events the run recorded, so a later rollback (which
-moves the task row's `finished_at`) changes neither. A task found `interrupted` (its
+`awaiting_approval` is the engine's own, working time. Both come from the events the run
+recorded, so a later rollback (which moves the task row's `finished_at`) changes neither. A task found `interrupted` (its
 process died) stopped working at its last event, not when the next engine noticed.
 """
 
