@@ -322,8 +322,9 @@ class CockpitApp(App[None]):
             if gone:
                 self._close_questions(gone)
             self.attention.waiting(waiting)
-            if not first:
-                self.screen_stack[0].post_message(StoreChanged())
+            stack = self.screen_stack  # empty while the app closes: nobody to tell
+            if not first and stack:
+                stack[0].post_message(StoreChanged())
         finally:
             self._pulsing = False
 
